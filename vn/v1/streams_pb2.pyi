@@ -1,0 +1,83 @@
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class IngestEntry(_message.Message):
+    __slots__ = ("request_id", "xml_key", "response_key", "metadata_key", "group_count", "submitted_at", "trace_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    XML_KEY_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_KEY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_KEY_FIELD_NUMBER: _ClassVar[int]
+    GROUP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    xml_key: str
+    response_key: str
+    metadata_key: str
+    group_count: int
+    submitted_at: str
+    trace_id: str
+    def __init__(self, request_id: _Optional[str] = ..., xml_key: _Optional[str] = ..., response_key: _Optional[str] = ..., metadata_key: _Optional[str] = ..., group_count: _Optional[int] = ..., submitted_at: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+
+class LifecycleEvent(_message.Message):
+    __slots__ = ("request_id", "status", "group_index", "timestamp", "detail", "sequence")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    status: str
+    group_index: int
+    timestamp: str
+    detail: str
+    sequence: int
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., group_index: _Optional[int] = ..., timestamp: _Optional[str] = ..., detail: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class TaskDispatch(_message.Message):
+    __slots__ = ("request_id", "group_index", "group_name", "task_id", "valuation_name", "payload_key", "result_key", "attempt", "updates_stream", "trace_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    GROUP_NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUATION_NAME_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_KEY_FIELD_NUMBER: _ClassVar[int]
+    RESULT_KEY_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    UPDATES_STREAM_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    group_index: int
+    group_name: str
+    task_id: str
+    valuation_name: str
+    payload_key: str
+    result_key: str
+    attempt: int
+    updates_stream: str
+    trace_id: str
+    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., group_name: _Optional[str] = ..., task_id: _Optional[str] = ..., valuation_name: _Optional[str] = ..., payload_key: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., updates_stream: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+
+class TaskUpdate(_message.Message):
+    __slots__ = ("request_id", "group_index", "task_id", "status", "result_key", "attempt", "duration_ms", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_KEY_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    group_index: int
+    task_id: str
+    status: str
+    result_key: str
+    attempt: int
+    duration_ms: int
+    error: str
+    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., task_id: _Optional[str] = ..., status: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...

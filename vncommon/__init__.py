@@ -1,0 +1,1 @@
+"""Code shared by every vnml service: settings, Redis keyspace, streams, XML safety, errors, gRPC bootstrap."""

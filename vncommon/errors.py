@@ -1,0 +1,143 @@
+"""One error tree for the mesh: each error carries a stable reason word and a gRPC code.
+
+Servicers raise these; `vncommon.grpcutil` turns them into `google.rpc.Status` with an `ErrorInfo`
+detail, and clients turn a status back into the same class with `vncommon.rpcerrors.decode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+
+
+class VnError(Exception):
+    """Root of every error the mesh reports to a caller."""
+
+    reason = "INTERNAL"
+    code = grpc.StatusCode.INTERNAL
+    retryable = False
+
+    def __init__(self, message: str, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata: dict[str, str] = dict(metadata or {})
+
+
+class InvalidArgument(VnError):
+    """The request is not acceptable as sent (bad parameter, empty body, invalid VNML)."""
+
+    reason = "INVALID_ARGUMENT"
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class EmptyBody(InvalidArgument):
+    """The request body is empty."""
+
+    reason = "EMPTY_BODY"
+
+
+class InvalidVnml(InvalidArgument):
+    """Well-formed XML that is not a valid VNML request (no group, group without valuation, ...)."""
+
+    reason = "INVALID_VNML"
+
+
+class MalformedXml(InvalidArgument):
+    """The body is not well-formed XML, or uses a forbidden construct such as a DOCTYPE."""
+
+    reason = "MALFORMED_XML"
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(f"{message} (line {line}, column {column})", {"line": str(line), "column": str(column)})
+        self.line = line
+        self.column = column
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """The declared content type is not application/xml or text/xml."""
+
+    reason = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class PayloadTooLarge(VnError):
+    """The body is larger than PAYLOAD_MAX_BYTES."""
+
+    reason = "PAYLOAD_TOO_LARGE"
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class IdempotencyKeyReused(VnError):
+    """An idempotency key was sent again with a different body."""
+
+    reason = "IDEMPOTENCY_KEY_REUSED"
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class RequestNotFound(VnError):
+    """No request with this id is known."""
+
+    reason = "REQUEST_NOT_FOUND"
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class ResultNotReady(VnError):
+    """The request is still running; its results do not exist yet."""
+
+    reason = "RESULT_NOT_READY"
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    retryable = True
+
+
+class RequestFailed(VnError):
+    """The request ended in failure; its detail is in metadata["detail"]."""
+
+    reason = "REQUEST_FAILED"
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class RequestExpired(VnError):
+    """The request's data was purged after REQUEST_TTL_SECONDS."""
+
+    reason = "REQUEST_EXPIRED"
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class Unavailable(VnError):
+    """A dependency (Redis, another service) does not answer."""
+
+    reason = "UNAVAILABLE"
+    code = grpc.StatusCode.UNAVAILABLE
+    retryable = True
+
+
+class DeadlineExceeded(VnError):
+    """The caller's deadline passed first."""
+
+    reason = "DEADLINE_EXCEEDED"
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    retryable = True
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; the service stops with EXIT_CONFIG."""
+
+
+ERRORS_BY_REASON: dict[str, type[VnError]] = {
+    cls.reason: cls
+    for cls in (
+        VnError,
+        InvalidArgument,
+        EmptyBody,
+        InvalidVnml,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        IdempotencyKeyReused,
+        RequestNotFound,
+        ResultNotReady,
+        RequestFailed,
+        RequestExpired,
+        Unavailable,
+        DeadlineExceeded,
+    )
+}
