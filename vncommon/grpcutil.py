@@ -1,0 +1,145 @@
+"""gRPC bootstrap shared by every service and client: options, health, reflection, error translation."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from vncommon.errors import ERRORS_BY_REASON, VnError
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "vnml.dev"
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+    """Options every channel and server uses: message limits sized for the payload, keepalive on."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+
+
+def create_channel(address: str, max_message_bytes: int) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes))
+
+
+class ServiceServer:
+    """A grpc.aio server with health checking and reflection for the given service descriptors."""
+
+    def __init__(self, max_message_bytes: int, service_names: Sequence[str]) -> None:
+        self.server = grpc.aio.server(options=channel_options(max_message_bytes))
+        self.health = health.aio.HealthServicer()
+        self._service_names = list(service_names)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self.server)
+        self.port = 0
+
+    def bind(self, address: str) -> int:
+        self.port = self.server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+        return self.port
+
+    async def start(self) -> None:
+        await self.server.start()
+        await self.set_serving(True)
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self._service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace_seconds: float) -> None:
+        await self.set_serving(False)
+        await self.server.stop(grace_seconds)
+
+
+def to_status(error: VnError) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=[detail])
+    return rpc_status.to_status(status)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    if isinstance(exc, VnError):
+        status = to_status(exc)
+    else:
+        log.exception("unexpected error in RPC")
+        status = to_status(VnError("internal error; the server log has the details"))
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def unary_errors(
+    method: Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]],
+) -> Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
+    """Turn VnError into a rich status; anything else into INTERNAL with the traceback logged."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        try:
+            return await method(self, request, context)
+        except (VnError, Exception) as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort(context, exc)
+            raise AssertionError("unreachable: abort raises") from exc
+
+    return wrapper
+
+
+def stream_errors(
+    method: Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]],
+) -> Callable[[Any, Req, grpc.aio.ServicerContext], AsyncIterator[Resp]]:
+    """The server-streaming twin of `unary_errors`."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> AsyncIterator[Resp]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except (VnError, Exception) as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort(context, exc)
+
+    return wrapper
+
+
+def decode_error(exc: grpc.aio.AioRpcError) -> VnError:
+    """Turn a failed call back into the VnError subclass named by its ErrorInfo reason."""
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    if status is not None:
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                cls = ERRORS_BY_REASON.get(info.reason, VnError)
+                error = cls.__new__(cls)
+                VnError.__init__(error, status.message, dict(info.metadata))
+                error.code = exc.code()
+                error.reason = info.reason
+                return error
+    error = VnError(exc.details() or exc.code().name)
+    error.code = exc.code()
+    error.reason = exc.code().name
+    return error

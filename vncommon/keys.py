@@ -1,0 +1,99 @@
+"""The Redis keyspace (SPEC section 5): the only place that builds stream and key names.
+
+Every key of one request carries the id in braces so a Redis Cluster keeps the request in one slot.
+"""
+
+from __future__ import annotations
+
+INGEST_STREAM = "stream:request:ingest"
+LIFECYCLE_STREAM = "stream:request:lifecycle"
+DISPATCH_STREAM = "stream:task:dispatch"
+
+INGEST_GROUP = "orchestrator-main"
+DISPATCH_GROUP = "task-workers"
+UPDATES_GROUP = "orchestrator"
+
+# Approximate MAXLEN per stream (SPEC section 5).
+INGEST_MAXLEN = 10_000
+LIFECYCLE_MAXLEN = 50_000
+DISPATCH_MAXLEN = 100_000
+
+
+def _tag(request_id: str) -> str:
+    return "{" + request_id + "}"
+
+
+def request_xml_key(request_id: str) -> str:
+    return f"cache:request:{_tag(request_id)}:xml"
+
+
+def request_response_key(request_id: str) -> str:
+    return f"cache:request:{_tag(request_id)}:response"
+
+
+def request_metadata_key(request_id: str) -> str:
+    return f"cache:request:{_tag(request_id)}:metadata"
+
+
+def request_failure_key(request_id: str) -> str:
+    return f"cache:request:{_tag(request_id)}:failure"
+
+
+def request_events_key(request_id: str) -> str:
+    """List of this request's lifecycle events in order, for Watch to replay."""
+    return f"cache:request:{_tag(request_id)}:events"
+
+
+def task_xml_key(request_id: str, group_index: int, task_id: str) -> str:
+    return f"cache:task:{_tag(request_id)}:{group_index}:{task_id}:xml"
+
+
+def task_result_key(request_id: str, group_index: int, task_id: str) -> str:
+    return f"cache:task:{_tag(request_id)}:{group_index}:{task_id}:result"
+
+
+def request_state_key(request_id: str) -> str:
+    return f"state:request:{_tag(request_id)}"
+
+
+def group_state_key(request_id: str, group_index: int) -> str:
+    return f"state:request:{_tag(request_id)}:group:{group_index}"
+
+
+def group_tasks_key(request_id: str, group_index: int) -> str:
+    """Hash taskId -> attempt state of the group's tasks (checkpoint for resume)."""
+    return f"state:request:{_tag(request_id)}:group:{group_index}:tasks"
+
+
+def lease_key(request_id: str) -> str:
+    """The orchestrator lease: which vnvs instance drives the request."""
+    return f"lease:request:{_tag(request_id)}"
+
+
+def tombstone_key(request_id: str) -> str:
+    """Outlives the request's data so results of a purged request answer 410."""
+    return f"tombstone:request:{_tag(request_id)}"
+
+
+def updates_stream(request_id: str) -> str:
+    return f"stream:task:updates:{_tag(request_id)}"
+
+
+def idempotency_key(key: str) -> str:
+    return f"request:idempotency:{key}"
+
+
+def request_keys(request_id: str, group_count: int) -> list[str]:
+    """Every fixed key of a request (task keys are listed from the group task hashes)."""
+    keys = [
+        request_xml_key(request_id),
+        request_response_key(request_id),
+        request_metadata_key(request_id),
+        request_failure_key(request_id),
+        request_events_key(request_id),
+        request_state_key(request_id),
+    ]
+    for group_index in range(group_count):
+        keys.append(group_state_key(request_id, group_index))
+        keys.append(group_tasks_key(request_id, group_index))
+    return keys

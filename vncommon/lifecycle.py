@@ -1,0 +1,70 @@
+"""Publishing lifecycle events and the one-way transition to a terminal state.
+
+Each event is appended to the request's own event list (so Watch can replay it in order) and to the
+shared lifecycle stream (for live readers). The terminal transition is a compare-and-set on the state
+hash, so exactly one caller wins it and publishes the single terminal event.
+"""
+
+from __future__ import annotations
+
+import json
+
+import redis.asyncio as redis
+
+from vn.v1 import streams_pb2
+from vncommon import keys
+from vncommon.streams import to_fields
+from vncommon.timeutil import utc_now_iso
+
+TERMINAL = frozenset({"succeeded", "failed"})
+
+# Sets status to ARGV[1] with completedAt ARGV[2] unless the request already ended or is unknown.
+_FINISH_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'succeeded' or status == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'completedAt', ARGV[2])
+return 1
+"""
+
+
+def new_event(request_id: str, status: str, group_index: int = -1, detail: str = "") -> streams_pb2.LifecycleEvent:
+    return streams_pb2.LifecycleEvent(
+        request_id=request_id, status=status, group_index=group_index, timestamp=utc_now_iso(), detail=detail
+    )
+
+
+def event_to_json(event: streams_pb2.LifecycleEvent) -> str:
+    return json.dumps(
+        {"status": event.status, "groupIndex": event.group_index, "timestamp": event.timestamp, "detail": event.detail}
+    )
+
+
+def event_from_json(request_id: str, sequence: int, raw: bytes | str) -> streams_pb2.LifecycleEvent:
+    data = json.loads(raw)
+    return streams_pb2.LifecycleEvent(
+        request_id=request_id,
+        status=data["status"],
+        group_index=int(data["groupIndex"]),
+        timestamp=data["timestamp"],
+        detail=data.get("detail", ""),
+        sequence=sequence,
+    )
+
+
+async def publish(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> streams_pb2.LifecycleEvent:
+    """Record the event in the request's history, then announce it on the lifecycle stream."""
+    event.sequence = await client.rpush(keys.request_events_key(event.request_id), event_to_json(event))
+    await client.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+    return event
+
+
+async def finish(client: redis.Redis, request_id: str, status: str, detail: str = "") -> bool:
+    """Move the request to a terminal status and publish the event; False if it had already ended."""
+    if status not in TERMINAL:
+        raise ValueError(f"{status} is not a terminal status")
+    event = new_event(request_id, status, detail=detail)
+    won = await client.eval(_FINISH_SCRIPT, 1, keys.request_state_key(request_id), status, event.timestamp)
+    if not won:
+        return False
+    await publish(client, event)
+    return True

@@ -1,0 +1,46 @@
+"""One Redis connection pool per process, with reconnect backoff built in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def create_redis(url: str, max_connections: int = 64) -> redis.Redis:
+    """A client whose commands retry with jittered backoff across short Redis outages."""
+    return redis.Redis.from_url(
+        url,
+        max_connections=max_connections,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=30,
+        socket_keepalive=True,
+        socket_connect_timeout=5,
+    )
+
+
+async def wait_for_redis(client: redis.Redis, attempts: int = 0) -> None:
+    """Ping until Redis answers; attempts=0 means forever (services never exit for a Redis outage)."""
+    delay = 0.05
+    tried = 0
+    while True:
+        try:
+            await client.ping()
+            return
+        except REDIS_ERRORS as exc:
+            tried += 1
+            if attempts and tried >= attempts:
+                raise
+            log.warning("redis not reachable, retrying", extra={"fields": {"error": str(exc), "delayS": delay}})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

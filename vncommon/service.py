@@ -1,0 +1,44 @@
+"""Running a service process: uvloop, signal handling, named exit codes, configuration errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+
+from vncommon.errors import ConfigError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: an operator must fix the environment
+
+log = logging.getLogger(__name__)
+
+
+def install_stop_handlers(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set `stop`; the service then shuts down in order."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def run_service(name: str, main: Callable[[Mapping[str, str], asyncio.Event], Awaitable[None]]) -> int:
+    """Run `main(env, stop)` on uvloop until it returns; map configuration errors to EXIT_CONFIG."""
+    import uvloop
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        install_stop_handlers(stop)
+        await main(os.environ, stop)
+
+    try:
+        uvloop.run(runner())
+    except ConfigError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
