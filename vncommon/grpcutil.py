@@ -127,7 +127,7 @@ def stream_errors(
 
 def decode_error(exc: grpc.aio.AioRpcError) -> VnError:
     """Turn a failed call back into the VnError subclass named by its ErrorInfo reason."""
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    status = rpc_status.from_call(exc)
     if status is not None:
         for detail in status.details:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

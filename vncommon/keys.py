@@ -97,3 +97,7 @@ def request_keys(request_id: str, group_count: int) -> list[str]:
         keys.append(group_state_key(request_id, group_index))
         keys.append(group_tasks_key(request_id, group_index))
     return keys
+
+
+ACTIVE_REQUESTS = "requests:active"
+"""Sorted set of running request ids scored by lease expiry (ms); orphaned ones are taken over."""

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+from redis.typing import EncodableT, FieldT
 
 M = TypeVar("M", bound=Message)
 
@@ -20,9 +21,9 @@ _INT_TYPES = {
 }
 
 
-def to_fields(message: Message) -> dict[str, str]:
+def to_fields(message: Message) -> dict[FieldT, EncodableT]:
     """All scalar fields of `message` keyed by JSON name, every value a string (defaults included)."""
-    fields: dict[str, str] = {}
+    fields: dict[FieldT, EncodableT] = {}
     for field in message.DESCRIPTOR.fields:
         fields[field.json_name] = str(getattr(message, field.name))
     return fields

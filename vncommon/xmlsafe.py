@@ -47,7 +47,7 @@ def parse_xml(data: bytes, limits: XmlLimits = XmlLimits(), what: str = "documen
         message = _POSITION_SUFFIX.sub("", exc.msg)
         raise MalformedXml(f"{what} is not well-formed XML: {message}", line, column) from None
     tree = root.getroottree()
-    if tree.docinfo.doctype:
+    if tree.docinfo.doctype:  # type: ignore[union-attr]
         raise MalformedXml(f"{what} declares a DOCTYPE, which is not allowed", 1, 1)
     _check_shape(root, limits, what)
     return root
@@ -55,11 +55,10 @@ def parse_xml(data: bytes, limits: XmlLimits = XmlLimits(), what: str = "documen
 
 def _check_shape(root: etree._Element, limits: XmlLimits, what: str) -> None:
     # libxml2 itself refuses nesting deeper than 256 while huge_tree is off; the node count is ours.
-    nodes = 0
-    for element in root.iter():
-        nodes += 1
+    for nodes, element in enumerate(root.iter(), start=1):
         if nodes > limits.max_nodes:
-            raise MalformedXml(f"{what} has more than {limits.max_nodes} nodes", element.sourceline or 1, 1)
+            line = element.sourceline if isinstance(element.sourceline, int) else 1
+            raise MalformedXml(f"{what} has more than {limits.max_nodes} nodes", line, 1)
 
 
 def serialize(element: etree._Element) -> bytes:

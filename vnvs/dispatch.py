@@ -1,0 +1,62 @@
+"""Dispatching tasks to workers: task XML and dispatch entries for a whole group in one round trip."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+from vn.v1 import streams_pb2
+from vncommon import keys
+from vncommon.streams import to_fields
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """What a dispatch entry needs to name one task of a running request."""
+
+    request_id: str
+    group_index: int
+    group_name: str
+    task_id: str
+    valuation_name: str
+    trace_id: str
+
+    def entry(self, attempt: int) -> streams_pb2.TaskDispatch:
+        return streams_pb2.TaskDispatch(
+            request_id=self.request_id,
+            group_index=self.group_index,
+            group_name=self.group_name,
+            task_id=self.task_id,
+            valuation_name=self.valuation_name,
+            payload_key=keys.task_xml_key(self.request_id, self.group_index, self.task_id),
+            result_key=keys.task_result_key(self.request_id, self.group_index, self.task_id),
+            attempt=attempt,
+            updates_stream=keys.updates_stream(self.request_id),
+            trace_id=self.trace_id,
+        )
+
+
+class Dispatcher:
+    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+
+    async def store_and_dispatch(self, tasks: Sequence[tuple[TaskRef, bytes]], attempt: int = 1) -> None:
+        """Write every task document, then its dispatch entry, pipelined: one round trip per group."""
+        pipe = self._client.pipeline(transaction=False)
+        for ref, xml in tasks:
+            pipe.set(keys.task_xml_key(ref.request_id, ref.group_index, ref.task_id), xml, ex=self._ttl)
+        for ref, _ in tasks:
+            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt)),
+                      maxlen=keys.DISPATCH_MAXLEN, approximate=True)
+        await pipe.execute()
+
+    async def dispatch(self, refs: Sequence[tuple[TaskRef, int]]) -> None:
+        """Dispatch tasks whose documents are already stored, each with its own attempt number."""
+        pipe = self._client.pipeline(transaction=False)
+        for ref, attempt in refs:
+            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt)),
+                      maxlen=keys.DISPATCH_MAXLEN, approximate=True)
+        await pipe.execute()

@@ -1,0 +1,110 @@
+"""The requests this vnvs instance drives: lease, run, renew, release; and takeover of orphaned ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as redis
+
+from vncommon import keys
+from vncommon.redisconn import REDIS_ERRORS
+from vnvs.lease import Lease, orphaned_requests
+from vnvs.sequencer import RequestRun
+from vnvs.settings import VnvsSettings
+
+log = logging.getLogger(__name__)
+
+TERMINAL = (b"succeeded", b"failed")
+
+
+class RunnerPool:
+    """Starts a RequestRun per request under a lease, keeps the lease fresh, and reaps finished runs."""
+
+    def __init__(self, client: redis.Redis, settings: VnvsSettings) -> None:
+        self._client = client
+        self._settings = settings
+        self._runs: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    @property
+    def running(self) -> int:
+        return len(self._runs)
+
+    def has_capacity(self) -> bool:
+        return not self._stopping and len(self._runs) < self._settings.max_concurrent_requests
+
+    def is_running(self, request_id: str) -> bool:
+        return request_id in self._runs
+
+    async def try_start(self, request_id: str, trace_id: str) -> bool:
+        """Take the lease and start the run; False when another live instance holds the request."""
+        if request_id in self._runs:
+            return True
+        lease = Lease(self._client, request_id, self._settings.instance_id, self._settings.lease_ms)
+        if not await lease.acquire():
+            return False
+        run = RequestRun(self._client, self._settings, request_id, trace_id)
+        task = asyncio.create_task(self._drive(run, lease), name=f"request-{request_id}")
+        self._runs[request_id] = task
+        task.add_done_callback(lambda _: self._runs.pop(request_id, None))
+        return True
+
+    async def _drive(self, run: RequestRun, lease: Lease) -> None:
+        work = asyncio.create_task(run.run())
+        try:
+            while True:
+                done, _ = await asyncio.wait({work}, timeout=lease.ttl_ms / 3000)
+                if done:
+                    work.result()
+                    return
+                if not await self._renew(lease):
+                    log.warning("lease lost; another instance takes over", extra={"fields": {
+                        "requestId": run.request_id}})
+                    work.cancel()
+                    return
+        except REDIS_ERRORS:
+            log.warning("redis unavailable while running; the lease will lapse and the request resumes",
+                        extra={"fields": {"requestId": run.request_id}})
+        finally:
+            if not work.done():
+                work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+
+    async def _renew(self, lease: Lease) -> bool:
+        try:
+            return await lease.renew()
+        except REDIS_ERRORS:
+            return True  # keep working through a short outage; the run itself will notice a long one
+
+    async def recover_orphans(self, stop: asyncio.Event) -> None:
+        """Take over requests whose orchestrator stopped renewing its lease (it died)."""
+        interval = self._settings.recovery_interval_ms / 1000
+        while not stop.is_set():
+            try:
+                for request_id in await orphaned_requests(self._client):
+                    if not self.has_capacity():
+                        break
+                    await self._adopt(request_id)
+            except REDIS_ERRORS as exc:
+                log.warning("orphan scan failed", extra={"fields": {"error": str(exc)}})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    async def _adopt(self, request_id: str) -> None:
+        status, trace_id = await self._client.hmget(keys.request_state_key(request_id), ["status", "traceId"])
+        if status is None or status in TERMINAL:
+            await self._client.zrem(keys.ACTIVE_REQUESTS, request_id)
+            return
+        if await self.try_start(request_id, (trace_id or b"").decode()):
+            log.info("took over orphaned request", extra={"fields": {"requestId": request_id}})
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop taking requests; runs still going after the grace are cancelled and their leases lapse."""
+        self._stopping = True
+        if self._runs:
+            await asyncio.wait(list(self._runs.values()), timeout=grace_seconds)
+        for task in list(self._runs.values()):
+            task.cancel()
+        await asyncio.gather(*self._runs.values(), return_exceptions=True)

@@ -1,0 +1,44 @@
+"""vnvs settings, read once from the environment at start."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from vncommon.config import CommonSettings, env_int, env_str
+from vnvs.hydration import HydrationSettings
+
+
+@dataclass(frozen=True, slots=True)
+class VnvsSettings:
+    common: CommonSettings = field(default_factory=CommonSettings)
+    hydration: HydrationSettings = field(default_factory=HydrationSettings)
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50052
+    instance_id: str = "vnvs"
+    lease_ms: int = 10_000
+    task_wait_timeout_ms: int = 600_000
+    retry_base_ms: int = 200
+    retry_cap_ms: int = 10_000
+    max_concurrent_requests: int = 256
+    recovery_interval_ms: int = 2_000
+    shutdown_grace_ms: int = 10_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> VnvsSettings:
+        return cls(
+            common=CommonSettings.from_env(env),
+            hydration=HydrationSettings.from_env(env),
+            grpc_host=env_str(env, "GRPC_HOST", "127.0.0.1"),
+            grpc_port=env_int(env, "GRPC_PORT", 50052, maximum=65535),
+            instance_id=env_str(env, "VNVS_INSTANCE_ID", f"{socket.gethostname()}-{os.getpid()}"),
+            lease_ms=env_int(env, "VNVS_LEASE_MS", 10_000, minimum=300),
+            task_wait_timeout_ms=env_int(env, "TASK_WAIT_TIMEOUT_MS", 600_000, minimum=100),
+            retry_base_ms=env_int(env, "VNVS_RETRY_BASE_MS", 200, minimum=0),
+            retry_cap_ms=env_int(env, "VNVS_RETRY_CAP_MS", 10_000, minimum=0),
+            max_concurrent_requests=env_int(env, "VNVS_MAX_CONCURRENT_REQUESTS", 256, minimum=1),
+            recovery_interval_ms=env_int(env, "VNVS_RECOVERY_INTERVAL_MS", 2_000, minimum=50),
+            shutdown_grace_ms=env_int(env, "VNVS_SHUTDOWN_GRACE_MS", 10_000, minimum=0),
+        )

@@ -1,0 +1,100 @@
+"""The bookkeeping of one running group: which task is on which attempt, what is done, what to retry.
+
+Pure state, no I/O, so the retry and duplicate rules are easy to read and to test.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from enum import Enum
+
+from vn.v1 import streams_pb2
+
+
+class Decision(Enum):
+    IGNORE = "ignore"          # duplicate or stale update
+    COMPLETED = "completed"    # first success of this task
+    RETRY = "retry"            # failed attempt; dispatch attempt+1 after a backoff
+    EXHAUSTED = "exhausted"    # failed on the last allowed attempt: the group fails
+
+
+@dataclass(slots=True)
+class TaskState:
+    attempt: int = 1
+    deadline: float = 0.0
+    done: bool = False
+    last_error: str = ""
+    retry_pending: bool = False
+
+
+@dataclass(slots=True)
+class GroupTracker:
+    task_ids: list[str]
+    max_attempts: int
+    wait_timeout_s: float
+    tasks: dict[str, TaskState] = field(default_factory=dict)
+    completed: int = 0
+
+    def start(self, now: float, done: set[str], attempts: dict[str, int] | None = None) -> list[str]:
+        """Mark resumed tasks done; return the ids still to dispatch, each with a fresh deadline."""
+        pending = []
+        for task_id in self.task_ids:
+            state = TaskState(attempt=(attempts or {}).get(task_id, 1), deadline=now + self.wait_timeout_s)
+            state.done = task_id in done
+            self.tasks[task_id] = state
+            if state.done:
+                self.completed += 1
+            else:
+                pending.append(task_id)
+        return pending
+
+    @property
+    def finished(self) -> bool:
+        return self.completed == len(self.task_ids)
+
+    def on_update(self, update: streams_pb2.TaskUpdate) -> Decision:
+        state = self.tasks.get(update.task_id)
+        if state is None or state.done:
+            return Decision.IGNORE
+        if update.status == "completed":
+            state.done = True
+            self.completed += 1
+            return Decision.COMPLETED
+        if update.attempt != state.attempt or state.retry_pending:
+            return Decision.IGNORE  # an older attempt's late failure; the newer attempt is in flight
+        return self._failed(state, update.error or "task failed without an error message")
+
+    def expired(self, now: float) -> list[tuple[str, Decision]]:
+        """Tasks that sent nothing within TASK_WAIT_TIMEOUT_MS count as failed attempts."""
+        decisions = []
+        for task_id, state in self.tasks.items():
+            if not state.done and not state.retry_pending and state.deadline <= now:
+                error = f"no update within {self.wait_timeout_s * 1000:.0f} ms (TASK_WAIT_TIMEOUT_MS)"
+                decisions.append((task_id, self._failed(state, error)))
+        return decisions
+
+    def next_deadline(self) -> float | None:
+        deadlines = [s.deadline for s in self.tasks.values() if not s.done and not s.retry_pending]
+        return min(deadlines) if deadlines else None
+
+    def begin_retry(self, task_id: str, now: float) -> int:
+        """Called when the retry is dispatched: the task moves to its next attempt."""
+        state = self.tasks[task_id]
+        state.attempt += 1
+        state.retry_pending = False
+        state.deadline = now + self.wait_timeout_s
+        return state.attempt
+
+    def _failed(self, state: TaskState, error: str) -> Decision:
+        state.last_error = error
+        if state.attempt >= self.max_attempts:
+            return Decision.EXHAUSTED
+        state.retry_pending = True
+        return Decision.RETRY
+
+
+def backoff_seconds(attempt: int, base_ms: int, cap_ms: int) -> float:
+    """Exponential backoff with full jitter in [delay/2, delay] after failed attempt `attempt`."""
+    delay_ms = min(cap_ms, base_ms * (2 ** max(0, attempt - 1)))
+    return random.uniform(delay_ms / 2, delay_ms) / 1000
