@@ -1,0 +1,57 @@
+# vnml valuation mesh. `make run` starts the whole mesh; `make test` runs the whole suite.
+# Both create the local virtual environment (.venv) on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PROTO_FILES := $(wildcard protos/vn/v1/*.proto)
+
+.PHONY: install proto check-proto lint test run bench soak clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Regenerate the Python stubs (vn/v1) from protos/ with grpcio-tools, .pyi type stubs included.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_FILES)
+	touch vn/__init__.py vn/v1/__init__.py
+
+## Fail when the committed stubs differ from what the protos generate.
+check-proto: $(STAMP)
+	@rm -rf .proto-check && mkdir -p .proto-check
+	@$(PY) -m grpc_tools.protoc -I protos --python_out=.proto-check --pyi_out=.proto-check \
+		--grpc_python_out=.proto-check $(PROTO_FILES)
+	@for f in .proto-check/vn/v1/*; do cmp -s "$$f" "vn/v1/$$(basename $$f)" || \
+		{ echo "stale generated stub: vn/v1/$$(basename $$f) (run make proto)"; rm -rf .proto-check; exit 1; }; done
+	@rm -rf .proto-check && echo "generated stubs are up to date"
+
+node_modules/.bin/buf: package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+lint: $(STAMP) node_modules/.bin/buf check-proto
+	$(BIN)/ruff check .
+	$(BIN)/mypy vncommon vnapi vnvs vnas gateway vnclient
+	node_modules/.bin/buf lint
+
+test: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+run: $(STAMP)
+	$(BIN)/vn-run
+
+bench: $(STAMP)
+	$(PY) -m bench $(SCENARIO)
+
+soak: $(STAMP)
+	$(PY) -m bench.soak
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
