@@ -1,0 +1,125 @@
+"""A whole mesh as local processes: used by `vn-run`, the end-to-end tests and the benchmarks.
+
+Each service is started with its own module entry point and environment, exactly as it would run on
+a machine of its own; this class only picks ports, starts, waits for readiness, kills and stops.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT_S = 20.0
+MODULES = {"vnapi": "vnapi", "vnvs": "vnvs", "vnas": "vnas", "gateway": "gateway"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} does not listen on port {port} after {timeout:.0f}s")
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM everything, wait up to `timeout` in all, then SIGKILL what is left."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class LocalMesh:
+    env: Mapping[str, str]
+    log_dir: Path | None = None
+    vnapi_port: int = field(default_factory=free_port)
+    vnvs_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    @property
+    def vnapi_address(self) -> str:
+        return f"127.0.0.1:{self.vnapi_port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def service_env(self, **extra: str) -> dict[str, str]:
+        return {"VNVS_ADDRESS": f"127.0.0.1:{self.vnvs_port}", "VNAPI_ADDRESS": self.vnapi_address,
+                "PYTHONPATH": str(ROOT), **self.env, **extra}
+
+    def start(self, name: str, kind: str, port: int, wait: bool = True, **extra: str) -> subprocess.Popen[bytes]:
+        """Start one service process (`kind` is vnapi, vnvs, vnas or gateway) listening on `port`."""
+        env = self.service_env(**extra)
+        env["HTTP_PORT" if kind == "gateway" else "GRPC_PORT"] = str(port)
+        output: IO[bytes] | None = None
+        if self.log_dir is not None:
+            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - kept until stop()
+            self._logs.append(output)
+        process = subprocess.Popen([sys.executable, "-m", MODULES[kind]], env=env, cwd=ROOT,
+                                   stdout=output, stderr=output)
+        self.processes[name] = process
+        if wait:
+            wait_for_port(port, process, name)
+        return process
+
+    def start_all(self, workers: int = 2, gateway: bool = True, vnas_ports: list[int] | None = None) -> None:
+        ports = vnas_ports or [free_port() for _ in range(workers)]
+        self.start("vnvs", "vnvs", self.vnvs_port)
+        for index, port in enumerate(ports):
+            self.start(f"vnas{index}", "vnas", port)
+        self.start("vnapi", "vnapi", self.vnapi_port)
+        if gateway:
+            self.start("gateway", "gateway", self.http_port)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        process.wait(timeout=STOP_TIMEOUT_S)
+
+    def pids(self) -> dict[str, int]:
+        return {name: process.pid for name, process in self.processes.items()}
+
+    def stop(self) -> None:
+        stop_processes(list(self.processes.values()))
+        self.processes.clear()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.log_dir is None:
+            return ""
+        out = []
+        for path in sorted(self.log_dir.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(out)
