@@ -1,0 +1,1 @@
+"""Benchmarks of the vnml mesh (`make bench`): figures, not pass/fail tests."""

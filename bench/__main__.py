@@ -1,0 +1,76 @@
+"""`make bench [SCENARIO=name]`: run benchmark scenarios on a private Redis, print a table, save JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import redis.asyncio as redis
+
+from bench.mesh import bench_mesh, private_redis
+from bench.scenarios import SCENARIOS, Context, Scenario, channel
+from bench.stats import peak_rss_mb, redis_commands
+from vn.v1 import valuation_pb2_grpc
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+async def run_scenario(scenario: Scenario, redis_url: str) -> dict[str, float]:
+    client = redis.Redis.from_url(redis_url)
+    await client.flushall()
+    with bench_mesh(redis_url, workers=scenario.workers, **scenario.mesh_env) as mesh:
+        async with channel(mesh) as grpc_channel:
+            ctx = Context(mesh, client, valuation_pb2_grpc.ValuationServiceStub(grpc_channel))
+            await client.config_resetstat()
+            started = time.perf_counter()
+            await scenario.run(ctx)
+            ctx.figures["wall_s"] = time.perf_counter() - started
+            commands = await redis_commands(client)
+            if ctx.figures.get("tasks"):
+                ctx.figures["redis_cmds_per_task"] = commands / ctx.figures["tasks"]
+            for name, pid in mesh.pids().items():
+                ctx.figures[f"rss_mb_{name}"] = peak_rss_mb(pid)
+    await client.aclose()
+    return ctx.figures
+
+
+def print_table(results: dict[str, dict[str, float]]) -> None:
+    for name, figures in results.items():
+        print(f"\n{name}")
+        for key, value in figures.items():
+            print(f"  {key:32} {value:12.2f}")
+
+
+async def main_async(names: list[str]) -> int:
+    chosen = [s for s in SCENARIOS if not names or s.name in names]
+    unknown = set(names) - {s.name for s in SCENARIOS}
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(sorted(unknown))}; "
+              f"choose from {', '.join(s.name for s in SCENARIOS)}", file=sys.stderr)
+        return 2
+    results: dict[str, dict[str, float]] = {}
+    with private_redis() as redis_url:
+        for scenario in chosen:
+            print(f"running {scenario.name} ...", file=sys.stderr, flush=True)
+            results[scenario.name] = await run_scenario(scenario, redis_url)
+    print_table(results)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps({"machine": platform.uname()._asdict(), "results": results}, indent=2))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("scenarios", nargs="*", help="scenario names (default: all)")
+    return asyncio.run(main_async(parser.parse_args().scenarios))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

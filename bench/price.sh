@@ -1,0 +1,3 @@
+#!/bin/sh
+# A minimal valuation script for the script benchmark: reads nothing, prints a price.
+echo 100.00

@@ -1,0 +1,176 @@
+"""The benchmark scenarios: each runs against a fresh mesh and returns its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import grpc
+import redis.asyncio as redis
+
+from bench.mesh import SHELL_SCRIPT
+from bench.requests import chained_request, sized_request
+from bench.stats import cpu_seconds, peak_rss_mb, redis_commands, summary_ms
+from vn.v1 import valuation_pb2, valuation_pb2_grpc
+from vncommon.localmesh import LocalMesh
+
+MAX_MESSAGE = 12 * 1024 * 1024
+SUCCEEDED = valuation_pb2.RequestStatus.REQUEST_STATUS_SUCCEEDED
+
+
+@dataclass
+class Context:
+    mesh: LocalMesh
+    redis: redis.Redis
+    api: valuation_pb2_grpc.ValuationServiceStub
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    run: Callable[[Context], Awaitable[None]]
+    mesh_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 2
+
+
+def channel(mesh: LocalMesh) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(mesh.vnapi_address, options=[
+        ("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)])
+
+
+async def sync_submit(api: valuation_pb2_grpc.ValuationServiceStub, body: bytes) -> float:
+    started = time.perf_counter()
+    reply = await api.Submit(valuation_pb2.SubmitRequest(xml=body, sync=True), timeout=120)
+    elapsed = time.perf_counter() - started
+    if reply.status != SUCCEEDED:
+        raise RuntimeError(f"request {reply.request_id} did not succeed: {reply.failure_detail}")
+    return elapsed
+
+
+async def sync_2x10(ctx: Context) -> None:
+    body = chained_request(2, 10)
+    for _ in range(20):
+        await sync_submit(ctx.api, body)
+    latencies = [await sync_submit(ctx.api, body) for _ in range(200)]
+    ctx.figures.update({f"grpc_{k}": v for k, v in summary_ms(latencies).items()})
+    rest = []
+    async with aiohttp.ClientSession() as http:
+        for index in range(120):
+            started = time.perf_counter()
+            async with http.post(f"{ctx.mesh.http}/valuation?sync=Y", data=body,
+                                 headers={"Content-Type": "application/xml"}) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"REST sync submit answered {response.status}")
+            if index >= 20:
+                rest.append(time.perf_counter() - started)
+    ctx.figures.update({f"rest_{k}": v for k, v in summary_ms(rest).items()})
+    ctx.figures["tasks"] = 20 * (220 + 120)
+
+
+async def concurrent_2x10(ctx: Context, clients: int = 20, seconds: float = 20.0) -> None:
+    body = chained_request(2, 10)
+    await asyncio.gather(*(sync_submit(ctx.api, body) for _ in range(clients)))  # warm-up
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        while time.perf_counter() < deadline:
+            latencies.append(await sync_submit(ctx.api, body))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    ctx.figures.update(summary_ms(latencies))
+    ctx.figures["requests_per_s"] = len(latencies) / elapsed
+    ctx.figures["tasks_per_s"] = len(latencies) * 20 / elapsed
+    ctx.figures["tasks"] = (len(latencies) + clients) * 20
+
+
+async def fanout(ctx: Context, tasks: int) -> None:
+    await sync_submit(ctx.api, chained_request(1, 100))  # warm-up
+    elapsed = await sync_submit(ctx.api, chained_request(1, tasks))
+    ctx.figures.update({"end_to_end_ms": elapsed * 1000, "tasks_per_s": tasks / elapsed,
+                        "tasks": float(tasks + 100)})
+
+
+async def fanout_1x5000(ctx: Context) -> None:
+    await fanout(ctx, 5000)
+
+
+async def script_1x1000(ctx: Context) -> None:
+    await fanout(ctx, 1000)
+    spawn = await spawn_seconds(SHELL_SCRIPT, 200)
+    workers = 2 * int(ctx.mesh.env.get("VNAS_CONCURRENCY", "4"))
+    # Share of wall time the workers spent just creating and reaping processes.
+    ctx.figures["spawn_ms_per_task"] = spawn * 1000
+    ctx.figures["spawn_share"] = min(1.0, spawn * 1000 / workers * ctx.figures["tasks_per_s"] / 1000)
+
+
+async def spawn_seconds(script: str, count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        process = await asyncio.create_subprocess_exec(script, stdout=asyncio.subprocess.DEVNULL)
+        await process.wait()
+    return (time.perf_counter() - started) / count
+
+
+async def submit_async(ctx: Context, clients: int = 50, per_client: int = 20) -> None:
+    body = chained_request(1, 2)
+    latencies: list[float] = []
+
+    async def client() -> None:
+        for _ in range(per_client):
+            started = time.perf_counter()
+            await ctx.api.Submit(valuation_pb2.SubmitRequest(xml=body), timeout=30)
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    ctx.figures.update(summary_ms(latencies[clients:]))
+    ctx.figures["tasks"] = float(clients * per_client * 2)
+
+
+async def payload_10mib(ctx: Context) -> None:
+    body = sized_request(10 * 1024 * 1024, 2000)
+    ctx.figures["payload_mib"] = len(body) / 1024 / 1024
+    started = time.perf_counter()
+    submitted = await ctx.api.Submit(valuation_pb2.SubmitRequest(xml=body), timeout=30)
+    ctx.figures["submit_ms"] = (time.perf_counter() - started) * 1000
+    request = valuation_pb2.GetStatusRequest(request_id=submitted.request_id)
+    while (await ctx.api.GetStatus(request, timeout=10)).status != SUCCEEDED:
+        await asyncio.sleep(0.01)
+    ctx.figures["end_to_end_ms"] = (time.perf_counter() - started) * 1000
+    ctx.figures["vnvs_rss_over_payload"] = peak_rss_mb(ctx.mesh.pids()["vnvs"]) / ctx.figures["payload_mib"]
+    ctx.figures["tasks"] = 2000.0
+
+
+async def scale_concurrency(ctx: Context) -> None:
+    body = chained_request(2, 10)
+    await asyncio.gather(*(sync_submit(ctx.api, body) for _ in range(10)))
+    for in_flight in (1, 10, 100):
+        rounds = max(3, 300 // in_flight)
+        cpu_before = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values())
+        commands_before = await redis_commands(ctx.redis)
+        for _ in range(rounds):
+            await asyncio.gather(*(sync_submit(ctx.api, body) for _ in range(in_flight)))
+        requests = rounds * in_flight
+        cpu = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values()) - cpu_before
+        commands = await redis_commands(ctx.redis) - commands_before
+        ctx.figures[f"cpu_ms_per_request@{in_flight}"] = cpu * 1000 / requests
+        ctx.figures[f"redis_cmds_per_request@{in_flight}"] = commands / requests
+    ctx.figures["tasks"] = 0.0
+
+
+SCENARIOS = [
+    Scenario("sync-2x10", sync_2x10),
+    Scenario("concurrent-2x10", concurrent_2x10),
+    Scenario("fanout-1x5000", fanout_1x5000),
+    Scenario("script-1x1000", script_1x1000, {"VNAS_SCRIPT": SHELL_SCRIPT, "VNAS_CONCURRENCY": "8"}),
+    Scenario("submit-async", submit_async),
+    Scenario("payload-10mib", payload_10mib),
+    Scenario("scale-concurrency", scale_concurrency),
+]
