@@ -119,6 +119,12 @@ class DeadlineExceeded(VnError):
     retryable = True
 
 
+class TaskFailed(VnError):
+    """A task failed on its last allowed attempt, so its group and request failed."""
+
+    reason = "TASK_RETRIES_EXHAUSTED"
+
+
 class ConfigError(Exception):
     """A configuration value is missing or invalid; the service stops with EXIT_CONFIG."""
 
@@ -130,6 +136,7 @@ ERRORS_BY_REASON: dict[str, type[VnError]] = {
         InvalidArgument,
         EmptyBody,
         InvalidVnml,
+        MalformedXml,
         UnsupportedMediaType,
         PayloadTooLarge,
         IdempotencyKeyReused,
@@ -139,5 +146,35 @@ ERRORS_BY_REASON: dict[str, type[VnError]] = {
         RequestExpired,
         Unavailable,
         DeadlineExceeded,
+        TaskFailed,
     )
 }
+
+# Statuses that reach a client without an ErrorInfo (from the transport itself, not from a servicer).
+ERRORS_BY_CODE: dict[grpc.StatusCode, type[VnError]] = {
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: PayloadTooLarge,
+}
+
+
+def rebuild(reason: str, code: grpc.StatusCode, message: str, metadata: Mapping[str, str]) -> VnError:
+    """The VnError a remote service raised, from its reason, code, message and metadata."""
+    known = ERRORS_BY_REASON.get(reason)
+    cls = known or ERRORS_BY_CODE.get(code, VnError)
+    error = cls.__new__(cls)
+    # Bypass subclass constructors: the message already holds what they would add to it.
+    VnError.__init__(error, message, metadata)
+    error.code = code
+    error.reason = reason if known or cls is VnError else cls.reason
+    if isinstance(error, MalformedXml):
+        error.line = _int(metadata.get("line"))
+        error.column = _int(metadata.get("column"))
+    return error
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        return 0

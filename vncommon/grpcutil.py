@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from vncommon.errors import ERRORS_BY_REASON, VnError
+from vncommon.errors import VnError, rebuild
 
 log = logging.getLogger(__name__)
 
@@ -126,20 +126,12 @@ def stream_errors(
 
 
 def decode_error(exc: grpc.aio.AioRpcError) -> VnError:
-    """Turn a failed call back into the VnError subclass named by its ErrorInfo reason."""
+    """Turn a failed call back into the VnError subclass named by its ErrorInfo reason (or its code)."""
     status = rpc_status.from_call(exc)
     if status is not None:
         for detail in status.details:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
-                cls = ERRORS_BY_REASON.get(info.reason, VnError)
-                error = cls.__new__(cls)
-                VnError.__init__(error, status.message, dict(info.metadata))
-                error.code = exc.code()
-                error.reason = info.reason
-                return error
-    error = VnError(exc.details() or exc.code().name)
-    error.code = exc.code()
-    error.reason = exc.code().name
-    return error
+                return rebuild(info.reason, exc.code(), status.message, dict(info.metadata))
+    return rebuild(exc.code().name, exc.code(), exc.details() or exc.code().name, {})

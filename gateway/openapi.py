@@ -1,0 +1,194 @@
+"""The OpenAPI 3.0 description of the gateway, served at GET /openapi.json.
+
+It is built from the same constants the handlers use, and the test suite checks that every
+(method, path, status) the gateway answers with is described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.intake import MAX_IDEMPOTENCY_KEY_CHARS, MAX_TRACE_ID_CHARS
+from gateway.settings import GatewaySettings
+
+OPENAPI_VERSION = "3.0.3"
+Doc = dict[str, Any]
+
+
+def _ref(name: str) -> Doc:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Doc, description: str, headers: Doc | None = None) -> Doc:
+    response: Doc = {"description": description, "content": {"application/json": {"schema": schema}}}
+    response["headers"] = {"X-Trace-Id": {"$ref": "#/components/headers/TraceId"}, **(headers or {})}
+    return response
+
+
+def _xml(description: str, headers: Doc | None = None) -> Doc:
+    response: Doc = {"description": description,
+                     "content": {"application/xml": {"schema": {"type": "string", "format": "binary"}}}}
+    response["headers"] = {"X-Trace-Id": {"$ref": "#/components/headers/TraceId"}, **(headers or {})}
+    return response
+
+
+def _common(response_name: str) -> Doc:
+    return {"$ref": f"#/components/responses/{response_name}"}
+
+
+def _obj(properties: Doc, required: list[str] | None = None) -> Doc:
+    return {"type": "object", "properties": properties, "required": required or list(properties)}
+
+
+_STRING = {"type": "string"}
+_INT = {"type": "integer", "minimum": 0}
+_TIME = {"type": "string", "format": "date-time", "nullable": True}
+_ERROR_FIELDS: Doc = {"message": _STRING, "reason": {"type": "string", "description": "stable UPPER_SNAKE word"}}
+
+SCHEMAS: Doc = {
+    "Error": _obj(_ERROR_FIELDS, ["message"]),
+    "MalformedXmlError": _obj({**_ERROR_FIELDS, "line": {**_INT, "nullable": True},
+                               "column": {**_INT, "nullable": True}}, ["message", "line", "column"]),
+    "Detail": {"description": "failure detail: a JSON object when the service sent JSON, else its text",
+               "oneOf": [{"type": "object", "additionalProperties": True}, _STRING]},
+    "Accepted": _obj({"requestId": _STRING, "status": {"type": "string", "enum": ["accepted"]}}),
+    "Pending": _obj({"requestId": _STRING, "status": {"type": "string", "enum": ["pending"]}}),
+    "ProcessingFailed": _obj({"message": {"type": "string", "enum": ["Processing failed"]},
+                              "requestId": _STRING, "detail": _ref("Detail")}),
+    "Progress": _obj({"groupsCompleted": _INT, "tasksExpected": _INT, "tasksCompleted": _INT,
+                      "tasksFailed": _INT}),
+    "Status": _obj(
+        {"requestId": _STRING,
+         "status": {"type": "string", "enum": ["received", "started", "succeeded", "failed", "unknown"]},
+         "currentGroup": {**_INT, "description": "0-based index of the group running now (or last run)"},
+         "groupCount": _INT, "receivedAt": _TIME, "startedAt": _TIME, "completedAt": _TIME,
+         "progress": _ref("Progress"), "detail": _ref("Detail")},
+        ["requestId", "status", "currentGroup", "groupCount", "receivedAt", "startedAt", "completedAt",
+         "progress"],
+    ),
+    "NotReady": _obj({**_ERROR_FIELDS, "message": {"type": "string", "enum": ["Result not yet available"]},
+                      "requestId": _STRING, "status": _STRING}, ["message", "status"]),
+    "RequestFailed": _obj({**_ERROR_FIELDS, "requestId": _STRING,
+                           "status": {"type": "string", "enum": ["failed"]}, "detail": _ref("Detail")},
+                          ["message", "requestId", "status", "detail"]),
+    "Health": _obj({"status": {"type": "string", "enum": ["ok"]}}),
+    "HealthDown": _obj({"status": {"type": "string", "enum": ["unavailable"]}, "message": _STRING,
+                        "down": {"type": "array", "items": {"type": "string", "enum": ["redis", "vnapi"]}}}),
+}
+
+RESPONSES: Doc = {
+    "Unauthorized": {**_json(_ref("Error"), "Missing or invalid bearer token (when GATEWAY_API_TOKENS is set)"),
+                     "headers": {"WWW-Authenticate": {"schema": _STRING},
+                                 "X-Trace-Id": {"$ref": "#/components/headers/TraceId"}}},
+    "Internal": _json(_ref("Error"), "Unexpected error; the gateway or vnapi log has the details"),
+    "Unavailable": _json(_ref("Error"), "vnapi is unreachable"),
+    "Timeout": _json(_ref("Error"), "vnapi did not answer before the gateway's deadline"),
+}
+
+_REQUEST_ID_HEADERS: Doc = {
+    "X-Request-Id": {"schema": _STRING, "description": "id of the request"},
+    "Location": {"schema": _STRING, "description": "its status URL"},
+}
+_REQUEST_ID_PARAM: Doc = {"name": "requestId", "in": "path", "required": True, "schema": _STRING}
+_TRACE_PARAM: Doc = {"$ref": "#/components/parameters/TraceId"}
+_SERVICE_ERRORS: Doc = {"401": _common("Unauthorized"), "500": _common("Internal"),
+                        "503": _common("Unavailable"), "504": _common("Timeout")}
+
+
+def _submit_operation(settings: GatewaySettings) -> Doc:
+    return {
+        "operationId": "submitValuation",
+        "summary": "Submit a VNML request",
+        "description": "Every X-* header is kept as request metadata. With sync=Y the call waits up to "
+                       f"{settings.sync_wait_timeout_ms} ms (SYNC_WAIT_TIMEOUT_MS) for the outcome.",
+        "parameters": [
+            {"name": "sync", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["Y", "N", "y", "n"], "default": "N"}},
+            {"name": "Idempotency-Key", "in": "header", "required": False,
+             "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY_CHARS},
+             "description": "the same key with the same body returns the same requestId"},
+            _TRACE_PARAM,
+        ],
+        "requestBody": {
+            "required": True,
+            "description": f"the VNML document, at most {settings.payload_max_bytes} bytes (PAYLOAD_MAX_BYTES)",
+            "content": {kind: {"schema": {"type": "string", "format": "binary"}}
+                        for kind in ("application/xml", "text/xml")},
+        },
+        "responses": {
+            "200": _xml("sync: the response XML of the succeeded request", {"X-Request-Id": {"schema": _STRING}}),
+            "202": _json({"oneOf": [_ref("Accepted"), _ref("Pending")]},
+                         "async: accepted; sync: still running when the wait ended (pending)", _REQUEST_ID_HEADERS),
+            "400": _json({"oneOf": [_ref("MalformedXmlError"), _ref("Error")]},
+                         "sync not Y/N, empty body, malformed XML (line/column), invalid VNML, "
+                         "Idempotency-Key too long"),
+            "409": _json(_ref("Error"), "Idempotency-Key reused with a different body"),
+            "413": _json(_ref("Error"), "body larger than PAYLOAD_MAX_BYTES"),
+            "415": _json(_ref("Error"), "Content-Type is not application/xml or text/xml"),
+            **_SERVICE_ERRORS,
+            "500": _json({"oneOf": [_ref("ProcessingFailed"), _ref("Error")]},
+                         "sync: the request failed (Processing failed); otherwise an unexpected error"),
+        },
+    }
+
+
+def _paths(settings: GatewaySettings) -> Doc:
+    public: list[Doc] = []
+    return {
+        "/valuation": {"post": _submit_operation(settings)},
+        "/valuation/{requestId}/status": {"get": {
+            "operationId": "getStatus", "summary": "Where a request is",
+            "parameters": [_REQUEST_ID_PARAM, _TRACE_PARAM],
+            "responses": {"200": _json(_ref("Status"), "the request's status; absent times are null"),
+                          "404": _json(_ref("Error"), "unknown request id"), **_SERVICE_ERRORS},
+        }},
+        "/valuation/{requestId}/results": {"get": {
+            "operationId": "getResults", "summary": "The response XML of a succeeded request",
+            "parameters": [_REQUEST_ID_PARAM, _TRACE_PARAM],
+            "responses": {
+                "200": _xml("the response XML"),
+                "404": _json({"oneOf": [_ref("NotReady"), _ref("Error")]}, "still running, or unknown id"),
+                "410": _json(_ref("Error"), "expired: the request's data was purged after its TTL"),
+                "422": _json(_ref("RequestFailed"), "the request failed"),
+                **_SERVICE_ERRORS,
+            },
+        }},
+        "/healthz": {"get": {
+            "operationId": "health", "summary": "Whether Redis and vnapi answer", "security": public,
+            "responses": {"200": _json(_ref("Health"), "both answer"),
+                          "503": _json(_ref("HealthDown"), "something is down")},
+        }},
+        "/openapi.json": {"get": {
+            "operationId": "openapi", "summary": "This document", "security": public,
+            "responses": {"200": _json({"type": "object"}, "the OpenAPI document")},
+        }},
+        "/metrics": {"get": {
+            "operationId": "metrics", "summary": "Prometheus metrics",
+            "responses": {"200": {"description": "text exposition format",
+                                  "content": {"text/plain": {"schema": _STRING}}},
+                          "401": _common("Unauthorized")},
+        }},
+    }
+
+
+def build_document(settings: GatewaySettings) -> Doc:
+    """The OpenAPI document for these settings (limits and timeouts are written into descriptions)."""
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "vnml REST gateway", "version": "1.0.0",
+                 "description": "Submit VNML valuation requests and follow them. All JSON errors have a "
+                                "`message`; every answer carries X-Trace-Id."},
+        "paths": _paths(settings),
+        "security": [{"bearerAuth": []}] if settings.api_tokens else [],
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": RESPONSES,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "parameters": {"TraceId": {
+                "name": "X-Trace-Id", "in": "header", "required": False,
+                "schema": {"type": "string", "maxLength": MAX_TRACE_ID_CHARS},
+                "description": "carried through every service and log line; generated when absent",
+            }},
+            "headers": {"TraceId": {"schema": _STRING, "description": "the request's trace id"}},
+        },
+    }

@@ -1,0 +1,73 @@
+"""Gateway settings, read once from the environment at start (SPEC section 12)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vnclient import ClientSettings
+from vncommon.config import DEFAULT_REDIS_URL, CommonSettings, env_address, env_int, env_list, env_str
+from vncommon.errors import ConfigError
+
+DEFAULT_PAYLOAD_MAX_BYTES = 10 * 1024 * 1024
+# What aiohttp may buffer on top of the payload limit; our own streaming check decides on 413.
+BODY_HEADROOM_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Everything the REST gateway reads from the environment. Tests build it directly."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    vnapi_address: str = "127.0.0.1:50051"
+    redis_url: str = DEFAULT_REDIS_URL
+    payload_max_bytes: int = DEFAULT_PAYLOAD_MAX_BYTES
+    sync_wait_timeout_ms: int = 120_000
+    call_timeout_ms: int = 10_000
+    health_timeout_ms: int = 2_000
+    shutdown_grace_ms: int = 30_000
+    api_tokens: tuple[str, ...] = ()
+    log_level: str = "INFO"
+
+    @property
+    def call_timeout_s(self) -> float:
+        return self.call_timeout_ms / 1000
+
+    @property
+    def sync_deadline_s(self) -> float:
+        """gRPC deadline of a sync Submit: vnapi's wait plus one ordinary call, so "pending" can arrive."""
+        return (self.sync_wait_timeout_ms + self.call_timeout_ms) / 1000
+
+    @property
+    def client_max_size(self) -> int:
+        return self.payload_max_bytes + BODY_HEADROOM_BYTES
+
+    def client_settings(self) -> ClientSettings:
+        return ClientSettings(
+            address=self.vnapi_address,
+            payload_max_bytes=self.payload_max_bytes,
+            call_timeout_s=self.call_timeout_s,
+            sync_timeout_s=self.sync_deadline_s,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
+        """Read and validate; a bad value raises ConfigError naming the variable."""
+        common = CommonSettings.from_env(env)
+        tokens = env_list(env, "GATEWAY_API_TOKENS")
+        if any(len(token) < 8 or any(ch.isspace() for ch in token) for token in tokens):
+            raise ConfigError("GATEWAY_API_TOKENS holds a token shorter than 8 characters or with whitespace")
+        return cls(
+            http_host=env_str(env, "HTTP_HOST", "127.0.0.1"),
+            http_port=env_int(env, "HTTP_PORT", 8080, minimum=0, maximum=65535),
+            vnapi_address=env_address(env, "VNAPI_ADDRESS", "127.0.0.1:50051"),
+            redis_url=common.redis_url,
+            payload_max_bytes=common.payload_max_bytes,
+            sync_wait_timeout_ms=env_int(env, "SYNC_WAIT_TIMEOUT_MS", 120_000, minimum=1),
+            call_timeout_ms=env_int(env, "GATEWAY_CALL_TIMEOUT_MS", 10_000, minimum=1),
+            health_timeout_ms=env_int(env, "GATEWAY_HEALTH_TIMEOUT_MS", 2_000, minimum=1),
+            shutdown_grace_ms=env_int(env, "GATEWAY_SHUTDOWN_GRACE_MS", 30_000, minimum=0),
+            api_tokens=tokens,
+            log_level=common.log_level,
+        )

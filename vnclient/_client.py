@@ -1,0 +1,168 @@
+"""The async SDK for vnapi's ValuationService: one channel, a deadline on every call, typed errors.
+
+Each method's `timeout` is the gRPC deadline sent with the call (the server stops work when it passes),
+which is why these are parameters rather than an `asyncio.timeout` around the call.
+
+Failed calls are translated exactly once, in `translate_error`, into the `vncommon.errors` classes, so
+callers match on exception types (or `reason`) and never on gRPC status codes or message strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
+from vncommon.config import env_address, env_int
+from vncommon.errors import VnError
+from vncommon.grpcutil import create_channel, decode_error
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEFAULT_PAYLOAD_MAX_BYTES = 10 * 1024 * 1024
+# Protobuf framing and metadata on top of the payload (the servers use the same headroom).
+MESSAGE_HEADROOM_BYTES = 1024 * 1024
+DEFAULT_CALL_TIMEOUT_S = 10.0
+DEFAULT_SYNC_WAIT_S = 120.0
+# A sync Submit's deadline must outlive the server's own wait, or the caller would never see "pending".
+SYNC_DEADLINE_MARGIN_S = 10.0
+DEFAULT_WATCH_TIMEOUT_S = 24 * 3600.0
+VALUATION_SERVICE = valuation_pb2.DESCRIPTOR.services_by_name["ValuationService"].full_name
+TRACE_METADATA_KEY = "x-trace-id"
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """Where vnapi is and how long calls may take."""
+
+    address: str = DEFAULT_ADDRESS
+    payload_max_bytes: int = DEFAULT_PAYLOAD_MAX_BYTES
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    sync_timeout_s: float = DEFAULT_SYNC_WAIT_S + SYNC_DEADLINE_MARGIN_S
+    watch_timeout_s: float = DEFAULT_WATCH_TIMEOUT_S
+
+    @property
+    def grpc_max_message_bytes(self) -> int:
+        return self.payload_max_bytes + MESSAGE_HEADROOM_BYTES
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], address: str | None = None) -> ClientSettings:
+        """Read VNAPI_ADDRESS, PAYLOAD_MAX_BYTES and SYNC_WAIT_TIMEOUT_MS; `address` overrides the first."""
+        sync_wait_ms = env_int(env, "SYNC_WAIT_TIMEOUT_MS", int(DEFAULT_SYNC_WAIT_S * 1000), minimum=1)
+        return cls(
+            address=address or env_address(env, "VNAPI_ADDRESS", DEFAULT_ADDRESS),
+            payload_max_bytes=env_int(env, "PAYLOAD_MAX_BYTES", DEFAULT_PAYLOAD_MAX_BYTES, minimum=1024),
+            sync_timeout_s=sync_wait_ms / 1000 + SYNC_DEADLINE_MARGIN_S,
+        )
+
+
+def translate_error(exc: grpc.aio.AioRpcError) -> VnError:
+    """Turn a failed call into its VnError subclass (the one place the SDK reads gRPC statuses)."""
+    return decode_error(exc)
+
+
+class ValuationClient:
+    """Async client of vnapi. Create once, share, and `close()` (or use `async with`)."""
+
+    def __init__(self, settings: ClientSettings | None = None) -> None:
+        self.settings = settings or ClientSettings()
+        self._channel = create_channel(self.settings.address, self.settings.grpc_max_message_bytes)
+        self._stub: Any = valuation_pb2_grpc.ValuationServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._health: Any = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> ValuationClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self, grace_s: float | None = None) -> None:
+        await self._channel.close(grace_s)
+
+    async def submit(
+        self,
+        xml: bytes,
+        *,
+        sync: bool = False,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str = "application/xml",
+        trace_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - sent to the server as the gRPC deadline
+    ) -> valuation_pb2.SubmitResponse:
+        """Submit a VNML request; with `sync`, wait (server side) for its outcome."""
+        request = valuation_pb2.SubmitRequest(
+            xml=xml,
+            sync=sync,
+            idempotency_key=idempotency_key or "",
+            metadata=dict(metadata or {}),
+            content_type=content_type,
+            trace_id=trace_id or "",
+        )
+        if timeout is None:
+            timeout = self.settings.sync_timeout_s if sync else self.settings.call_timeout_s
+        call_metadata = ((TRACE_METADATA_KEY, trace_id),) if trace_id else None
+        response: valuation_pb2.SubmitResponse = await self._unary(
+            self._stub.Submit, request, timeout, call_metadata
+        )
+        return response
+
+    async def status(
+        self, request_id: str, *, timeout: float | None = None  # noqa: ASYNC109 - the gRPC deadline
+    ) -> valuation_pb2.GetStatusResponse:
+        """Where the request is now."""
+        request = valuation_pb2.GetStatusRequest(request_id=request_id)
+        response: valuation_pb2.GetStatusResponse = await self._unary(self._stub.GetStatus, request, timeout)
+        return response
+
+    async def results(self, request_id: str, *, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        """The response XML of a succeeded request (ResultNotReady, RequestFailed, RequestExpired otherwise)."""
+        request = valuation_pb2.GetResultsRequest(request_id=request_id)
+        response: valuation_pb2.GetResultsResponse = await self._unary(self._stub.GetResults, request, timeout)
+        return response.response_xml
+
+    async def watch(
+        self, request_id: str, *, timeout: float | None = None  # noqa: ASYNC109 - the gRPC deadline
+    ) -> AsyncIterator[streams_pb2.LifecycleEvent]:
+        """The request's lifecycle events, from its first to its terminal one."""
+        call = self._stub.Watch(
+            valuation_pb2.WatchRequest(request_id=request_id),
+            timeout=timeout if timeout is not None else self.settings.watch_timeout_s,
+        )
+        try:
+            async for response in call:
+                yield response.event
+        except grpc.aio.AioRpcError as exc:
+            raise translate_error(exc) from exc
+        finally:
+            # Stops the server stream when the caller leaves the loop early.
+            call.cancel()
+
+    async def check_health(
+        self, service: str = VALUATION_SERVICE, *, timeout: float | None = None  # noqa: ASYNC109
+    ) -> bool:
+        """True when vnapi's health service reports `service` as SERVING."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        response = await self._unary(self._health.Check, request, timeout)
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def _unary(
+        self,
+        method: Any,
+        request: Any,
+        deadline_s: float | None,
+        metadata: tuple[tuple[str, str], ...] | None = None,
+    ) -> Any:
+        try:
+            return await method(
+                request,
+                timeout=deadline_s if deadline_s is not None else self.settings.call_timeout_s,
+                metadata=metadata,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise translate_error(exc) from exc
