@@ -88,7 +88,9 @@ def base_env(redis_server: RedisServer) -> dict[str, str]:
     return env
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.02) -> None:
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.02  # noqa: ASYNC109
+) -> None:
     """Poll `check` until it is true; fail the test with a clear message if it never is."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -16,17 +16,24 @@ log = logging.getLogger(__name__)
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-def create_redis(url: str, max_connections: int = 64) -> redis.Redis:
-    """A client whose commands retry with jittered backoff across short Redis outages."""
-    return redis.Redis.from_url(
+# How long a command may wait for a free pooled connection before failing with a Redis error.
+POOL_WAIT_S = 10.0
+
+
+def create_redis(url: str, max_connections: int = 128) -> redis.Redis:
+    """One pool per process. Commands wait for a free connection (rather than failing when more are in
+    flight than the pool holds) and retry with jittered backoff across short Redis outages."""
+    pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        timeout=POOL_WAIT_S,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=30,
         socket_keepalive=True,
         socket_connect_timeout=5,
     )
+    return redis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
 async def wait_for_redis(client: redis.Redis, attempts: int = 0) -> None:

@@ -27,7 +27,8 @@ async def serve(env: Mapping[str, str], stop: asyncio.Event) -> None:
     runners = RunnerPool(client, settings)
     service_name = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
     server = ServiceServer(settings.common.grpc_max_message_bytes, [service_name])
-    orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(OrchestratorService(client, runners), server.server)
+    orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        OrchestratorService(client, runners), server.server)
     port = server.bind(f"{settings.grpc_host}:{settings.grpc_port}")
     await server.start()
     log.info("vnvs listening", extra={"fields": {"address": f"{settings.grpc_host}:{port}",

@@ -1,4 +1,8 @@
-"""Dispatching tasks to workers: task XML and dispatch entries for a whole group in one round trip."""
+"""Dispatching tasks to workers: task XML and dispatch entries for a whole group in one round trip.
+
+Entries are added without MAXLEN: XADD's trim could drop entries still pending in `task-workers`;
+the stream is trimmed by `vncommon.streamtrim` (only below what the group still needs) instead.
+"""
 
 from __future__ import annotations
 
@@ -49,14 +53,12 @@ class Dispatcher:
         for ref, xml in tasks:
             pipe.set(keys.task_xml_key(ref.request_id, ref.group_index, ref.task_id), xml, ex=self._ttl)
         for ref, _ in tasks:
-            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt)),
-                      maxlen=keys.DISPATCH_MAXLEN, approximate=True)
+            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt)))
         await pipe.execute()
 
     async def dispatch(self, refs: Sequence[tuple[TaskRef, int]]) -> None:
         """Dispatch tasks whose documents are already stored, each with its own attempt number."""
         pipe = self._client.pipeline(transaction=False)
         for ref, attempt in refs:
-            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt)),
-                      maxlen=keys.DISPATCH_MAXLEN, approximate=True)
+            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt)))
         await pipe.execute()

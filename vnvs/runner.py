@@ -10,6 +10,7 @@ import redis.asyncio as redis
 
 from vncommon import keys
 from vncommon.redisconn import REDIS_ERRORS
+from vncommon.streamtrim import trim_stream
 from vnvs.lease import Lease, orphaned_requests
 from vnvs.sequencer import RequestRun
 from vnvs.settings import VnvsSettings
@@ -79,7 +80,7 @@ class RunnerPool:
             return True  # keep working through a short outage; the run itself will notice a long one
 
     async def recover_orphans(self, stop: asyncio.Event) -> None:
-        """Take over requests whose orchestrator stopped renewing its lease (it died)."""
+        """Take over requests whose orchestrator stopped renewing its lease (it died); trim dispatch."""
         interval = self._settings.recovery_interval_ms / 1000
         while not stop.is_set():
             try:
@@ -87,6 +88,7 @@ class RunnerPool:
                     if not self.has_capacity():
                         break
                     await self._adopt(request_id)
+                await trim_stream(self._client, keys.DISPATCH_STREAM, keys.DISPATCH_MAXLEN)
             except REDIS_ERRORS as exc:
                 log.warning("orphan scan failed", extra={"fields": {"error": str(exc)}})
             with contextlib.suppress(TimeoutError):
@@ -97,7 +99,7 @@ class RunnerPool:
         if status is None or status in TERMINAL:
             await self._client.zrem(keys.ACTIVE_REQUESTS, request_id)
             return
-        if await self.try_start(request_id, (trace_id or b"").decode()):
+        if await self.try_start(request_id, trace_id.decode() if isinstance(trace_id, bytes) else ""):
             log.info("took over orphaned request", extra={"fields": {"requestId": request_id}})
 
     async def stop(self, grace_seconds: float) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as redis
 from lxml import etree
@@ -68,7 +69,7 @@ class RequestRun:
                 await self._fail(VnError(f"orchestration error: {type(exc).__name__}: {exc}"))
 
     async def _run(self) -> None:
-        xml = await self._client.get(keys.request_xml_key(self.request_id))
+        xml: bytes | None = await self._client.get(keys.request_xml_key(self.request_id))  # type: ignore[assignment]
         if xml is None:
             raise VnError("the request document is missing (purged before it could run)")
         root = await asyncio.to_thread(parse_xml, xml, what="request")
@@ -195,7 +196,7 @@ class RequestRun:
         if any(s.retry_pending for s in tracker.tasks.values()):
             block_ms = min(block_ms, 50)  # a retry is sleeping; look again soon to see it dispatched
         stream = keys.updates_stream(self.request_id)
-        reply = await self._client.xread({stream: self._updates_from}, count=1000, block=block_ms)
+        reply: Any = await self._client.xread({stream: self._updates_from}, count=1000, block=block_ms)
         updates = []
         for _, entries in reply or []:
             for entry_id, fields in entries:
@@ -216,11 +217,12 @@ class RequestRun:
     async def _read_results(self, group_index: int, ids: list[str]) -> list[bytes]:
         if not ids:
             return []
-        values = await self._client.mget([keys.task_result_key(self.request_id, group_index, i) for i in ids])
+        values: list[bytes | None] = await self._client.mget(  # type: ignore[assignment]
+            [keys.task_result_key(self.request_id, group_index, i) for i in ids])
         missing = [task_id for task_id, value in zip(ids, values, strict=True) if value is None]
         if missing:
             raise VnError(f"results of group {group_index} are missing for tasks {', '.join(missing[:10])}")
-        return list(values)
+        return [value for value in values if value is not None]
 
     async def _fail(self, exc: VnError) -> None:
         state = await self._client.hget(keys.request_state_key(self.request_id), "currentGroup")

@@ -38,5 +38,5 @@ class OrchestratorService(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ALREADY_RUNNING)
 
     @staticmethod
-    def _answer(request_id: str, outcome: int) -> orchestrator_pb2.OrchestrateResponse:
+    def _answer(request_id: str, outcome: orchestrator_pb2.OrchestrateOutcome) -> orchestrator_pb2.OrchestrateResponse:
         return orchestrator_pb2.OrchestrateResponse(request_id=request_id, outcome=outcome)

@@ -1,0 +1,38 @@
+"""Small asyncio helpers shared by the long-lived loops: waiting that gives way to a stop signal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def until_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> tuple[bool, T | None]:
+    """Await `awaitable` unless `stop` is set first: (True, result) or (False, None) after cancelling it.
+
+    Used for blocking Redis reads, so a stop request does not wait for BLOCK to run out.
+    """
+    work = asyncio.ensure_future(awaitable)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not work.done():
+            work.cancel()
+            await asyncio.wait({work})
+    if work.cancelled():
+        return False, None
+    return True, work.result()
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep `seconds`; return True early (and at once) when `stop` is set."""
+    try:
+        async with asyncio.timeout(max(seconds, 0.0)):
+            await stop.wait()
+    except TimeoutError:
+        return stop.is_set()
+    return True

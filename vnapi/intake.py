@@ -1,0 +1,176 @@
+"""Storing a checked submission: idempotency claim, request keys, state and the ingest entry."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as redis
+
+from vn.v1 import streams_pb2
+from vncommon import keys
+from vncommon.errors import IdempotencyKeyReused, Unavailable
+from vncommon.streams import to_fields
+from vncommon.timeutil import utc_now_iso
+
+log = logging.getLogger(__name__)
+
+# How long a duplicate waits for the first submission with its key to finish storing.
+CLAIM_SETTLE_TIMEOUT_S = 5.0
+CLAIM_SETTLE_POLL_S = 0.02
+CLAIM_ATTEMPTS = 3
+RESERVED_METADATA = ("contentType", "idempotencyKey", "sha256", "traceId")
+
+# Deletes the idempotency claim only if it still names this request (a failed store must not keep it).
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A submission that passed validation."""
+
+    xml: bytes
+    group_count: int
+    content_type: str = "application/xml"
+    idempotency_key: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    trace_id: str = ""
+    received_at: str = field(default_factory=utc_now_iso)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.xml).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """Which request a submission maps to; deduplicated when an earlier one with the same key won."""
+
+    request_id: str
+    trace_id: str
+    deduplicated: bool = False
+
+
+def resolve_trace_id(trace_id: str, metadata: Mapping[str, str]) -> str:
+    """The caller's trace id, else an X-Trace-Id metadata entry, else a new one."""
+    if trace_id:
+        return trace_id
+    for name, value in metadata.items():
+        if name.lower() == "x-trace-id" and value:
+            return value
+    return uuid.uuid4().hex
+
+
+class Intake:
+    """Writes new requests to Redis; the only writer of a request's initial state."""
+
+    def __init__(self, client: redis.Redis, request_ttl_seconds: int) -> None:
+        self._client = client
+        self._ttl = request_ttl_seconds
+
+    async def submit(self, submission: Submission, request_id: str | None = None) -> Accepted:
+        """Store the submission under `request_id` (or a new id), or return the earlier one with its key."""
+        request_id = request_id or new_request_id()
+        trace_id = resolve_trace_id(submission.trace_id, submission.metadata)
+        if submission.idempotency_key:
+            earlier = await self._claim(submission, request_id)
+            if earlier is not None:
+                log.info("duplicate submission", extra={"fields": {"requestId": earlier, "traceId": trace_id}})
+                return Accepted(earlier, trace_id, deduplicated=True)
+        try:
+            await self._store(submission, request_id, trace_id)
+        except BaseException:
+            if submission.idempotency_key:
+                await asyncio.shield(self._release(submission, request_id))
+            raise
+        log.info(
+            "request received",
+            extra={"fields": {"requestId": request_id, "traceId": trace_id, "groupCount": submission.group_count,
+                              "sizeBytes": len(submission.xml)}},
+        )
+        return Accepted(request_id, trace_id)
+
+    async def _claim(self, submission: Submission, request_id: str) -> str | None:
+        """SET NX the key; None when this request won it, else the id of the request that holds it."""
+        key = keys.idempotency_key(submission.idempotency_key)
+        value = f"{request_id}|{submission.sha256}"
+        for _ in range(CLAIM_ATTEMPTS):
+            if await self._client.set(key, value, nx=True, ex=self._ttl):
+                return None
+            held = await self._client.get(key)
+            if held is None:
+                continue  # expired or released between SET and GET: try to claim again
+            earlier_id, _, earlier_sha = _text(held).partition("|")
+            if earlier_sha != submission.sha256:
+                raise IdempotencyKeyReused(
+                    "this idempotency key was already used with a different body", {"requestId": earlier_id}
+                )
+            await self._wait_until_stored(earlier_id)
+            return earlier_id
+        raise Unavailable("the idempotency key is changing hands; retry the submission")
+
+    async def _wait_until_stored(self, request_id: str) -> None:
+        # The winner claims the key before its MULTI lands; a duplicate answers only once the
+        # request is queryable, so "status is queryable when Submit returns" holds for it too.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLAIM_SETTLE_TIMEOUT_S
+        state_key, tombstone = keys.request_state_key(request_id), keys.tombstone_key(request_id)
+        while not await self._client.exists(state_key, tombstone):
+            if loop.time() > deadline:
+                raise Unavailable("an earlier submission with this idempotency key is still being stored; retry")
+            await asyncio.sleep(CLAIM_SETTLE_POLL_S)
+
+    async def _release(self, submission: Submission, request_id: str) -> None:
+        key = keys.idempotency_key(submission.idempotency_key)
+        try:
+            await self._client.eval(_RELEASE_SCRIPT, 1, key, f"{request_id}|{submission.sha256}")
+        except Exception:
+            log.warning("could not release idempotency key", extra={"fields": {"requestId": request_id}})
+
+    async def _store(self, submission: Submission, request_id: str, trace_id: str) -> None:
+        """One MULTI: body, metadata, state and the ingest entry land together or not at all."""
+        submitted_at = utc_now_iso()
+        xml_key = keys.request_xml_key(request_id)
+        metadata_key = keys.request_metadata_key(request_id)
+        response_key = keys.request_response_key(request_id)
+        metadata: dict[Any, Any] = {
+            **submission.metadata,
+            "contentType": submission.content_type,
+            "idempotencyKey": submission.idempotency_key,
+            "sha256": submission.sha256,
+            "traceId": trace_id,
+        }
+        state: dict[Any, Any] = {
+            "status": "received", "xmlKey": xml_key, "responseKey": response_key, "metadataKey": metadata_key,
+            "groupCount": submission.group_count, "currentGroup": 0, "retryCount": 0,
+            "receivedAt": submission.received_at, "submittedAt": submitted_at, "traceId": trace_id,
+        }
+        entry = streams_pb2.IngestEntry(
+            request_id=request_id, xml_key=xml_key, response_key=response_key, metadata_key=metadata_key,
+            group_count=submission.group_count, submitted_at=submitted_at, trace_id=trace_id,
+        )
+        fields: dict[Any, Any] = to_fields(entry)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.set(xml_key, submission.xml)
+            pipe.hset(metadata_key, mapping=metadata)
+            pipe.hset(keys.request_state_key(request_id), mapping=state)
+            # No MAXLEN here: trimming at XADD could drop entries still pending in the group. The
+            # ingest consumer trims only what every consumer has finished with (see ingest.py).
+            pipe.xadd(keys.INGEST_STREAM, fields)
+            await pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,131 @@
+"""Reading a request back: status, results and failure detail (SPEC sections 4 and 6)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, NoReturn
+
+import redis.asyncio as redis
+
+from vn.v1 import valuation_pb2
+from vncommon import keys
+from vncommon.errors import InvalidArgument, RequestExpired, RequestFailed, RequestNotFound, ResultNotReady, VnError
+from vncommon.timeutil import parse_iso
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"succeeded", "failed"})
+STATUS_BY_NAME: dict[str, valuation_pb2.RequestStatus] = {
+    "received": valuation_pb2.REQUEST_STATUS_RECEIVED,
+    "started": valuation_pb2.REQUEST_STATUS_STARTED,
+    "succeeded": valuation_pb2.REQUEST_STATUS_SUCCEEDED,
+    "failed": valuation_pb2.REQUEST_STATUS_FAILED,
+}
+# Ids are generated as uuid4 hex; anything that could not be one is unknown without a Redis round trip
+# (and never reaches a key name, where braces would break the cluster slot tag).
+_REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+
+
+def check_request_id(request_id: str) -> None:
+    if not request_id:
+        raise InvalidArgument("request_id is required", {"field": "request_id"})
+    if not _REQUEST_ID.match(request_id):
+        raise RequestNotFound(f"no request {request_id!r}", {"requestId": request_id})
+
+
+def status_code(status: str) -> valuation_pb2.RequestStatus:
+    return STATUS_BY_NAME.get(status, valuation_pb2.REQUEST_STATUS_UNSPECIFIED)
+
+
+class Queries:
+    """Read-only views of a request's Redis state."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    async def state(self, request_id: str) -> dict[str, str]:
+        """The request's state hash; RequestExpired after purge, RequestNotFound if never known."""
+        check_request_id(request_id)
+        raw = await self._client.hgetall(keys.request_state_key(request_id))
+        if not raw:
+            await self.raise_missing(request_id)
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def raise_missing(self, request_id: str) -> NoReturn:
+        if await self._client.exists(keys.tombstone_key(request_id)):
+            raise RequestExpired(f"request {request_id} has expired and its data was purged",
+                                 {"requestId": request_id})
+        raise RequestNotFound(f"no request {request_id!r}", {"requestId": request_id})
+
+    async def status(self, request_id: str) -> valuation_pb2.GetStatusResponse:
+        """GetStatus: state hash and the current group's counters."""
+        state = await self.state(request_id)
+        name = state.get("status", "")
+        current = _int(state.get("currentGroup"))
+        group_count = _int(state.get("groupCount"))
+        group = await self._group(request_id, current)
+        response = valuation_pb2.GetStatusResponse(
+            request_id=request_id, status=status_code(name), current_group=current, group_count=group_count
+        )
+        _set_time(response.received_at, state.get("receivedAt"))
+        _set_time(response.started_at, state.get("startedAt"))
+        _set_time(response.completed_at, state.get("completedAt"))
+        completed = group_count if name == "succeeded" else current + (group.get("status") == "completed")
+        response.progress.groups_completed = min(completed, group_count) if group_count else completed
+        response.progress.tasks_expected = _int(group.get("expected"))
+        response.progress.tasks_completed = _int(group.get("completed"))
+        response.progress.tasks_failed = _int(group.get("failed"))
+        if name == "failed":
+            response.failure_detail = await self.failure_detail(request_id)
+        return response
+
+    async def _group(self, request_id: str, group_index: int) -> dict[str, str]:
+        raw = await self._client.hgetall(keys.group_state_key(request_id, group_index))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def failure_detail(self, request_id: str) -> str:
+        raw = await self._client.get(keys.request_failure_key(request_id))
+        return _text(raw) if raw is not None else ""
+
+    async def results(self, request_id: str) -> bytes:
+        """GetResults: the response bytes of a succeeded request, else the error saying why not."""
+        state = await self.state(request_id)
+        return await self.results_for(request_id, state)
+
+    async def results_for(self, request_id: str, state: dict[str, str]) -> bytes:
+        status = state.get("status", "")
+        if status == "failed":
+            detail = await self.failure_detail(request_id)
+            raise RequestFailed(f"request {request_id} failed", {"requestId": request_id, "detail": detail})
+        if status != "succeeded":
+            raise ResultNotReady(f"request {request_id} has not finished", {"requestId": request_id,
+                                                                             "status": status})
+        response_key = state.get("responseKey") or keys.request_response_key(request_id)
+        body = await self._client.get(response_key)
+        if body is None:
+            if await self._client.exists(keys.tombstone_key(request_id)):
+                await self.raise_missing(request_id)
+            raise VnError(f"request {request_id} succeeded but its response is missing")
+        return bytes(body) if not isinstance(body, str) else body.encode()
+
+
+def _set_time(field: Any, raw: str | None) -> None:
+    """Leave the Timestamp unset (null over REST) when the time is not known yet."""
+    if not raw:
+        return
+    try:
+        field.FromDatetime(parse_iso(raw))
+    except ValueError:
+        log.warning("unreadable timestamp in request state", extra={"fields": {"value": raw}})
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return max(int(raw or 0), 0)
+    except ValueError:
+        return 0
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,193 @@
+"""The ValuationService servicer: Submit (async and sync), GetStatus, GetResults and Watch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+import redis.asyncio as redis
+
+from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
+from vnapi.intake import Accepted, Intake, Submission, new_request_id
+from vnapi.lifecycle_hub import RESYNC, LifecycleHub, Subscription
+from vnapi.queries import TERMINAL, Queries, check_request_id, status_code
+from vnapi.settings import VnapiSettings
+from vnapi.validation import DEFAULT_CONTENT_TYPE, check_submission
+from vncommon import keys
+from vncommon.grpcutil import stream_errors, unary_errors
+from vncommon.lifecycle import event_from_json
+from vncommon.logs import log_context
+from vncommon.timeutil import utc_now_iso
+
+log = logging.getLogger(__name__)
+
+# A sync wait answers this much before the caller's deadline, so the caller gets timed_out, not an error.
+DEADLINE_MARGIN_S = 0.25
+# Watchers look at the event list this often even without news, in case the reader missed something.
+WATCH_RECHECK_S = 30.0
+
+Event = streams_pb2.LifecycleEvent
+
+
+class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
+    """vn.v1.ValuationService; errors are raised as VnError and translated by the decorators."""
+
+    def __init__(self, client: redis.Redis, settings: VnapiSettings, hub: LifecycleHub) -> None:
+        self._client = client
+        self._settings = settings
+        self._hub = hub
+        self._intake = Intake(client, settings.common.request_ttl_seconds)
+        self._queries = Queries(client)
+
+    @unary_errors
+    async def Submit(
+        self, request: valuation_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> valuation_pb2.SubmitResponse:
+        submission = self._check(request)
+        if not request.sync:
+            accepted = await self._intake.submit(submission)
+            return await self._async_answer(accepted)
+        deadline = asyncio.get_running_loop().time() + self._wait_budget(context)
+        request_id = new_request_id()
+        # Subscribe before storing: the request may finish before the store call even returns.
+        with self._hub.subscribe(request_id) as own:
+            accepted = await self._intake.submit(submission, request_id)
+            if not accepted.deduplicated:
+                return await self._await_outcome(accepted, own, deadline)
+        with self._hub.subscribe(accepted.request_id) as earlier:
+            return await self._await_outcome(accepted, earlier, deadline)
+
+    @unary_errors
+    async def GetStatus(
+        self, request: valuation_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
+    ) -> valuation_pb2.GetStatusResponse:
+        return await self._queries.status(request.request_id)
+
+    @unary_errors
+    async def GetResults(
+        self, request: valuation_pb2.GetResultsRequest, context: grpc.aio.ServicerContext
+    ) -> valuation_pb2.GetResultsResponse:
+        body = await self._queries.results(request.request_id)
+        return valuation_pb2.GetResultsResponse(request_id=request.request_id, response_xml=body)
+
+    @stream_errors
+    async def Watch(
+        self, request: valuation_pb2.WatchRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[valuation_pb2.WatchResponse]:
+        request_id = request.request_id
+        check_request_id(request_id)
+        with self._hub.subscribe(request_id) as subscription:
+            await self._queries.state(request_id)  # NOT_FOUND or REQUEST_EXPIRED before any event
+            last, replay = 0, True
+            while True:
+                events = await self._events_after(request_id, last, subscription, replay)
+                replay = False
+                for event in events:
+                    yield valuation_pb2.WatchResponse(event=event)
+                    last = event.sequence
+                    if event.status in TERMINAL:
+                        return
+
+    def _check(self, request: valuation_pb2.SubmitRequest) -> Submission:
+        received_at = utc_now_iso()
+        xml = bytes(request.xml)
+        group_count = check_submission(
+            xml, request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes
+        )
+        return Submission(
+            xml=xml,
+            group_count=group_count,
+            content_type=request.content_type or DEFAULT_CONTENT_TYPE,
+            idempotency_key=request.idempotency_key,
+            metadata=dict(request.metadata),
+            trace_id=request.trace_id,
+            received_at=received_at,
+        )
+
+    def _wait_budget(self, context: grpc.aio.ServicerContext) -> float:
+        """SYNC_WAIT_TIMEOUT_MS, capped by what is left of the caller's deadline."""
+        budget = self._settings.sync_wait_timeout_ms / 1000
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, remaining - min(DEADLINE_MARGIN_S, remaining * 0.1))
+        return max(budget, 0.0)
+
+    async def _async_answer(self, accepted: Accepted) -> valuation_pb2.SubmitResponse:
+        status = valuation_pb2.REQUEST_STATUS_RECEIVED
+        if accepted.deduplicated:
+            current = await self._client.hget(keys.request_state_key(accepted.request_id), "status")
+            status = status_code(_text(current)) if current is not None else status
+        return valuation_pb2.SubmitResponse(
+            request_id=accepted.request_id, status=status, deduplicated=accepted.deduplicated
+        )
+
+    async def _await_outcome(
+        self, accepted: Accepted, subscription: Subscription, deadline: float
+    ) -> valuation_pb2.SubmitResponse:
+        """Wait for the terminal event; the state is read again after each wake-up, so nothing is missed."""
+        loop = asyncio.get_running_loop()
+        with log_context(requestId=accepted.request_id, traceId=accepted.trace_id):
+            while True:
+                state = await self._queries.state(accepted.request_id)
+                remaining = deadline - loop.time()
+                if state.get("status") in TERMINAL or remaining <= 0:
+                    return await self._sync_answer(accepted, state)
+                await _next_signal(subscription, remaining)
+
+    async def _sync_answer(self, accepted: Accepted, state: dict[str, str]) -> valuation_pb2.SubmitResponse:
+        name = state.get("status", "")
+        response = valuation_pb2.SubmitResponse(
+            request_id=accepted.request_id, status=status_code(name), deduplicated=accepted.deduplicated
+        )
+        if name == "succeeded":
+            response.response_xml = await self._queries.results_for(accepted.request_id, state)
+        elif name == "failed":
+            response.failure_detail = await self._queries.failure_detail(accepted.request_id)
+        else:
+            response.timed_out = True
+        log.info("sync submission answered", extra={"fields": {"status": name, "timedOut": response.timed_out}})
+        return response
+
+    async def _events_after(
+        self, request_id: str, last: int, subscription: Subscription, replay: bool
+    ) -> list[Event]:
+        """The events with sequence > last: the next live one, or the list when something may be missing."""
+        if not replay:
+            try:
+                item = await subscription.get(WATCH_RECHECK_S)
+            except TimeoutError:
+                item = RESYNC
+            if item is not RESYNC:
+                if item.sequence <= last:
+                    return []  # already replayed from the list
+                if item.sequence == last + 1:
+                    return [item]
+        # First call, a resync, or a gap (two publishers raced between RPUSH and XADD): the list is
+        # complete up to the newest sequence seen, so it fills the gap in order.
+        return await self._replay(request_id, last)
+
+    async def _replay(self, request_id: str, last: int) -> list[Event]:
+        """The request's recorded events after `last`, from its event list (sequence = position)."""
+        raw = await self._client.lrange(keys.request_events_key(request_id), last, -1)
+        if not raw and not await self._client.exists(keys.request_state_key(request_id)):
+            await self._queries.raise_missing(request_id)
+        return [event_from_json(request_id, last + offset, item) for offset, item in enumerate(raw, start=1)]
+
+
+async def _next_signal(subscription: Subscription, within: float) -> None:
+    """Return at the first terminal event, resync marker or timeout; other events only keep waiting."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            item = await subscription.get(remaining)
+        except TimeoutError:
+            return
+        if item is RESYNC or item.status in TERMINAL:
+            return
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
