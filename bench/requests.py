@@ -14,7 +14,7 @@ def chained_request(groups: int, tasks: int, bytes_per_instrument: int = 0) -> b
              '<analytics><price><amount/></price></analytics></valuation></group>']
     for g in range(2, groups + 1):
         parts.append(f'<group name="g{g}"><valuation name="v{g}" use="vn:link(/vnml/project/group[{g - 1}], '
-                     f'valuation)"><basePrice select="./analytics/price/amount"/>'
+                     f'valuation)"><basePrice><amount select="./analytics/price/amount"/></basePrice>'
                      f'<analytics><price><amount/></price></analytics></valuation></group>')
     return (f'<?xml version="1.0" encoding="UTF-8"?><vnml><project name="bench">'
             f'<market name="M"><yield>0.0415</yield></market><portfolio>{instruments}</portfolio>'

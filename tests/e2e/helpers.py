@@ -37,7 +37,7 @@ def simple_request(groups: int = 1, tasks: int = 2, extra: str = "") -> bytes:
     for g in range(2, groups + 1):
         body.append(f'<group name="g{g}"><valuation name="step{g}" use="vn:link(/vnml/project/group[{g - 1}], '
                     f'valuation)"><instrument select="./instrument"/><market select="/vnml/project/market"/>'
-                    f'<basePrice select="./analytics/price/amount"/>'
+                    f'<basePrice><amount select="./analytics/price/amount"/></basePrice>'
                     f'<analytics><price><amount/></price></analytics></valuation></group>')
     return (f'<?xml version="1.0"?><vnml><project name="p">{extra}<market name="M"><yield>0.04</yield></market>'
             f'<portfolio>{instruments}</portfolio>{"".join(body)}</project></vnml>').encode()

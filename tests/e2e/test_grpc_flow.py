@@ -63,7 +63,7 @@ async def test_later_groups_read_the_results_of_earlier_groups(start_mesh: MeshF
     assert [len(g) for g in groups] == [4, 4, 4]
     first = amounts(reply.response_xml, 0)
     for later in (1, 2):
-        base_prices = [v.findtext("basePrice") for v in groups[later]]
+        base_prices = [v.findtext("basePrice/amount") for v in groups[later]]
         assert base_prices == (first if later == 1 else amounts(reply.response_xml, 1))
 
 
