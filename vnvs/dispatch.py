@@ -43,22 +43,45 @@ class TaskRef:
 
 
 class Dispatcher:
+    """Stores task documents and adds dispatch entries, recording each task's dispatched attempt.
+
+    The record (`group_tasks_key`) is the checkpoint a resuming orchestrator reads: a task with a
+    recorded attempt is in flight (its entry is in the stream, and a dead worker's entries are
+    reclaimed), so only tasks never dispatched are dispatched again.
+    """
+
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self._client = client
         self._ttl = ttl_seconds
 
     async def store_and_dispatch(self, tasks: Sequence[tuple[TaskRef, bytes]], attempt: int = 1) -> None:
         """Write every task document, then its dispatch entry, pipelined: one round trip per group."""
+        if not tasks:
+            return
         pipe = self._client.pipeline(transaction=False)
         for ref, xml in tasks:
             pipe.set(keys.task_xml_key(ref.request_id, ref.group_index, ref.task_id), xml, ex=self._ttl)
-        for ref, _ in tasks:
-            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt)))
+        self._add_entries(pipe, [(ref, attempt) for ref, _ in tasks])
         await pipe.execute()
 
     async def dispatch(self, refs: Sequence[tuple[TaskRef, int]]) -> None:
         """Dispatch tasks whose documents are already stored, each with its own attempt number."""
         pipe = self._client.pipeline(transaction=False)
+        self._add_entries(pipe, refs)
+        await pipe.execute()
+
+    async def dispatched_attempts(self, request_id: str, group_index: int) -> dict[str, int]:
+        raw = await self._client.hgetall(keys.group_tasks_key(request_id, group_index))
+        return {_text(task_id): int(attempt) for task_id, attempt in raw.items()}
+
+    @staticmethod
+    def _add_entries(pipe: redis.client.Pipeline, refs: Sequence[tuple[TaskRef, int]]) -> None:
+        ref0 = refs[0][0]
+        pipe.hset(keys.group_tasks_key(ref0.request_id, ref0.group_index),
+                  mapping={ref.task_id: attempt for ref, attempt in refs})
         for ref, attempt in refs:
             pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt)))
-        await pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

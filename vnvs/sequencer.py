@@ -121,14 +121,18 @@ class RequestRun:
         self._task_counts[group_index] = len(tasks)
         ids = [t.task_id for t in tasks]
         done = await self._stored_results(group_index, ids)
+        in_flight = await self._dispatcher.dispatched_attempts(self.request_id, group_index)
         await self._client.hset(group_key, mapping={
             "expected": len(tasks), "completed": len(done), "failed": 0, "status": "running"})
         tracker = GroupTracker(ids, self._settings.common.max_task_retries,
                                self._settings.task_wait_timeout_ms / 1000)
-        to_send = set(tracker.start(asyncio.get_running_loop().time(), done))
+        pending = tracker.start(asyncio.get_running_loop().time(), done, in_flight)
         refs = {t.task_id: self._ref(group_index, t) for t in tasks}
+        # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
+        to_send = {task_id for task_id in pending if task_id not in in_flight}
         await self._dispatcher.store_and_dispatch([(refs[t.task_id], t.xml) for t in tasks if t.task_id in to_send])
-        log.info("group dispatched", extra={"fields": {"tasks": len(tasks), "resumed": len(done)}})
+        log.info("group dispatched", extra={"fields": {
+            "tasks": len(tasks), "sent": len(to_send), "done": len(done), "inFlight": len(pending) - len(to_send)}})
         await self._await_group(tracker, refs, group_index)
         results = await self._read_results(group_index, ids)
         await asyncio.to_thread(apply_results, root, group_index, results)
