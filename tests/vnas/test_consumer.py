@@ -1,0 +1,301 @@
+"""The worker loop against a real Redis: fetch, execute, settle, reclaim, keep fresh, concurrency, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import redis.asyncio as redis
+
+from tests.conftest import wait_until
+from tests.vnas.conftest import (
+    WorkerFactory,
+    dispatch,
+    pending_count,
+    price_of,
+    process_alive,
+    read_updates,
+    write_script,
+)
+from vnas.executor import PythonExecutor
+from vncommon import keys
+
+RESULT_KEY = keys.task_result_key("req-1", 0, "1")
+
+
+async def test_a_dispatched_entry_is_executed_stored_reported_and_acknowledged(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    entry_id = await dispatch(redis_client, attempt=2)
+    worker = make_worker()
+    await worker.consumer.run(drain=True)
+    assert price_of(await redis_client.get(RESULT_KEY)) == "101.25"
+    assert 0 < await redis_client.ttl(RESULT_KEY) <= worker.settings.common.request_ttl_seconds
+    [update] = await read_updates(redis_client)
+    assert (update.request_id, update.group_index, update.task_id) == ("req-1", 0, "1")
+    assert (update.status, update.result_key, update.attempt, update.error) == ("completed", RESULT_KEY, 2, "")
+    assert update.duration_ms >= 0
+    assert await pending_count(redis_client) == 0
+    assert worker.consumer.outcomes["completed"] == 1
+    assert entry_id
+
+
+async def test_a_failed_script_is_reported_failed_and_stores_no_result(
+    redis_client: redis.Redis, make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    await dispatch(redis_client)
+    worker = make_worker(script=write_script(tmp_path, "echo 'no market' >&2; exit 4"))
+    await worker.consumer.run(drain=True)
+    [update] = await read_updates(redis_client)
+    assert update.status == "failed"
+    assert update.result_key == ""
+    assert "exit code 4" in update.error and "no market" in update.error
+    assert await redis_client.exists(RESULT_KEY) == 0
+    assert await pending_count(redis_client) == 0
+
+
+async def test_an_existing_result_is_never_overwritten_by_a_later_attempt(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await redis_client.set(RESULT_KEY, b"<valuation>earlier success</valuation>")
+    await dispatch(redis_client, attempt=3)
+    await make_worker().consumer.run(drain=True)
+    assert await redis_client.get(RESULT_KEY) == b"<valuation>earlier success</valuation>"
+    [update] = await read_updates(redis_client)
+    assert (update.status, update.attempt) == ("completed", 3)
+
+
+async def test_the_entry_is_acknowledged_only_after_the_update_is_written(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    # The updates stream name holds a string, so XADD fails: the entry must stay pending and be retried.
+    blocked = "stream:task:updates:{req-1}"
+    await redis_client.set(blocked, "not a stream")
+    await dispatch(redis_client, updates=blocked)
+    worker = make_worker()
+    worker.start()
+
+    async def settle_was_tried() -> bool:
+        return await redis_client.exists(RESULT_KEY) == 1
+
+    await wait_until(settle_was_tried)
+    await asyncio.sleep(0.3)
+    assert await pending_count(redis_client) == 1
+    await redis_client.delete(blocked)
+
+    async def acknowledged() -> bool:
+        return await pending_count(redis_client) == 0
+
+    await wait_until(acknowledged)
+    [update] = await read_updates(redis_client)
+    assert update.status == "completed"
+
+
+async def test_a_missing_payload_is_acknowledged_and_reported_failed(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await dispatch(redis_client, xml=None)
+    worker = make_worker()
+    await worker.consumer.run(drain=True)
+    [update] = await read_updates(redis_client)
+    assert update.status == "failed"
+    assert "payload missing" in update.error
+    assert await pending_count(redis_client) == 0
+
+
+async def test_a_payload_of_the_wrong_type_fails_the_task_instead_of_poisoning_the_stream(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await dispatch(redis_client, xml=None)
+    await redis_client.hset(keys.task_xml_key("req-1", 0, "1"), "not", "a string")
+    await make_worker().consumer.run(drain=True)
+    [update] = await read_updates(redis_client)
+    assert update.status == "failed" and "WRONGTYPE" in update.error
+    assert await pending_count(redis_client) == 0
+
+
+async def test_a_malformed_entry_is_acknowledged_and_reported(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await redis_client.xgroup_create(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, id="0", mkstream=True)
+    await redis_client.xadd(keys.DISPATCH_STREAM, {"requestId": "req-1", "groupIndex": "zero"})
+    worker = make_worker()
+    await worker.consumer.run(drain=True)
+    [update] = await read_updates(redis_client)
+    assert update.status == "failed" and "malformed" in update.error
+    assert await pending_count(redis_client) == 0
+    assert worker.consumer.outcomes["rejected"] == 1
+
+
+async def test_an_entry_left_idle_by_a_dead_consumer_is_reclaimed_and_run(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await dispatch(redis_client)
+    await redis_client.xgroup_create(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, id="0", mkstream=True)
+    taken = await redis_client.xreadgroup(keys.DISPATCH_GROUP, "dead-worker", {keys.DISPATCH_STREAM: ">"}, count=1)
+    assert taken and len(taken[0][1]) == 1
+    worker = make_worker(claim_idle_ms=200)
+    # Not idle long enough yet: a drain must leave it alone.
+    await worker.consumer.run(drain=True)
+    assert await redis_client.exists(RESULT_KEY) == 0
+    await asyncio.sleep(0.25)
+    worker = make_worker(claim_idle_ms=200)
+    await worker.consumer.run(drain=True)
+    assert price_of(await redis_client.get(RESULT_KEY)) == "101.25"
+    assert await pending_count(redis_client) == 0
+
+
+async def test_a_long_task_is_kept_fresh_and_not_reclaimed_while_its_worker_lives(
+    redis_client: redis.Redis, make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    script = write_script(tmp_path, f"echo run >> '{runs}'; sleep 1.5; echo 55")
+    await dispatch(redis_client)
+    first = make_worker(script=script, claim_idle_ms=300)
+    first.start()
+
+    async def started() -> bool:
+        return runs.exists()
+
+    await wait_until(started)
+    second = make_worker(script=script, claim_idle_ms=300)
+    second.start()
+    max_idle = 0
+    while not await redis_client.exists(RESULT_KEY):
+        pending = await redis_client.xpending_range(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "-", "+", 10)
+        for item in pending:
+            assert item["consumer"] == first.consumer.consumer_name.encode()
+            max_idle = max(max_idle, item["time_since_delivered"])
+        await asyncio.sleep(0.05)
+    assert max_idle < 300
+    assert runs.read_text().count("run") == 1
+    assert second.consumer.outcomes["completed"] == 0
+
+
+async def test_no_more_tasks_run_at_once_than_the_concurrency(
+    redis_client: redis.Redis, make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    log = tmp_path / "intervals"
+    script = write_script(tmp_path, f"s=$(date +%s.%N); sleep 0.3; echo \"$s $(date +%s.%N)\" >> '{log}'; echo 5")
+    for task in range(6):
+        await dispatch(redis_client, task_id=str(task + 1))
+    await make_worker(script=script, concurrency=2).consumer.run(drain=True)
+    intervals = [tuple(map(float, line.split())) for line in log.read_text().splitlines()]
+    assert len(intervals) == 6
+    overlap = max(sum(1 for s, e in intervals if s <= start < e) for start, _ in intervals)
+    assert overlap == 2
+
+
+async def test_graceful_stop_leaves_an_unfinished_entry_pending_and_kills_its_script(
+    redis_client: redis.Redis, make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    script = write_script(tmp_path, f"sleep 300 & echo $! > '{pid_file}'; wait")
+    await dispatch(redis_client)
+    worker = make_worker(script=script, shutdown_grace_ms=200, claim_idle_ms=5_000)
+    worker.start()
+
+    async def running() -> bool:
+        return pid_file.exists() and pid_file.read_text().strip() != ""
+
+    await wait_until(running)
+    started = time.monotonic()
+    await worker.stop()
+    assert time.monotonic() - started < 5
+    assert await pending_count(redis_client) == 1
+    assert await read_updates(redis_client) == []
+    assert await redis_client.exists(RESULT_KEY) == 0
+    assert not process_alive(int(pid_file.read_text()))
+    # Handed back: it already looks idle, so a live worker reclaims it without waiting.
+    [item] = await redis_client.xpending_range(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "-", "+", 1)
+    assert item["time_since_delivered"] >= 5_000
+    await make_worker(claim_idle_ms=5_000).consumer.run(drain=True)
+    assert price_of(await redis_client.get(RESULT_KEY)) == "101.25"
+
+
+async def test_graceful_stop_lets_a_short_task_finish_within_the_grace(
+    redis_client: redis.Redis, make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    marker = tmp_path / "started"
+    await dispatch(redis_client)
+    worker = make_worker(script=write_script(tmp_path, f"touch '{marker}'; sleep 0.4; echo 9"))
+    worker.start()
+
+    async def running() -> bool:
+        return marker.exists()
+
+    await wait_until(running)
+    await worker.stop()
+    assert await pending_count(redis_client) == 0
+    [update] = await read_updates(redis_client)
+    assert update.status == "completed"
+
+
+async def test_stop_before_run_returns_at_once(make_worker: WorkerFactory) -> None:
+    worker = make_worker()
+    worker.consumer.stop()
+    worker.consumer.stop()
+    await asyncio.wait_for(worker.consumer.run(), 5)
+
+
+async def test_the_worker_survives_a_redis_restart(
+    redis_client: redis.Redis, make_worker: WorkerFactory, redis_server: object
+) -> None:
+    from tests.conftest import RedisServer
+
+    assert isinstance(redis_server, RedisServer)
+    worker = make_worker()
+    worker.start()
+    await dispatch(redis_client, task_id="1")
+
+    async def first_done() -> bool:
+        return await redis_client.exists(RESULT_KEY) == 1
+
+    await wait_until(first_done)
+    redis_server.stop()
+    await asyncio.sleep(0.5)
+    assert worker.task is not None and not worker.task.done()
+    redis_server.start()
+
+    async def reconnected() -> bool:
+        try:
+            return bool(await redis_client.ping())
+        except redis.ConnectionError:
+            return False
+
+    await wait_until(reconnected)
+    await dispatch(redis_client, task_id="2")
+
+    async def second_done() -> bool:
+        return await redis_client.exists(keys.task_result_key("req-1", 0, "2")) == 1
+
+    await wait_until(second_done, timeout=20)
+
+
+async def test_the_in_process_executor_runs_through_the_same_loop(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await dispatch(redis_client)
+    worker = make_worker(executor=PythonExecutor("tests.vnas.pricers:flat_price", 5))
+    await worker.consumer.run(drain=True)
+    assert price_of(await redis_client.get(RESULT_KEY)) == "100.13"
+
+
+async def test_a_thousand_task_group_runs_at_hundreds_of_tasks_per_second(
+    redis_client: redis.Redis, make_worker: WorkerFactory, tmp_path: Path
+) -> None:
+    script = write_script(tmp_path, "echo 100")
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for task in range(1000):
+            pipe.set(keys.task_xml_key("req-1", 0, str(task)), b"<vnml><project><group><valuation/>"
+                     b"</group></project></vnml>")
+        await pipe.execute()
+    for task in range(1000):
+        await dispatch(redis_client, task_id=str(task), xml=None)
+    worker = make_worker(script=script, concurrency=4)
+    started = time.monotonic()
+    await worker.consumer.run(drain=True)
+    rate = 1000 / (time.monotonic() - started)
+    assert worker.consumer.outcomes["completed"] == 1000, worker.consumer.outcomes
+    assert rate > 100, f"{rate:.0f} tasks/s"

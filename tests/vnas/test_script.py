@@ -1,0 +1,171 @@
+"""The valuation script contract (SPEC section 9) as ScriptExecutor runs it, with real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from lxml import etree
+
+from tests.conftest import wait_until
+from tests.vnas.conftest import CTX, TASK_XML, price_of, process_alive, write_script
+from vnas.script import STDERR_TAIL_BYTES, ScriptExecutor
+
+
+def file_exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def executor(script: str, timeout_s: float = 10.0) -> ScriptExecutor:
+    return ScriptExecutor(script, timeout_s, dict(os.environ))
+
+
+async def test_xml_output_is_the_result(tmp_path: Path) -> None:
+    script = write_script(tmp_path, 'sed "s#<amount/>#<amount>99.10</amount>#" "$1"')
+    outcome = await executor(script).run(CTX, TASK_XML)
+    assert outcome.completed, outcome.error
+    assert price_of(outcome.result_xml) == "99.10"
+    assert outcome.result_xml.startswith(b"<?xml")
+
+
+async def test_a_bare_valuation_element_is_a_valid_result(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "echo '<valuation name=\"bond\"><price>1</price></valuation>'")
+    outcome = await executor(script).run(CTX, TASK_XML)
+    assert outcome.completed, outcome.error
+    assert etree.fromstring(outcome.result_xml).tag == "valuation"
+
+
+async def test_number_output_is_written_with_two_decimals_into_the_price(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "echo '  101.5  '")
+    outcome = await executor(script).run(CTX, TASK_XML)
+    assert outcome.completed, outcome.error
+    assert price_of(outcome.result_xml) == "101.50"
+    # The whole task document is the result: its other content is kept.
+    assert etree.fromstring(outcome.result_xml).findtext(".//coupon") == "0.0425"
+
+
+async def test_non_zero_exit_fails_with_exit_code_and_stderr(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "echo 100; echo 'curve not found' >&2; exit 3")
+    outcome = await executor(script).run(CTX, TASK_XML)
+    assert not outcome.completed
+    assert "exit code 3" in outcome.error
+    assert "curve not found" in outcome.error
+
+
+async def test_only_the_tail_of_a_long_stderr_is_reported(tmp_path: Path) -> None:
+    body = "i=0; while [ $i -lt 500 ]; do echo 'EARLY-LINE-xxxxxxxxxxxxxxxxxxxxxx' >&2; i=$((i+1)); done; " \
+           "echo 'THE-LAST-WORDS' >&2; exit 1"
+    outcome = await executor(write_script(tmp_path, body)).run(CTX, TASK_XML)
+    assert "THE-LAST-WORDS" in outcome.error
+    assert len(outcome.error) < STDERR_TAIL_BYTES + 200
+
+
+async def test_output_that_is_not_xml_fails_with_exit_code_and_stderr(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "echo '<valuation><price>' ; echo warned >&2")
+    outcome = await executor(script).run(CTX, TASK_XML)
+    assert not outcome.completed
+    assert "not valid XML" in outcome.error
+    assert "exit code 0" in outcome.error
+    assert "warned" in outcome.error
+
+
+async def test_text_that_is_neither_xml_nor_a_number_fails(tmp_path: Path) -> None:
+    outcome = await executor(write_script(tmp_path, "echo 'price is 12'")).run(CTX, TASK_XML)
+    assert not outcome.completed
+    assert "neither XML nor a single number" in outcome.error
+
+
+async def test_xml_that_is_not_a_task_or_valuation_fails(tmp_path: Path) -> None:
+    outcome = await executor(write_script(tmp_path, "echo '<report><ok/></report>'")).run(CTX, TASK_XML)
+    assert not outcome.completed
+    assert "<report>" in outcome.error
+
+
+async def test_empty_output_fails(tmp_path: Path) -> None:
+    outcome = await executor(write_script(tmp_path, "echo '   '")).run(CTX, TASK_XML)
+    assert not outcome.completed
+    assert "empty" in outcome.error
+
+
+async def test_zero_and_negative_numbers_fail(tmp_path: Path) -> None:
+    for number in ("0", "-12.5", "0.000"):
+        outcome = await executor(write_script(tmp_path, f"echo '{number}'")).run(CTX, TASK_XML)
+        assert not outcome.completed, number
+        assert "not positive" in outcome.error
+
+
+async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    body = f"sleep 300 & echo $! > '{pid_file}'; echo 'started child' >&2; wait"
+    outcome = await executor(write_script(tmp_path, body), timeout_s=0.5).run(CTX, TASK_XML)
+    assert not outcome.completed
+    assert "VNAS_TASK_TIMEOUT_MS" in outcome.error
+    assert "started child" in outcome.error
+    child = int(pid_file.read_text())
+
+    async def child_gone() -> bool:
+        return not process_alive(child)
+
+    await wait_until(child_gone, timeout=5)
+
+
+async def test_cancelling_a_run_kills_the_script_and_its_children(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = write_script(tmp_path, f"sleep 300 & echo $! > '{pid_file}'; wait")
+    run = asyncio.create_task(executor(script).run(CTX, TASK_XML))
+
+    async def child_started() -> bool:
+        return pid_file.exists() and pid_file.read_text().strip() != ""
+
+    await wait_until(child_started)
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    child = int(pid_file.read_text())
+
+    async def child_gone() -> bool:
+        return not process_alive(child)
+
+    await wait_until(child_gone, timeout=5)
+
+
+async def test_env_argv_and_stdin_reach_the_script(tmp_path: Path) -> None:
+    out = tmp_path / "seen"
+    out.mkdir()
+    body = (
+        f'echo "$VN_REQUEST_ID|$VN_GROUP_INDEX|$VN_TASK_ID|$VN_ATTEMPT|$VN_VALUATION_NAME|$VN_TRACE_ID"'
+        f" > '{out}/env'\n"
+        f"echo \"$#\" > '{out}/argc'\n"
+        f"echo \"$1\" > '{out}/path'\n"
+        f"cp \"$1\" '{out}/file.xml'\n"
+        f"cat > '{out}/stdin.xml'\n"
+        "echo 42"
+    )
+    outcome = await executor(write_script(tmp_path, body)).run(CTX, TASK_XML)
+    assert outcome.completed, outcome.error
+    assert (out / "env").read_text().strip() == "req-1|0|1|1|bond|trace-1"
+    assert (out / "argc").read_text().strip() == "1"
+    assert (out / "file.xml").read_bytes() == TASK_XML
+    assert (out / "stdin.xml").read_bytes() == TASK_XML
+    # The temp file holding the task XML is removed afterwards.
+    assert not file_exists((out / "path").read_text().strip())
+
+
+async def test_the_script_runs_without_a_shell_even_with_spaces_in_its_path(tmp_path: Path) -> None:
+    folder = tmp_path / "my scripts; rm -rf x"
+    folder.mkdir()
+    outcome = await executor(write_script(folder, "echo 7.5", name="price me.sh")).run(CTX, TASK_XML)
+    assert outcome.completed, outcome.error
+    assert price_of(outcome.result_xml) == "7.50"
+
+
+async def test_a_script_that_cannot_start_is_a_failed_outcome(tmp_path: Path) -> None:
+    outcome = await executor(str(tmp_path / "missing.sh")).run(CTX, TASK_XML)
+    assert not outcome.completed
+    assert "cannot start script" in outcome.error
+
+
+async def test_a_script_killed_by_a_signal_names_the_signal(tmp_path: Path) -> None:
+    outcome = await executor(write_script(tmp_path, "kill -TERM $$")).run(CTX, TASK_XML)
+    assert not outcome.completed
+    assert "SIGTERM" in outcome.error

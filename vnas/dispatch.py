@@ -1,0 +1,199 @@
+"""The Redis side of the worker: reading the dispatch stream, settling outcomes, keeping entries fresh.
+
+Every command against `stream:task:dispatch` and the per-request update streams lives here, so the
+loop in `vnas.consumer` only decides *when* to call them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from vn.v1 import streams_pb2
+from vnas.executor import TaskContext, TaskOutcome
+from vncommon import keys
+from vncommon.streams import from_fields, to_fields
+
+log = logging.getLogger(__name__)
+
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+
+# Renews (idle time back to 0) only the entries this consumer still owns: a plain XCLAIM would also
+# steal back an entry another worker legitimately reclaimed while this one was unreachable.
+_KEEP_FRESH_SCRIPT = """
+local owned = {}
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    owned[#owned + 1] = ARGV[i]
+  end
+end
+return owned
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One dispatch stream entry as delivered to this consumer."""
+
+    entry_id: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    """What one XAUTOCLAIM call returned and where the next scan starts."""
+
+    entries: list[Entry]
+    cursor: str
+    deleted: list[str]
+
+
+class RedisSettleError(Exception):
+    """Redis refused part of a settle (for example OOM); the entry stays un-acknowledged."""
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entries(raw: list[Any]) -> list[Entry]:
+    found: list[Entry] = []
+    for entry_id, fields in raw:
+        if entry_id is None or fields is None:
+            continue
+        found.append(Entry(text(entry_id), {text(k): text(v) for k, v in fields.items()}))
+    return found
+
+
+def task_context(dispatch: streams_pb2.TaskDispatch) -> TaskContext:
+    return TaskContext(
+        request_id=dispatch.request_id,
+        group_index=dispatch.group_index,
+        task_id=dispatch.task_id,
+        attempt=dispatch.attempt or 1,
+        valuation_name=dispatch.valuation_name,
+        trace_id=dispatch.trace_id,
+    )
+
+
+def parse_dispatch(entry: Entry) -> streams_pb2.TaskDispatch:
+    """The entry's TaskDispatch; ValueError if a numeric field is not a number."""
+    fields: dict[bytes | str, bytes | str] = {key: value for key, value in entry.fields.items()}
+    return from_fields(streams_pb2.TaskDispatch, fields)
+
+
+def result_key_of(dispatch: streams_pb2.TaskDispatch) -> str:
+    return dispatch.result_key or keys.task_result_key(dispatch.request_id, dispatch.group_index, dispatch.task_id)
+
+
+def updates_stream_of(dispatch: streams_pb2.TaskDispatch) -> str:
+    return dispatch.updates_stream or keys.updates_stream(dispatch.request_id)
+
+
+def build_update(dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> streams_pb2.TaskUpdate:
+    """The update for the orchestrator; resultKey is set only when a result was stored for this task."""
+    return streams_pb2.TaskUpdate(
+        request_id=dispatch.request_id,
+        group_index=dispatch.group_index,
+        task_id=dispatch.task_id,
+        status=STATUS_COMPLETED if outcome.completed else STATUS_FAILED,
+        result_key=result_key_of(dispatch) if outcome.completed else "",
+        attempt=dispatch.attempt or 1,
+        duration_ms=outcome.duration_ms,
+        error="" if outcome.completed else outcome.error,
+    )
+
+
+class DispatchStream:
+    """The dispatch stream as seen by one consumer of group `task-workers`."""
+
+    def __init__(self, client: redis.Redis, consumer: str, result_ttl_s: int) -> None:
+        self.client = client
+        self.consumer = consumer
+        self.stream = keys.DISPATCH_STREAM
+        self.group = keys.DISPATCH_GROUP
+        self._result_ttl_s = result_ttl_s
+        self._keep_fresh = client.register_script(_KEEP_FRESH_SCRIPT)
+
+    async def ensure_group(self) -> None:
+        """Create the group (and the stream) from the first entry; an existing group is fine."""
+        try:
+            await self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def autoclaim(self, min_idle_ms: int, cursor: str, count: int) -> ClaimBatch:
+        """Take over entries other (presumably dead) consumers left idle for at least `min_idle_ms`."""
+        reply: Any = await self.client.xautoclaim(self.stream, self.group, self.consumer, min_idle_ms,
+                                             start_id=cursor, count=count)
+        deleted = [text(item) for item in reply[2]] if len(reply) > 2 else []
+        return ClaimBatch(_entries(reply[1]), text(reply[0]), deleted)
+
+    async def read_new(self, count: int, block_ms: int | None) -> list[Entry]:
+        """New entries for this consumer; `block_ms=None` returns at once."""
+        reply: Any = await self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"},
+                                             count=count, block=block_ms)
+        entries: list[Entry] = []
+        for _stream, raw in reply or []:
+            entries.extend(_entries(raw))
+        return entries
+
+    async def read_payload(self, key: str) -> bytes | None:
+        value: Any = await self.client.get(key)
+        return bytes(value) if value is not None else None
+
+    async def settle(self, entry_id: str, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> bool:
+        """Store the result (SET NX), publish the update, then acknowledge; True if this result was stored.
+
+        Two round trips on purpose: a pipeline does not stop at a failed command, and under maxmemory
+        SET and XADD are refused while XACK is not, so acking in the same batch could lose the task.
+        """
+        updates = updates_stream_of(dispatch)
+        fields: dict[Any, Any] = to_fields(build_update(dispatch, outcome))
+        async with self.client.pipeline(transaction=False) as pipe:
+            if outcome.completed:
+                pipe.set(result_key_of(dispatch), outcome.result_xml, nx=True, ex=self._result_ttl_s)
+            pipe.xadd(updates, fields)
+            # Bounds a stream recreated by a late update after its request ended and was cleaned up.
+            pipe.expire(updates, self._result_ttl_s)
+            replies = await pipe.execute(raise_on_error=False)
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if errors:
+            raise RedisSettleError(f"redis refused the settle: {errors[0]}")
+        await self.ack(entry_id)
+        return bool(outcome.completed and replies[0])
+
+    async def ack(self, entry_id: str) -> None:
+        await self.client.xack(self.stream, self.group, entry_id)
+
+    async def report_and_ack(self, entry_id: str, request_id: str, updates: str, error: str) -> None:
+        """Settle an entry that could not become a task (malformed fields): failed update if possible."""
+        if request_id:
+            update = streams_pb2.TaskUpdate(request_id=request_id, status=STATUS_FAILED, error=error)
+            fields: dict[Any, Any] = to_fields(update)
+            await self.client.xadd(updates or keys.updates_stream(request_id), fields)
+        await self.ack(entry_id)
+
+    async def keep_fresh(self, entry_ids: list[str]) -> set[str]:
+        """Reset the idle time of entries this consumer still owns; returns those it still owns."""
+        if not entry_ids:
+            return set()
+        owned = await self._keep_fresh(keys=[self.stream], args=[self.group, self.consumer, *entry_ids])
+        return {text(item) for item in owned}
+
+    async def hand_back(self, idle_ms: int, limit: int) -> list[Any]:
+        """Mark this consumer's remaining entries idle so live workers reclaim them at once."""
+        pending: Any = await self.client.xpending_range(self.stream, self.group, "-", "+", limit,
+                                                   consumername=self.consumer)
+        ids: list[Any] = [text(item["message_id"]) for item in pending]
+        if ids:
+            await self.client.xclaim(self.stream, self.group, self.consumer, 0, ids, idle=idle_ms, justid=True)
+        return ids

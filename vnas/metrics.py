@@ -1,0 +1,28 @@
+"""Prometheus metrics of the task workers, served on VNAS_METRICS_PORT when it is set."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+TASK_DURATION = Histogram(
+    "vnas_task_duration_seconds",
+    "Time from reading a task's payload to its outcome, by outcome.",
+    ["outcome"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+TASK_OUTCOMES = Counter("vnas_task_outcomes_total", "Task attempts settled, by outcome.", ["outcome"])
+TASKS_IN_FLIGHT = Gauge("vnas_tasks_in_flight", "Tasks this worker is running now.")
+TASKS_RECLAIMED = Counter("vnas_tasks_reclaimed_total", "Entries taken over from idle consumers (XAUTOCLAIM).")
+REDIS_ERRORS = Counter("vnas_redis_errors_total", "Redis errors the worker backed off from, by operation.",
+                       ["operation"])
+
+
+def observe_outcome(completed: bool, duration_ms: int) -> None:
+    outcome = "completed" if completed else "failed"
+    TASK_OUTCOMES.labels(outcome).inc()
+    TASK_DURATION.labels(outcome).observe(duration_ms / 1000)
+
+
+def serve_metrics(port: int, host: str) -> None:
+    """Expose /metrics over HTTP from a daemon thread."""
+    start_http_server(port, addr=host)

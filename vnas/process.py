@@ -1,0 +1,113 @@
+"""Child processes driven straight from the event loop: cheap to spawn, no child-watcher threads.
+
+`asyncio.create_subprocess_exec` forks the whole worker under uvloop (which also runs gRPC's fork
+handlers) and starts a watcher thread per child on the default loop. Here `subprocess.Popen` starts the
+child (it uses vfork on Linux), the pipes are read and written without blocking, and the exit is
+awaited on a pidfd, so a process costs little more than its own run time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+
+CHUNK_BYTES = 64 * 1024
+
+
+def start(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start `argv` in a new session (its own process group) with all three streams piped."""
+    child = subprocess.Popen(
+        list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(env), start_new_session=True, close_fds=True,
+    )
+    for stream in (child.stdin, child.stdout, child.stderr):
+        if stream is not None:
+            os.set_blocking(stream.fileno(), False)
+    return child
+
+
+async def exchange(child: subprocess.Popen[bytes], data: bytes) -> tuple[bytes, bytes]:
+    """Feed `data` to stdin while reading stdout and stderr to EOF, then wait for the exit."""
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    stdin = child.stdin
+    _fed, stdout, stderr = await asyncio.gather(
+        _feed(stdin.fileno(), data, stdin.close), _read_to_eof(child.stdout.fileno()),
+        _read_to_eof(child.stderr.fileno()),
+    )
+    await wait_exit(child)
+    return stdout, stderr
+
+
+def close_pipes(child: subprocess.Popen[bytes]) -> None:
+    for stream in (child.stdin, child.stdout, child.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+async def wait_exit(child: subprocess.Popen[bytes]) -> int:
+    """The exit code, awaited without blocking the loop (and without a thread)."""
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):
+        return await asyncio.to_thread(child.wait)  # no pidfd (old kernel): one thread per wait
+    try:
+        while child.poll() is None:
+            await _ready(pidfd, writable=False)
+    finally:
+        os.close(pidfd)
+    return int(child.returncode)
+
+
+async def _feed(fd: int, data: bytes, close: Callable[[], None]) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            try:
+                written = os.write(fd, view[:CHUNK_BYTES])
+            except BlockingIOError:
+                await _ready(fd, writable=True)
+                continue
+            view = view[written:]
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the script exited or closed stdin without reading all of it: that is its choice
+    finally:
+        with contextlib.suppress(OSError):
+            close()  # EOF for a script that reads stdin to the end
+
+
+async def _read_to_eof(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(fd, CHUNK_BYTES)
+        except BlockingIOError:
+            await _ready(fd, writable=False)
+            continue
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+async def _ready(fd: int, writable: bool) -> None:
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    if writable:
+        loop.add_writer(fd, wake)
+    else:
+        loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        if writable:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)

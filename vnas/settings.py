@@ -1,0 +1,133 @@
+"""vnas settings: one frozen dataclass read from the environment once at start (SPEC section 12)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from vncommon.config import CommonSettings, env_int, env_str
+from vncommon.errors import ConfigError
+
+DEFAULT_GRPC_PORT = 50053
+DEFAULT_GRPC_HOST = "127.0.0.1"
+DEFAULT_TASK_TIMEOUT_MS = 300_000
+DEFAULT_CLAIM_IDLE_MS = 30_000
+DEFAULT_CONCURRENCY = 4
+DEFAULT_SHUTDOWN_GRACE_MS = 10_000
+MAX_CONCURRENCY = 1024
+# The keep-fresh task renews entries several times per idle window, so claims need some room.
+MIN_CLAIM_IDLE_MS = 50
+
+EXECUTOR_PREFIX = "python:"
+_EXECUTOR_TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+_CONSUMER_NAME = re.compile(r"^[\w.@:-]{1,200}$")
+
+
+def default_consumer_name() -> str:
+    """hostname-pid: unique per live process, so a restarted worker never inherits a dead one's entries."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class VnasSettings:
+    """Everything a vnas process needs; tests build it directly."""
+
+    common: CommonSettings = field(default_factory=CommonSettings)
+    grpc_host: str = DEFAULT_GRPC_HOST
+    grpc_port: int = DEFAULT_GRPC_PORT
+    script: str | None = None
+    executor: str | None = None
+    task_timeout_ms: int = DEFAULT_TASK_TIMEOUT_MS
+    claim_idle_ms: int = DEFAULT_CLAIM_IDLE_MS
+    concurrency: int = DEFAULT_CONCURRENCY
+    consumer_name: str = field(default_factory=default_consumer_name)
+    shutdown_grace_ms: int = DEFAULT_SHUTDOWN_GRACE_MS
+    metrics_port: int | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> VnasSettings:
+        script, executor = _executor_choice(env)
+        return cls(
+            common=CommonSettings.from_env(env),
+            grpc_host=env_str(env, "GRPC_HOST", DEFAULT_GRPC_HOST),
+            grpc_port=env_int(env, "GRPC_PORT", DEFAULT_GRPC_PORT, minimum=0, maximum=65535),
+            script=script,
+            executor=executor,
+            task_timeout_ms=env_int(env, "VNAS_TASK_TIMEOUT_MS", DEFAULT_TASK_TIMEOUT_MS, minimum=1),
+            claim_idle_ms=env_int(env, "VNAS_CLAIM_IDLE_MS", DEFAULT_CLAIM_IDLE_MS, minimum=MIN_CLAIM_IDLE_MS),
+            concurrency=env_int(env, "VNAS_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, maximum=MAX_CONCURRENCY),
+            consumer_name=_consumer_name(env),
+            shutdown_grace_ms=env_int(env, "VNAS_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS, minimum=0),
+            metrics_port=_metrics_port(env),
+        )
+
+    @property
+    def redis_url(self) -> str:
+        return self.common.redis_url
+
+    @property
+    def grpc_address(self) -> str:
+        host = f"[{self.grpc_host}]" if ":" in self.grpc_host else self.grpc_host
+        return f"{host}:{self.grpc_port}"
+
+    @property
+    def task_timeout_s(self) -> float:
+        return self.task_timeout_ms / 1000
+
+    @property
+    def shutdown_grace_s(self) -> float:
+        return self.shutdown_grace_ms / 1000
+
+
+def _executor_choice(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """Exactly one of VNAS_SCRIPT and VNAS_EXECUTOR, each checked for shape (and the script for existence)."""
+    script = env.get("VNAS_SCRIPT", "").strip()
+    executor = env.get("VNAS_EXECUTOR", "").strip()
+    if bool(script) == bool(executor):
+        which = "both are set" if script else "neither is set"
+        raise ConfigError(f"set exactly one of VNAS_SCRIPT (an executable) or VNAS_EXECUTOR "
+                          f"(python:package.module:function); {which}")
+    if script:
+        return resolve_script(script), None
+    return None, check_executor_spec(executor)
+
+
+def resolve_script(value: str) -> str:
+    """An absolute path to an executable file; a bare name is looked up on PATH."""
+    found = value if os.sep in value else shutil.which(value)
+    if found is None:
+        raise ConfigError(f"VNAS_SCRIPT={value!r} is not found on PATH")
+    path = os.path.abspath(found)
+    if not os.path.isfile(path):
+        raise ConfigError(f"VNAS_SCRIPT={value!r} is not a file")
+    if not os.access(path, os.X_OK):
+        raise ConfigError(f"VNAS_SCRIPT={value!r} is not executable (chmod +x it)")
+    return path
+
+
+def check_executor_spec(value: str) -> str:
+    """`python:package.module:function`, returned without its prefix."""
+    target = value.removeprefix(EXECUTOR_PREFIX)
+    if not value.startswith(EXECUTOR_PREFIX) or not _EXECUTOR_TARGET.match(target):
+        raise ConfigError(f"VNAS_EXECUTOR={value!r} must look like python:package.module:function")
+    return target
+
+
+def _consumer_name(env: Mapping[str, str]) -> str:
+    value = env.get("VNAS_CONSUMER_NAME", "").strip()
+    if not value:
+        return default_consumer_name()
+    if not _CONSUMER_NAME.match(value):
+        raise ConfigError(f"VNAS_CONSUMER_NAME={value!r} may hold only letters, digits and . @ : _ - "
+                          f"(at most 200 characters)")
+    return value
+
+
+def _metrics_port(env: Mapping[str, str]) -> int | None:
+    if not env.get("VNAS_METRICS_PORT", "").strip():
+        return None
+    return env_int(env, "VNAS_METRICS_PORT", 0, minimum=0, maximum=65535)
