@@ -26,6 +26,7 @@ from vnas.dispatch import (
     DispatchStream,
     Entry,
     RedisSettleError,
+    is_poison,
     parse_dispatch,
     task_context,
 )
@@ -191,6 +192,7 @@ class TaskConsumer:
         if not force and now < self._next_claim_at:
             return []
         batch = await self._stream.autoclaim(self._settings.claim_idle_ms, self._claim_cursor, count)
+        entries = await self._stream.with_deliveries(batch.entries)
         self._claim_cursor = batch.cursor
         if batch.cursor == "0-0" and len(batch.entries) < count:
             # Scanned the whole pending list: look again in a fraction of the idle window.
@@ -198,10 +200,10 @@ class TaskConsumer:
         if batch.deleted:
             log.warning("pending entries were trimmed before anyone ran them",
                         extra={"fields": {"entryIds": batch.deleted}})
-        if batch.entries:
-            metrics.TASKS_RECLAIMED.inc(len(batch.entries))
-            log.info("reclaimed idle entries", extra={"fields": {"count": len(batch.entries)}})
-        return batch.entries
+        if entries:
+            metrics.TASKS_RECLAIMED.inc(len(entries))
+            log.info("reclaimed idle entries", extra={"fields": {"count": len(entries)}})
+        return entries
 
     def _start(self, entry: Entry) -> None:
         task = asyncio.create_task(self._handle(entry), name=f"vnas-task-{entry.entry_id}")
@@ -236,9 +238,12 @@ class TaskConsumer:
         ctx = task_context(dispatch)
         with log_context(requestId=ctx.request_id, groupIndex=ctx.group_index, taskId=ctx.task_id,
                          traceId=ctx.trace_id or None):
+            if is_poison(entry, dispatch):
+                await self._dead_letter(entry, dispatch)
+                return
             try:
                 outcome = await self._execute_safely(ctx, dispatch)
-                stored = await self._settle(entry.entry_id, dispatch, outcome)
+                stored = await self._settle(entry, dispatch, outcome)
             except Abandoned as exc:
                 log.warning("left the entry pending: %s", exc, extra={"fields": {"entryId": entry.entry_id}})
                 return
@@ -266,13 +271,21 @@ class TaskConsumer:
             return TaskOutcome.failed(f"payload missing: task XML key {key} does not exist (expired or purged)")
         return await self._executor.run(ctx, payload)
 
-    async def _settle(self, entry_id: str, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> bool:
+    async def _settle(self, entry: Entry, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> bool:
         """Shielded: once the outcome exists, cancelling the handler must not cut the settle in half."""
         settle = asyncio.ensure_future(self._retrying(
-            "settle the task", lambda: self._stream.settle(entry_id, dispatch, outcome), give_up_on_stop=False))
+            "settle the task", lambda: self._stream.settle(entry.entry_id, dispatch, outcome, entry.deliveries),
+            give_up_on_stop=False))
         self._settling.add(settle)
         settle.add_done_callback(self._settling.discard)
         return await asyncio.shield(settle)
+
+    async def _dead_letter(self, entry: Entry, dispatch: streams_pb2.TaskDispatch) -> None:
+        log.error("dead-lettered a poison task", extra={"fields": {
+            "entryId": entry.entry_id, "deliveries": entry.deliveries - 1, "attempt": dispatch.attempt}})
+        await self._retrying("dead-letter the entry", lambda: self._stream.dead_letter(entry, dispatch),
+                             give_up_on_stop=True)
+        self.outcomes["dead_lettered"] += 1
 
     async def _reject(self, entry: Entry, error: str) -> None:
         log.error("acknowledged an entry that cannot run: %s", error, extra={"fields": {"entryId": entry.entry_id}})

@@ -17,6 +17,7 @@ from vn.v1 import streams_pb2
 from vnas.executor import TaskContext, TaskOutcome
 from vncommon import keys
 from vncommon.streams import from_fields, to_fields
+from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Entry:
 
     entry_id: str
     fields: dict[str, str]
+    deliveries: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,8 @@ def updates_stream_of(dispatch: streams_pb2.TaskDispatch) -> str:
     return dispatch.updates_stream or keys.updates_stream(dispatch.request_id)
 
 
-def build_update(dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> streams_pb2.TaskUpdate:
+def build_update(dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome, deliveries: int = 1
+                 ) -> streams_pb2.TaskUpdate:
     """The update for the orchestrator; resultKey is set only when a result was stored for this task."""
     return streams_pb2.TaskUpdate(
         request_id=dispatch.request_id,
@@ -108,7 +111,13 @@ def build_update(dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> st
         attempt=dispatch.attempt or 1,
         duration_ms=outcome.duration_ms,
         error="" if outcome.completed else outcome.error,
+        deliveries=deliveries,
     )
+
+
+def is_poison(entry: Entry, dispatch: streams_pb2.TaskDispatch) -> bool:
+    """Delivered more often than its budget allows: every worker that took it died before settling."""
+    return bool(dispatch.max_deliveries) and entry.deliveries > dispatch.max_deliveries
 
 
 class DispatchStream:
@@ -150,14 +159,48 @@ class DispatchStream:
         value: Any = await self.client.get(key)
         return bytes(value) if value is not None else None
 
-    async def settle(self, entry_id: str, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> bool:
+    async def with_deliveries(self, entries: list[Entry]) -> list[Entry]:
+        """Attach each claimed entry's delivery count (XPENDING), one pipelined round trip."""
+        if not entries:
+            return entries
+        async with self.client.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.xpending_range(self.stream, self.group, entry.entry_id, entry.entry_id, 1)
+            replies: list[Any] = await pipe.execute()
+        counted = []
+        for entry, reply in zip(entries, replies, strict=True):
+            deliveries = int(reply[0]["times_delivered"]) if reply else entry.deliveries
+            counted.append(Entry(entry.entry_id, entry.fields, deliveries))
+        return counted
+
+    async def dead_letter(self, entry: Entry, dispatch: streams_pb2.TaskDispatch) -> None:
+        """Record a poison entry with full context, report the attempt failed, then acknowledge it."""
+        used = entry.deliveries - 1
+        error = (f"poison task: delivered {used} times without finishing (each worker that took it died); "
+                 f"dead-lettered in {keys.DEADLETTER_STREAM}")
+        record: dict[Any, Any] = {**entry.fields, "entryId": entry.entry_id, "deliveries": used,
+                                  "consumer": self.consumer, "deadLetteredAt": utc_now_iso(), "error": error}
+        update: dict[Any, Any] = to_fields(build_update(dispatch, TaskOutcome.failed(error), used))
+        updates = updates_stream_of(dispatch)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.xadd(keys.DEADLETTER_STREAM, record, maxlen=keys.DEADLETTER_MAXLEN, approximate=True)
+            pipe.xadd(updates, update)
+            pipe.expire(updates, self._result_ttl_s)
+            replies = await pipe.execute(raise_on_error=False)
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if errors:
+            raise RedisSettleError(f"redis refused the dead-letter record: {errors[0]}")
+        await self.ack(entry.entry_id)
+
+    async def settle(self, entry_id: str, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome,
+                     deliveries: int = 1) -> bool:
         """Store the result (SET NX), publish the update, then acknowledge; True if this result was stored.
 
         Two round trips on purpose: a pipeline does not stop at a failed command, and under maxmemory
         SET and XADD are refused while XACK is not, so acking in the same batch could lose the task.
         """
         updates = updates_stream_of(dispatch)
-        fields: dict[Any, Any] = to_fields(build_update(dispatch, outcome))
+        fields: dict[Any, Any] = to_fields(build_update(dispatch, outcome, deliveries))
         async with self.client.pipeline(transaction=False) as pipe:
             if outcome.completed:
                 pipe.set(result_key_of(dispatch), outcome.result_xml, nx=True, ex=self._result_ttl_s)

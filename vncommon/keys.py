@@ -101,3 +101,7 @@ def request_keys(request_id: str, group_count: int) -> list[str]:
 
 ACTIVE_REQUESTS = "requests:active"
 """Sorted set of running request ids scored by lease expiry (ms); orphaned ones are taken over."""
+
+DEADLETTER_STREAM = "stream:task:deadletter"
+"""Poison tasks (delivered more than their budget without finishing), with full context."""
+DEADLETTER_MAXLEN = 10_000

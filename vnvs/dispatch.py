@@ -27,7 +27,7 @@ class TaskRef:
     valuation_name: str
     trace_id: str
 
-    def entry(self, attempt: int) -> streams_pb2.TaskDispatch:
+    def entry(self, attempt: int, max_deliveries: int) -> streams_pb2.TaskDispatch:
         return streams_pb2.TaskDispatch(
             request_id=self.request_id,
             group_index=self.group_index,
@@ -39,6 +39,7 @@ class TaskRef:
             attempt=attempt,
             updates_stream=keys.updates_stream(self.request_id),
             trace_id=self.trace_id,
+            max_deliveries=max_deliveries,
         )
 
 
@@ -54,18 +55,18 @@ class Dispatcher:
         self._client = client
         self._ttl = ttl_seconds
 
-    async def store_and_dispatch(self, tasks: Sequence[tuple[TaskRef, bytes]], attempt: int = 1) -> None:
-        """Write every task document, then its dispatch entry, pipelined: one round trip per group."""
+    async def store_and_dispatch(self, tasks: Sequence[tuple[TaskRef, bytes]], max_deliveries: int) -> None:
+        """Write every task document, then its first dispatch entry, pipelined: one round trip per group."""
         if not tasks:
             return
         pipe = self._client.pipeline(transaction=False)
         for ref, xml in tasks:
             pipe.set(keys.task_xml_key(ref.request_id, ref.group_index, ref.task_id), xml, ex=self._ttl)
-        self._add_entries(pipe, [(ref, attempt) for ref, _ in tasks])
+        self._add_entries(pipe, [(ref, 1, max_deliveries) for ref, _ in tasks])
         await pipe.execute()
 
-    async def dispatch(self, refs: Sequence[tuple[TaskRef, int]]) -> None:
-        """Dispatch tasks whose documents are already stored, each with its own attempt number."""
+    async def dispatch(self, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
+        """Dispatch tasks whose documents are already stored: (task, attempt, delivery budget) each."""
         pipe = self._client.pipeline(transaction=False)
         self._add_entries(pipe, refs)
         await pipe.execute()
@@ -75,12 +76,12 @@ class Dispatcher:
         return {_text(task_id): int(attempt) for task_id, attempt in raw.items()}
 
     @staticmethod
-    def _add_entries(pipe: redis.client.Pipeline, refs: Sequence[tuple[TaskRef, int]]) -> None:
+    def _add_entries(pipe: redis.client.Pipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
         ref0 = refs[0][0]
         pipe.hset(keys.group_tasks_key(ref0.request_id, ref0.group_index),
-                  mapping={ref.task_id: attempt for ref, attempt in refs})
-        for ref, attempt in refs:
-            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt)))
+                  mapping={ref.task_id: attempt for ref, attempt, _ in refs})
+        for ref, attempt, budget in refs:
+            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt, budget)))
 
 
 def _text(value: bytes | str) -> str:

@@ -130,7 +130,8 @@ class RequestRun:
         refs = {t.task_id: self._ref(group_index, t) for t in tasks}
         # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
         to_send = {task_id for task_id in pending if task_id not in in_flight}
-        await self._dispatcher.store_and_dispatch([(refs[t.task_id], t.xml) for t in tasks if t.task_id in to_send])
+        await self._dispatcher.store_and_dispatch([(refs[t.task_id], t.xml) for t in tasks if t.task_id in to_send],
+                                                  self._settings.common.max_task_retries)
         log.info("group dispatched", extra={"fields": {
             "tasks": len(tasks), "sent": len(to_send), "done": len(done), "inFlight": len(pending) - len(to_send)}})
         await self._await_group(tracker, refs, group_index)
@@ -178,7 +179,8 @@ class RequestRun:
                 f"task {task_id} of group {ref.group_index} ({ref.group_name}) failed after {state.attempt} "
                 f"attempts: {state.last_error}",
                 {"group": ref.group_name, "groupIndex": str(ref.group_index), "taskId": task_id,
-                 "valuation": ref.valuation_name, "attempts": str(state.attempt), "error": state.last_error},
+                 "valuation": ref.valuation_name, "attempts": str(state.attempt),
+                 "deliveries": str(state.deliveries_used), "error": state.last_error},
             )
 
     async def _retry_later(self, tracker: GroupTracker, ref: TaskRef, failed_attempt: int) -> None:
@@ -188,7 +190,7 @@ class RequestRun:
         pipe = self._client.pipeline(transaction=False)
         pipe.hincrby(keys.request_state_key(self.request_id), "retryCount", 1)
         await pipe.execute()
-        await self._dispatcher.dispatch([(ref, attempt)])
+        await self._dispatcher.dispatch([(ref, attempt, tracker.remaining_deliveries(ref.task_id))])
 
     async def _read_updates(self, tracker: GroupTracker) -> list[streams_pb2.TaskUpdate]:
         """Block on this request's own updates stream until something arrives or a deadline is due."""

@@ -22,6 +22,7 @@ class Decision(Enum):
 @dataclass(slots=True)
 class TaskState:
     attempt: int = 1
+    deliveries_used: int = 0  # by failed attempts; a worker crash costs a delivery too
     deadline: float = 0.0
     done: bool = False
     last_error: str = ""
@@ -63,7 +64,7 @@ class GroupTracker:
             return Decision.COMPLETED
         if update.attempt != state.attempt or state.retry_pending:
             return Decision.IGNORE  # an older attempt's late failure; the newer attempt is in flight
-        return self._failed(state, update.error or "task failed without an error message")
+        return self._failed(state, update.error or "task failed without an error message", update.deliveries)
 
     def expired(self, now: float) -> list[tuple[str, Decision]]:
         """Tasks that sent nothing within TASK_WAIT_TIMEOUT_MS count as failed attempts."""
@@ -86,9 +87,14 @@ class GroupTracker:
         state.deadline = now + self.wait_timeout_s
         return state.attempt
 
-    def _failed(self, state: TaskState, error: str) -> Decision:
+    def remaining_deliveries(self, task_id: str) -> int:
+        """The delivery budget the task's next entry carries (MAX_TASK_RETRIES in all, crashes included)."""
+        return max(1, self.max_attempts - self.tasks[task_id].deliveries_used)
+
+    def _failed(self, state: TaskState, error: str, deliveries: int = 1) -> Decision:
         state.last_error = error
-        if state.attempt >= self.max_attempts:
+        state.deliveries_used += max(1, deliveries)
+        if state.attempt >= self.max_attempts or state.deliveries_used >= self.max_attempts:
             return Decision.EXHAUSTED
         state.retry_pending = True
         return Decision.RETRY

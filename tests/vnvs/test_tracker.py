@@ -72,3 +72,22 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     for attempt, upper in ((1, 0.1), (2, 0.2), (3, 0.4), (10, 1.0)):
         delay = backoff_seconds(attempt, base_ms=100, cap_ms=1000)
         assert upper / 2 <= delay <= upper
+
+
+def test_worker_crashes_count_against_the_budget_of_deliveries() -> None:
+    t = tracker(max_attempts=3)
+    assert t.remaining_deliveries("1") == 3
+    # The first attempt's entry was delivered twice (one worker died) before it failed.
+    crashed_once = update("1", "failed", 1, "boom")
+    crashed_once.deliveries = 2
+    assert t.on_update(crashed_once) is Decision.RETRY
+    assert t.remaining_deliveries("1") == 1
+    t.begin_retry("1", now=1)
+    assert t.on_update(update("1", "failed", 2, "boom")) is Decision.EXHAUSTED
+
+
+def test_a_dead_lettered_poison_task_exhausts_the_task_at_once() -> None:
+    t = tracker(max_attempts=3)
+    poison = update("1", "failed", 1, "poison task: delivered 3 times")
+    poison.deliveries = 3
+    assert t.on_update(poison) is Decision.EXHAUSTED

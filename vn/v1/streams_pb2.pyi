@@ -39,7 +39,7 @@ class LifecycleEvent(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., group_index: _Optional[int] = ..., timestamp: _Optional[str] = ..., detail: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class TaskDispatch(_message.Message):
-    __slots__ = ("request_id", "group_index", "group_name", "task_id", "valuation_name", "payload_key", "result_key", "attempt", "updates_stream", "trace_id")
+    __slots__ = ("request_id", "group_index", "group_name", "task_id", "valuation_name", "payload_key", "result_key", "attempt", "updates_stream", "trace_id", "max_deliveries")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_INDEX_FIELD_NUMBER: _ClassVar[int]
     GROUP_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,7 @@ class TaskDispatch(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     UPDATES_STREAM_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     group_index: int
     group_name: str
@@ -60,10 +61,11 @@ class TaskDispatch(_message.Message):
     attempt: int
     updates_stream: str
     trace_id: str
-    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., group_name: _Optional[str] = ..., task_id: _Optional[str] = ..., valuation_name: _Optional[str] = ..., payload_key: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., updates_stream: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    max_deliveries: int
+    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., group_name: _Optional[str] = ..., task_id: _Optional[str] = ..., valuation_name: _Optional[str] = ..., payload_key: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., updates_stream: _Optional[str] = ..., trace_id: _Optional[str] = ..., max_deliveries: _Optional[int] = ...) -> None: ...
 
 class TaskUpdate(_message.Message):
-    __slots__ = ("request_id", "group_index", "task_id", "status", "result_key", "attempt", "duration_ms", "error")
+    __slots__ = ("request_id", "group_index", "task_id", "status", "result_key", "attempt", "duration_ms", "error", "deliveries")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_INDEX_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +74,7 @@ class TaskUpdate(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     group_index: int
     task_id: str
@@ -80,4 +83,5 @@ class TaskUpdate(_message.Message):
     attempt: int
     duration_ms: int
     error: str
-    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., task_id: _Optional[str] = ..., status: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    deliveries: int
+    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., task_id: _Optional[str] = ..., status: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., duration_ms: _Optional[int] = ..., error: _Optional[str] = ..., deliveries: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,71 @@
+"""The use strategy: fan a group or valuation out into one clone per matched node (its context node)."""
+
+from __future__ import annotations
+
+import copy
+from typing import NamedTuple
+
+from lxml import etree
+
+from vnvs.hydration.errors import Scope
+from vnvs.hydration.select import Finder
+from vnvs.hydration.xpaths import is_element, parse_link
+
+
+class Expansion(NamedTuple):
+    """One valuation to hydrate and the node its relative expressions read from."""
+
+    source: etree._Element
+    context: etree._Element
+
+
+def matches(element: etree._Element, context: etree._Element, finder: Finder, scope: Scope) -> list[etree._Element]:
+    """The nodes `element`'s use finds: vn:link children of each source node, or a plain XPath's elements."""
+    expression = element.get("use", "")
+    try:
+        link = parse_link(expression)
+    except ValueError as exc:
+        raise scope.error(f"wrong argument count ({exc})", expression, element) from None
+    if not expression.strip():
+        raise scope.error("empty use expression", expression, element)
+    if link is not None:
+        found = finder.link(link[0], link[1], context, scope, element)
+    else:
+        found = finder.evaluator.evaluate(expression, context, scope, element)
+    if not all(is_element(node) for node in found):
+        raise scope.error("use must find elements", expression, element)
+    if not found:
+        raise scope.error("use found no node, so it makes zero clones", expression, element)
+    return found
+
+
+def expand_group(group: etree._Element, finder: Finder, scope: Scope, limit: int) -> list[Expansion]:
+    """Every valuation of `group` after fan-out, in document order, as (source, context) pairs.
+
+    A group's own use repeats all its valuations once per matched node; a valuation without a use
+    keeps itself (in the working document) as its context node.
+    """
+    valuations = [child for child in group if is_element(child) and child.tag == "valuation"]
+    if not valuations:
+        raise scope.error("group has no valuation", group.get("use", ""), group)
+    group_contexts = matches(group, group, finder, scope) if group.get("use") is not None else [None]
+    expansions: list[Expansion] = []
+    for group_context in group_contexts:
+        for valuation in valuations:
+            context = valuation if group_context is None else group_context
+            if valuation.get("use") is None:
+                expansions.append(Expansion(valuation, context))
+            else:
+                found = matches(valuation, context, finder, scope)
+                expansions.extend(Expansion(valuation, node) for node in found)
+            if len(expansions) > limit:
+                raise scope.error(f"more than {limit} clones in one group", valuation.get("use", ""), valuation)
+    return expansions
+
+
+def make_clone(expansion: Expansion) -> etree._Element:
+    """A detached copy of the expansion's valuation without its use attribute."""
+    clone = copy.deepcopy(expansion.source)
+    if "use" in clone.attrib:
+        del clone.attrib["use"]
+    return clone
