@@ -62,7 +62,7 @@ def price_of(result_xml: bytes) -> str:
 
 async def dispatch(
     client: redis.Redis, *, request_id: str = "req-1", task_id: str = "1", group_index: int = 0,
-    xml: bytes | None = TASK_XML, attempt: int = 1, updates: str | None = None,
+    xml: bytes | None = TASK_XML, attempt: int = 1, updates: str | None = None, max_deliveries: int = 0,
 ) -> str:
     """Store the task XML (unless xml is None) and add a dispatch entry; returns the entry id."""
     payload_key = keys.task_xml_key(request_id, group_index, task_id)
@@ -73,6 +73,7 @@ async def dispatch(
         valuation_name="bond", payload_key=payload_key,
         result_key=keys.task_result_key(request_id, group_index, task_id), attempt=attempt,
         updates_stream=updates or keys.updates_stream(request_id), trace_id="trace-1",
+        max_deliveries=max_deliveries,
     )
     fields: dict[Any, Any] = to_fields(entry)
     entry_id = await client.xadd(keys.DISPATCH_STREAM, fields)

@@ -299,3 +299,36 @@ async def test_a_thousand_task_group_runs_at_hundreds_of_tasks_per_second(
     rate = 1000 / (time.monotonic() - started)
     assert worker.consumer.outcomes["completed"] == 1000, worker.consumer.outcomes
     assert rate > 100, f"{rate:.0f} tasks/s"
+
+
+async def test_an_entry_delivered_beyond_its_budget_is_dead_lettered_not_run(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await dispatch(redis_client, max_deliveries=2)
+    await redis_client.xgroup_create(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, id="0", mkstream=True)
+    # Two workers took the entry and died before settling it (two deliveries used up).
+    await redis_client.xreadgroup(keys.DISPATCH_GROUP, "dead-1", {keys.DISPATCH_STREAM: ">"}, count=1)
+    await redis_client.xautoclaim(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "dead-2", 0, "0-0")
+    await asyncio.sleep(0.06)
+    worker = make_worker(claim_idle_ms=50)
+    await worker.consumer.run(drain=True)
+    assert await redis_client.exists(RESULT_KEY) == 0
+    assert await pending_count(redis_client) == 0
+    [update] = await read_updates(redis_client)
+    assert update.status == "failed" and update.deliveries == 2 and "poison task" in update.error
+    [(_, record)] = await redis_client.xrange(keys.DEADLETTER_STREAM)
+    assert record[b"requestId"] == b"req-1" and record[b"taskId"] == b"1" and record[b"deliveries"] == b"2"
+    assert record[b"payloadKey"] and record[b"error"].startswith(b"poison task")
+    assert worker.consumer.outcomes["dead_lettered"] == 1
+
+
+async def test_a_reclaimed_entry_within_its_budget_runs_and_reports_its_deliveries(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await dispatch(redis_client, max_deliveries=3)
+    await redis_client.xgroup_create(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, id="0", mkstream=True)
+    await redis_client.xreadgroup(keys.DISPATCH_GROUP, "dead-worker", {keys.DISPATCH_STREAM: ">"}, count=1)
+    await asyncio.sleep(0.06)
+    await make_worker(claim_idle_ms=50).consumer.run(drain=True)
+    [update] = await read_updates(redis_client)
+    assert (update.status, update.deliveries) == ("completed", 2)
