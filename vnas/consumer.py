@@ -32,6 +32,7 @@ from vnas.dispatch import (
 )
 from vnas.executor import Executor, TaskContext, TaskOutcome
 from vnas.settings import VnasSettings
+from vnas.settler import Settler
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS
 
@@ -73,6 +74,7 @@ class TaskConsumer:
         self._settings = settings
         self._executor = executor
         self._stream = DispatchStream(client, settings.consumer_name, settings.common.request_ttl_seconds)
+        self._settler = Settler(self._stream, settings.common.request_ttl_seconds)
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._inflight: dict[asyncio.Task[None], str] = {}
         self._settling: set[asyncio.Task[bool]] = set()
@@ -144,12 +146,22 @@ class TaskConsumer:
                 continue
             backoff.reset()
             self._release_slots(count - len(entries))
-            for entry in entries:
+            for entry in await self._prefetch(entries):
                 self._start(entry)
             if drain and not entries:
                 if not self._inflight:
                     return
                 await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _prefetch(self, entries: list[Entry]) -> list[Entry]:
+        """Read the batch's task documents in one round trip; on a Redis error each task reads its own."""
+        if not entries:
+            return entries
+        try:
+            return await self._stream.read_payloads(entries)
+        except (*REDIS_ERRORS, ResponseError) as exc:
+            log.warning("could not prefetch task documents", extra={"fields": {"error": str(exc)}})
+            return entries
 
     async def _recover_fetch(self, error: ResponseError, backoff: Backoff) -> None:
         """NOGROUP: the stream was deleted, recreate it. Anything else (READONLY during a failover, ...)
@@ -242,18 +254,19 @@ class TaskConsumer:
                 await self._dead_letter(entry, dispatch)
                 return
             try:
-                outcome = await self._execute_safely(ctx, dispatch)
+                outcome = await self._execute_safely(ctx, dispatch, entry)
                 stored = await self._settle(entry, dispatch, outcome)
             except Abandoned as exc:
                 log.warning("left the entry pending: %s", exc, extra={"fields": {"entryId": entry.entry_id}})
                 return
             self._record(ctx, entry.entry_id, outcome, stored)
 
-    async def _execute_safely(self, ctx: TaskContext, dispatch: streams_pb2.TaskDispatch) -> TaskOutcome:
+    async def _execute_safely(self, ctx: TaskContext, dispatch: streams_pb2.TaskDispatch, entry: Entry
+                              ) -> TaskOutcome:
         """Execute; a bug or a refused read becomes a failed outcome, so the entry cannot turn into a
         poison message that every worker reclaims and crashes on in turn."""
         try:
-            return await self._execute(ctx, dispatch)
+            return await self._execute(ctx, dispatch, entry)
         except (Abandoned, asyncio.CancelledError):
             raise
         except ResponseError as exc:
@@ -262,10 +275,12 @@ class TaskConsumer:
             log.exception("worker error while executing a task")
             return TaskOutcome.failed(f"worker error: {type(exc).__name__}: {exc}")
 
-    async def _execute(self, ctx: TaskContext, dispatch: streams_pb2.TaskDispatch) -> TaskOutcome:
+    async def _execute(self, ctx: TaskContext, dispatch: streams_pb2.TaskDispatch, entry: Entry) -> TaskOutcome:
         key = dispatch.payload_key
-        payload = await self._retrying("read the task XML", lambda: self._stream.read_payload(key),
-                                       give_up_on_stop=True)
+        payload = entry.payload
+        if not entry.prefetched:
+            payload = await self._retrying("read the task XML", lambda: self._stream.read_payload(key),
+                                           give_up_on_stop=True)
         if payload is None:
             # The request was purged (TTL) or never stored: retrying would fail forever.
             return TaskOutcome.failed(f"payload missing: task XML key {key} does not exist (expired or purged)")
@@ -274,7 +289,7 @@ class TaskConsumer:
     async def _settle(self, entry: Entry, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> bool:
         """Shielded: once the outcome exists, cancelling the handler must not cut the settle in half."""
         settle = asyncio.ensure_future(self._retrying(
-            "settle the task", lambda: self._stream.settle(entry.entry_id, dispatch, outcome, entry.deliveries),
+            "settle the task", lambda: self._settler.settle(entry.entry_id, dispatch, outcome, entry.deliveries),
             give_up_on_stop=False))
         self._settling.add(settle)
         settle.add_done_callback(self._settling.discard)

@@ -46,6 +46,8 @@ class Entry:
     entry_id: str
     fields: dict[str, str]
     deliveries: int = 1
+    payload: bytes | None = None
+    prefetched: bool = False  # payload was read with the batch (None then means the key is gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,10 @@ def _entries(raw: list[Any]) -> list[Entry]:
             continue
         found.append(Entry(text(entry_id), {text(k): text(v) for k, v in fields.items()}))
     return found
+
+
+def _payload(reply: Any) -> bytes | None:
+    return bytes(reply) if reply is not None else None
 
 
 def task_context(dispatch: streams_pb2.TaskDispatch) -> TaskContext:
@@ -192,30 +198,21 @@ class DispatchStream:
             raise RedisSettleError(f"redis refused the dead-letter record: {errors[0]}")
         await self.ack(entry.entry_id)
 
-    async def settle(self, entry_id: str, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome,
-                     deliveries: int = 1) -> bool:
-        """Store the result (SET NX), publish the update, then acknowledge; True if this result was stored.
-
-        Two round trips on purpose: a pipeline does not stop at a failed command, and under maxmemory
-        SET and XADD are refused while XACK is not, so acking in the same batch could lose the task.
-        """
-        updates = updates_stream_of(dispatch)
-        fields: dict[Any, Any] = to_fields(build_update(dispatch, outcome, deliveries))
-        async with self.client.pipeline(transaction=False) as pipe:
-            if outcome.completed:
-                pipe.set(result_key_of(dispatch), outcome.result_xml, nx=True, ex=self._result_ttl_s)
-            pipe.xadd(updates, fields)
-            # Bounds a stream recreated by a late update after its request ended and was cleaned up.
-            pipe.expire(updates, self._result_ttl_s)
-            replies = await pipe.execute(raise_on_error=False)
-        errors = [reply for reply in replies if isinstance(reply, Exception)]
-        if errors:
-            raise RedisSettleError(f"redis refused the settle: {errors[0]}")
-        await self.ack(entry_id)
-        return bool(outcome.completed and replies[0])
-
     async def ack(self, entry_id: str) -> None:
         await self.client.xack(self.stream, self.group, entry_id)
+
+    async def ack_many(self, entry_ids: list[str]) -> None:
+        await self.client.xack(self.stream, self.group, *entry_ids)
+
+    async def read_payloads(self, entries: list[Entry]) -> list[Entry]:
+        """Attach every entry's task XML in one pipelined round trip (None: the key does not exist)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.get(entry.fields.get("payloadKey", ""))
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return [entry if isinstance(reply, Exception)  # e.g. WRONGTYPE: the task reads it alone and fails
+                else Entry(entry.entry_id, entry.fields, entry.deliveries, _payload(reply), prefetched=True)
+                for entry, reply in zip(entries, replies, strict=True)]
 
     async def report_and_ack(self, entry_id: str, request_id: str, updates: str, error: str) -> None:
         """Settle an entry that could not become a task (malformed fields): failed update if possible."""

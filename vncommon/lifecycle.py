@@ -58,6 +58,19 @@ async def publish(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> str
     return event
 
 
+def queue_publish(pipe: redis.client.Pipeline, event: streams_pb2.LifecycleEvent) -> None:
+    """Add the event to a pipeline; the caller knows its sequence (it is the request's only publisher)."""
+    pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
+    pipe.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+
+
+def queue_finish(pipe: redis.client.Pipeline, request_id: str, status: str, completed_at: str) -> None:
+    """Add the terminal compare-and-set to a pipeline; its reply is 1 for the one caller that wins."""
+    if status not in TERMINAL:
+        raise ValueError(f"{status} is not a terminal status")
+    pipe.eval(_FINISH_SCRIPT, 1, keys.request_state_key(request_id), status, completed_at)
+
+
 async def finish(client: redis.Redis, request_id: str, status: str, detail: str = "") -> bool:
     """Move the request to a terminal status and publish the event; False if it had already ended."""
     if status not in TERMINAL:

@@ -44,45 +44,30 @@ class TaskRef:
 
 
 class Dispatcher:
-    """Stores task documents and adds dispatch entries, recording each task's dispatched attempt.
+    """Adds task documents and dispatch entries to a pipeline, recording each task's dispatched attempt.
 
     The record (`group_tasks_key`) is the checkpoint a resuming orchestrator reads: a task with a
     recorded attempt is in flight (its entry is in the stream, and a dead worker's entries are
     reclaimed), so only tasks never dispatched are dispatched again.
     """
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
-        self._client = client
+    def __init__(self, ttl_seconds: int) -> None:
         self._ttl = ttl_seconds
 
-    async def store_and_dispatch(self, tasks: Sequence[tuple[TaskRef, bytes]], max_deliveries: int) -> None:
-        """Write every task document, then its first dispatch entry, pipelined: one round trip per group."""
+    def queue_tasks(self, pipe: redis.client.Pipeline, tasks: Sequence[tuple[TaskRef, bytes]],
+                    max_deliveries: int) -> None:
+        """Every task document, then its first dispatch entry: the whole group in one round trip."""
         if not tasks:
             return
-        pipe = self._client.pipeline(transaction=False)
         for ref, xml in tasks:
             pipe.set(keys.task_xml_key(ref.request_id, ref.group_index, ref.task_id), xml, ex=self._ttl)
-        self._add_entries(pipe, [(ref, 1, max_deliveries) for ref, _ in tasks])
-        await pipe.execute()
-
-    async def dispatch(self, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
-        """Dispatch tasks whose documents are already stored: (task, attempt, delivery budget) each."""
-        pipe = self._client.pipeline(transaction=False)
-        self._add_entries(pipe, refs)
-        await pipe.execute()
-
-    async def dispatched_attempts(self, request_id: str, group_index: int) -> dict[str, int]:
-        raw = await self._client.hgetall(keys.group_tasks_key(request_id, group_index))
-        return {_text(task_id): int(attempt) for task_id, attempt in raw.items()}
+        self.queue_entries(pipe, [(ref, 1, max_deliveries) for ref, _ in tasks])
 
     @staticmethod
-    def _add_entries(pipe: redis.client.Pipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
+    def queue_entries(pipe: redis.client.Pipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
+        """Entries for tasks whose documents are stored: (task, attempt, delivery budget) each."""
         ref0 = refs[0][0]
         pipe.hset(keys.group_tasks_key(ref0.request_id, ref0.group_index),
                   mapping={ref.task_id: attempt for ref, attempt, _ in refs})
         for ref, attempt, budget in refs:
             pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt, budget)))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis.asyncio as redis
 
 from vncommon import keys
@@ -10,9 +12,8 @@ from vncommon import keys
 TOMBSTONE_EXTRA_SECONDS = 30 * 86_400
 
 
-async def expire_request(client: redis.Redis, request_id: str, task_counts: list[int], ttl_seconds: int) -> None:
-    """Give every key of the request `ttl_seconds`, delete its updates stream, and leave a tombstone."""
-    pipe = client.pipeline(transaction=False)
+def queue_expiry(pipe: redis.client.Pipeline, request_id: str, task_counts: Sequence[int], ttl_seconds: int) -> None:
+    """Add the retention commands of an ended request to a pipeline."""
     for key in keys.request_keys(request_id, len(task_counts)):
         pipe.expire(key, ttl_seconds)
     for group_index, count in enumerate(task_counts):
@@ -23,4 +24,3 @@ async def expire_request(client: redis.Redis, request_id: str, task_counts: list
     pipe.delete(keys.lease_key(request_id))
     pipe.zrem(keys.ACTIVE_REQUESTS, request_id)
     pipe.set(keys.tombstone_key(request_id), "1", ex=ttl_seconds + TOMBSTONE_EXTRA_SECONDS)
-    await pipe.execute()

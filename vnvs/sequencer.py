@@ -9,39 +9,36 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from lxml import etree
 
 from vn.v1 import streams_pb2
-from vncommon import keys, lifecycle
+from vncommon import keys
 from vncommon.errors import VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
 from vncommon.streams import from_fields
-from vncommon.timeutil import utc_now_iso
-from vncommon.xmlsafe import parse_xml
+from vncommon.xmlsafe import XmlLimits, parse_xml
 from vnvs.assembly import apply_results, assemble_response
 from vnvs.dispatch import Dispatcher, TaskRef
-from vnvs.hydration import HydrationEngine, HydrationError, TaskDocument
-from vnvs.retention import expire_request
+from vnvs.hydration import HydrationEngine, TaskDocument
+from vnvs.ledger import RunLedger
 from vnvs.settings import VnvsSettings
 from vnvs.tracker import Decision, GroupTracker, backoff_seconds
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Requests up to this size are parsed and hydrated on the event loop: a thread hop costs more than the work.
+INLINE_XML_BYTES = 256 * 1024
 
 
 class GroupFailed(VnError):
     """A task of the group failed on its last allowed attempt."""
 
     reason = "TASK_RETRIES_EXHAUSTED"
-
-
-@dataclass(slots=True)
-class GroupOutcome:
-    task_count: int
 
 
 class RequestRun:
@@ -52,9 +49,12 @@ class RequestRun:
         self._settings = settings
         self.request_id = request_id
         self.trace_id = trace_id
-        self._dispatcher = Dispatcher(client, settings.common.request_ttl_seconds)
+        self._ledger = RunLedger(client, request_id, settings.common.request_ttl_seconds)
+        self._dispatcher = Dispatcher(settings.common.request_ttl_seconds)
         self._updates_from = "0-0"
         self._task_counts: list[int] = []
+        self._current_group = 0
+        self._offload = False
 
     async def run(self) -> None:
         with log_context(requestId=self.request_id, traceId=self.trace_id):
@@ -68,141 +68,127 @@ class RequestRun:
                 log.exception("orchestration failed")
                 await self._fail(VnError(f"orchestration error: {type(exc).__name__}: {exc}"))
 
+    async def _cpu(self, function: Callable[..., T], *args: Any) -> T:
+        """Run XML work inline for small requests; in a thread for large ones, so the loop stays live."""
+        if self._offload:
+            return await asyncio.to_thread(function, *args)
+        return function(*args)
+
     async def _run(self) -> None:
-        xml: bytes | None = await self._client.get(keys.request_xml_key(self.request_id))  # type: ignore[assignment]
+        xml = await self._ledger.begin()
         if xml is None:
             raise VnError("the request document is missing (purged before it could run)")
-        root = await asyncio.to_thread(parse_xml, xml, what="request")
+        self._offload = len(xml) > INLINE_XML_BYTES
+        root = await self._cpu(parse_xml, xml, XmlLimits(), "request")
         engine = HydrationEngine(self._settings.hydration, self.request_id)
-        await self._mark_started()
-        await asyncio.to_thread(engine.prepare, root)
+        await self._cpu(engine.prepare, root)
         group_count = len(root.findall("project/group"))
         self._task_counts = [0] * group_count
         for group_index in range(group_count):
-            await self._run_or_restore_group(engine, root, group_index)
-        response = await asyncio.to_thread(assemble_response, root, self.request_id)
-        await self._client.set(keys.request_response_key(self.request_id), response)
-        if await lifecycle.finish(self._client, self.request_id, "succeeded"):
+            self._current_group = group_index
+            completed, expected = await self._ledger.group_progress(group_index)
+            with log_context(groupIndex=group_index):
+                if completed:
+                    results = await self._read_results(group_index, [str(i) for i in range(1, expected + 1)])
+                    self._task_counts[group_index] = expected
+                else:
+                    results = await self._run_group(engine, root, group_index)
+                await self._cpu(apply_results, root, group_index, results)
+                if not completed:
+                    await self._ledger.close_group(group_index, len(results))
+        response = await self._cpu(assemble_response, root, self.request_id)
+        if await self._ledger.finish("succeeded", response, "", self._task_counts):
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})
-        await self._retire()
 
-    async def _mark_started(self) -> None:
-        state_key = keys.request_state_key(self.request_id)
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hsetnx(state_key, "startedAt", utc_now_iso())
-        pipe.hset(state_key, "status", "started")
-        pipe.hsetnx(state_key, "startedPublished", "1")
-        first = (await pipe.execute())[2]
-        if first:
-            await lifecycle.publish(self._client, lifecycle.new_event(self.request_id, "started"))
-
-    async def _run_or_restore_group(self, engine: HydrationEngine, root: etree._Element, group_index: int) -> None:
-        group_key = keys.group_state_key(self.request_id, group_index)
-        status, expected = await self._client.hmget(group_key, ["status", "expected"])
-        if status == b"completed":
-            count = int(expected or 0)
-            results = await self._read_results(group_index, [str(i) for i in range(1, count + 1)])
-            await asyncio.to_thread(apply_results, root, group_index, results)
-            self._task_counts[group_index] = count
-            return
-        with log_context(groupIndex=group_index):
-            await self._run_group(engine, root, group_index)
-
-    async def _run_group(self, engine: HydrationEngine, root: etree._Element, group_index: int) -> None:
-        group_key = keys.group_state_key(self.request_id, group_index)
-        await self._client.hset(keys.request_state_key(self.request_id), "currentGroup", group_index)
-        if await self._client.hsetnx(group_key, "startedPublished", "1"):
-            await lifecycle.publish(self._client, lifecycle.new_event(self.request_id, "group_started", group_index))
-        try:
-            tasks = await asyncio.to_thread(engine.hydrate_group, root, group_index)
-        except HydrationError:
-            await self._client.hset(group_key, mapping={"status": "failed"})
-            raise
+    async def _run_group(self, engine: HydrationEngine, root: etree._Element, group_index: int) -> list[bytes]:
+        tasks = await self._cpu(engine.hydrate_group, root, group_index)
         self._task_counts[group_index] = len(tasks)
         ids = [t.task_id for t in tasks]
-        done = await self._stored_results(group_index, ids)
-        in_flight = await self._dispatcher.dispatched_attempts(self.request_id, group_index)
-        await self._client.hset(group_key, mapping={
-            "expected": len(tasks), "completed": len(done), "failed": 0, "status": "running"})
+        first, done, in_flight = await self._ledger.open_group(group_index, ids)
         tracker = GroupTracker(ids, self._settings.common.max_task_retries,
                                self._settings.task_wait_timeout_ms / 1000)
         pending = tracker.start(asyncio.get_running_loop().time(), done, in_flight)
         refs = {t.task_id: self._ref(group_index, t) for t in tasks}
         # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
-        to_send = {task_id for task_id in pending if task_id not in in_flight}
-        await self._dispatcher.store_and_dispatch([(refs[t.task_id], t.xml) for t in tasks if t.task_id in to_send],
-                                                  self._settings.common.max_task_retries)
+        to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
+        pipe = self._ledger.pipeline()
+        if first:
+            self._ledger.queue_event(pipe, "group_started", group_index)
+        self._ledger.queue_group_state(pipe, group_index, expected=len(tasks), completed=len(done), failed=0,
+                                       status="running")
+        self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
+        await pipe.execute()
         log.info("group dispatched", extra={"fields": {
             "tasks": len(tasks), "sent": len(to_send), "done": len(done), "inFlight": len(pending) - len(to_send)}})
         await self._await_group(tracker, refs, group_index)
-        results = await self._read_results(group_index, ids)
-        await asyncio.to_thread(apply_results, root, group_index, results)
-        await self._client.hset(group_key, "status", "completed")
-        await lifecycle.publish(self._client, lifecycle.new_event(self.request_id, "group_completed", group_index))
+        return await self._read_results(group_index, ids)
 
     def _ref(self, group_index: int, task: TaskDocument) -> TaskRef:
         return TaskRef(self.request_id, group_index, task.group_name, task.task_id, task.valuation_name,
                        self.trace_id)
 
     async def _await_group(self, tracker: GroupTracker, refs: dict[str, TaskRef], group_index: int) -> None:
-        retries: set[asyncio.Task[None]] = set()
-        try:
-            while not tracker.finished:
-                for update in await self._read_updates(tracker):
-                    if update.group_index == group_index:
-                        await self._settle(tracker, refs, update.task_id, tracker.on_update(update), retries)
-                now = asyncio.get_running_loop().time()
-                for task_id, decision in tracker.expired(now):
-                    await self._settle(tracker, refs, task_id, decision, retries)
-                for task in [t for t in retries if t.done()]:
-                    retries.discard(task)
-                    task.result()
-        finally:
-            for task in retries:
-                task.cancel()
+        """Read updates until every task completed; retry failures when their backoff is due."""
+        loop = asyncio.get_running_loop()
+        completed = 0
+        while not tracker.finished:
+            # The progress counter rides along with the next read: one round trip per wake-up.
+            updates = await self._read_updates(tracker, group_index, completed)
+            completed = 0
+            for update in updates:
+                if update.group_index == group_index:
+                    decision = tracker.on_update(update)
+                    completed += decision is Decision.COMPLETED
+                    self._decide(tracker, refs, update.task_id, decision)
+            for task_id, decision in tracker.expired(loop.time()):
+                self._decide(tracker, refs, task_id, decision)
+            due = tracker.due_retries(loop.time())
+            if due:
+                await self._dispatch_retries(tracker, [refs[task_id] for task_id in due])
 
-    async def _settle(self, tracker: GroupTracker, refs: dict[str, TaskRef], task_id: str, decision: Decision,
-                      retries: set[asyncio.Task[None]]) -> None:
-        group_key = keys.group_state_key(self.request_id, refs[task_id].group_index)
-        if decision is Decision.COMPLETED:
-            await self._client.hincrby(group_key, "completed", 1)
-        elif decision is Decision.RETRY:
-            state = tracker.tasks[task_id]
-            log.info("task attempt failed; retrying",
-                     extra={"fields": {"taskId": task_id, "attempt": state.attempt, "error": state.last_error}})
-            retries.add(asyncio.create_task(self._retry_later(tracker, refs[task_id], state.attempt)))
-        elif decision is Decision.EXHAUSTED:
-            state = tracker.tasks[task_id]
-            await self._client.hset(group_key, mapping={"status": "failed", "failed": 1})
-            ref = refs[task_id]
-            raise GroupFailed(
-                f"task {task_id} of group {ref.group_index} ({ref.group_name}) failed after {state.attempt} "
-                f"attempts: {state.last_error}",
-                {"group": ref.group_name, "groupIndex": str(ref.group_index), "taskId": task_id,
-                 "valuation": ref.valuation_name, "attempts": str(state.attempt),
-                 "deliveries": str(state.deliveries_used), "error": state.last_error},
-            )
+    def _decide(self, tracker: GroupTracker, refs: dict[str, TaskRef], task_id: str, decision: Decision) -> None:
+        state = tracker.tasks.get(task_id)
+        if state is None or decision in (Decision.IGNORE, Decision.COMPLETED):
+            return
+        if decision is Decision.RETRY:
+            s = self._settings
+            delay = backoff_seconds(state.attempt, s.retry_base_ms, s.retry_cap_ms)
+            tracker.schedule_retry(task_id, asyncio.get_running_loop().time() + delay)
+            log.info("task attempt failed; retrying", extra={"fields": {
+                "taskId": task_id, "attempt": state.attempt, "retryInMs": round(delay * 1000),
+                "error": state.last_error}})
+            return
+        ref = refs[task_id]
+        raise GroupFailed(
+            f"task {task_id} of group {ref.group_index} ({ref.group_name}) failed after {state.attempt} "
+            f"attempts: {state.last_error}",
+            {"group": ref.group_name, "groupIndex": str(ref.group_index), "taskId": task_id,
+             "valuation": ref.valuation_name, "attempts": str(state.attempt),
+             "deliveries": str(state.deliveries_used), "error": state.last_error},
+        )
 
-    async def _retry_later(self, tracker: GroupTracker, ref: TaskRef, failed_attempt: int) -> None:
-        s = self._settings
-        await asyncio.sleep(backoff_seconds(failed_attempt, s.retry_base_ms, s.retry_cap_ms))
-        attempt = tracker.begin_retry(ref.task_id, asyncio.get_running_loop().time())
-        pipe = self._client.pipeline(transaction=False)
-        pipe.hincrby(keys.request_state_key(self.request_id), "retryCount", 1)
+    async def _dispatch_retries(self, tracker: GroupTracker, refs: list[TaskRef]) -> None:
+        now = asyncio.get_running_loop().time()
+        entries = [(ref, tracker.begin_retry(ref.task_id, now), 0) for ref in refs]
+        entries = [(ref, attempt, tracker.remaining_deliveries(ref.task_id)) for ref, attempt, _ in entries]
+        pipe = self._ledger.pipeline()
+        pipe.hincrby(keys.request_state_key(self.request_id), "retryCount", len(entries))
+        self._dispatcher.queue_entries(pipe, entries)
         await pipe.execute()
-        await self._dispatcher.dispatch([(ref, attempt, tracker.remaining_deliveries(ref.task_id))])
 
-    async def _read_updates(self, tracker: GroupTracker) -> list[streams_pb2.TaskUpdate]:
+    async def _read_updates(self, tracker: GroupTracker, group_index: int, completed: int
+                            ) -> list[streams_pb2.TaskUpdate]:
         """Block on this request's own updates stream until something arrives or a deadline is due."""
         block_ms = self._settings.common.default_block_ms
-        deadline = tracker.next_deadline()
-        if deadline is not None:
-            until = (deadline - asyncio.get_running_loop().time()) * 1000
-            block_ms = max(1, min(block_ms, int(until) + 1))
-        if any(s.retry_pending for s in tracker.tasks.values()):
-            block_ms = min(block_ms, 50)  # a retry is sleeping; look again soon to see it dispatched
-        stream = keys.updates_stream(self.request_id)
-        reply: Any = await self._client.xread({stream: self._updates_from}, count=1000, block=block_ms)
+        wake_at = tracker.next_deadline()
+        if wake_at is not None:
+            until_ms = (wake_at - asyncio.get_running_loop().time()) * 1000
+            block_ms = max(1, min(block_ms, int(until_ms) + 1))
+        pipe = self._ledger.pipeline()
+        if completed:
+            self._ledger.queue_completed(pipe, group_index, completed)
+        pipe.xread({keys.updates_stream(self.request_id): self._updates_from}, count=1000, block=block_ms)
+        reply: Any = (await pipe.execute())[-1]
         updates = []
         for _, entries in reply or []:
             for entry_id, fields in entries:
@@ -210,36 +196,19 @@ class RequestRun:
                 updates.append(from_fields(streams_pb2.TaskUpdate, fields))
         return updates
 
-    async def _stored_results(self, group_index: int, ids: list[str]) -> set[str]:
-        """Tasks whose result already exists (a resumed run) do not run again."""
-        if not ids:
-            return set()
-        pipe = self._client.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.exists(keys.task_result_key(self.request_id, group_index, task_id))
-        found = await pipe.execute()
-        return {task_id for task_id, exists in zip(ids, found, strict=True) if exists}
-
     async def _read_results(self, group_index: int, ids: list[str]) -> list[bytes]:
-        if not ids:
-            return []
-        values: list[bytes | None] = await self._client.mget(  # type: ignore[assignment]
-            [keys.task_result_key(self.request_id, group_index, i) for i in ids])
+        values = await self._ledger.results(group_index, ids)
         missing = [task_id for task_id, value in zip(ids, values, strict=True) if value is None]
         if missing:
             raise VnError(f"results of group {group_index} are missing for tasks {', '.join(missing[:10])}")
         return [value for value in values if value is not None]
 
     async def _fail(self, exc: VnError) -> None:
-        state = await self._client.hget(keys.request_state_key(self.request_id), "currentGroup")
-        detail = json.dumps({"reason": exc.reason, "message": exc.message,
-                             "groupIndex": int(state or 0), **exc.metadata})
-        await self._client.set(keys.request_failure_key(self.request_id), detail)
-        if await lifecycle.finish(self._client, self.request_id, "failed", detail):
+        detail = json.dumps({"reason": exc.reason, "message": exc.message, "groupIndex": self._current_group,
+                             **exc.metadata})
+        pipe = self._ledger.pipeline()
+        self._ledger.queue_group_state(pipe, self._current_group, status="failed",
+                                       failed=int(isinstance(exc, GroupFailed)))
+        await pipe.execute()
+        if await self._ledger.finish("failed", detail.encode(), detail, self._task_counts):
             log.warning("request failed", extra={"fields": {"reason": exc.reason, "error": exc.message}})
-        await self._retire()
-
-    async def _retire(self) -> None:
-        await expire_request(self._client, self.request_id, self._task_counts,
-                             self._settings.common.request_ttl_seconds)
-

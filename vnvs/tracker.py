@@ -27,6 +27,7 @@ class TaskState:
     done: bool = False
     last_error: str = ""
     retry_pending: bool = False
+    retry_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -76,8 +77,15 @@ class GroupTracker:
         return decisions
 
     def next_deadline(self) -> float | None:
-        deadlines = [s.deadline for s in self.tasks.values() if not s.done and not s.retry_pending]
-        return min(deadlines) if deadlines else None
+        """When the loop must wake up next: a task's wait timeout or a scheduled retry."""
+        times = [s.retry_at if s.retry_pending else s.deadline for s in self.tasks.values() if not s.done]
+        return min(times) if times else None
+
+    def schedule_retry(self, task_id: str, at: float) -> None:
+        self.tasks[task_id].retry_at = at
+
+    def due_retries(self, now: float) -> list[str]:
+        return [task_id for task_id, s in self.tasks.items() if s.retry_pending and not s.done and s.retry_at <= now]
 
     def begin_retry(self, task_id: str, now: float) -> int:
         """Called when the retry is dispatched: the task moves to its next attempt."""

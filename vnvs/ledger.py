@@ -1,0 +1,111 @@
+"""The Redis side of one run, batched: each step of a request is one or two pipelined round trips.
+
+The ledger is also the run's checkpoint: group hashes, the dispatched attempt of every task and the
+stored results are what a resuming instance reads back. vnvs is the only publisher of a request's
+events once it runs, so it numbers them itself and publishes them inside the step's pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+
+from vncommon import keys, lifecycle
+from vncommon.timeutil import utc_now_iso
+from vnvs.retention import queue_expiry
+
+
+class RunLedger:
+    def __init__(self, client: redis.Redis, request_id: str, ttl_seconds: int) -> None:
+        self._client = client
+        self.request_id = request_id
+        self._ttl = ttl_seconds
+        self._state_key = keys.request_state_key(request_id)
+        self._sequence = 0
+
+    def pipeline(self) -> redis.client.Pipeline:
+        return self._client.pipeline(transaction=False)
+
+    def queue_event(self, pipe: redis.client.Pipeline, status: str, group_index: int = -1, detail: str = "") -> None:
+        self._sequence += 1
+        event = lifecycle.new_event(self.request_id, status, group_index, detail)
+        event.sequence = self._sequence
+        lifecycle.queue_publish(pipe, event)
+
+    async def begin(self) -> bytes | None:
+        """Read the request and mark it started; publishes `started` only the first time."""
+        pipe = self.pipeline()
+        pipe.get(keys.request_xml_key(self.request_id))
+        pipe.hsetnx(self._state_key, "startedAt", utc_now_iso())
+        pipe.hset(self._state_key, "status", "started")
+        pipe.hsetnx(self._state_key, "startedPublished", "1")
+        pipe.llen(keys.request_events_key(self.request_id))
+        xml, _, _, first_start, events = await pipe.execute()
+        self._sequence = int(events)
+        if first_start:
+            pipe = self.pipeline()
+            self.queue_event(pipe, "started")
+            await pipe.execute()
+        return xml if isinstance(xml, bytes) else None
+
+    async def group_progress(self, group_index: int) -> tuple[bool, int]:
+        """(completed?, expected task count) of a group, as recorded."""
+        status, expected = await self._client.hmget(keys.group_state_key(self.request_id, group_index),
+                                                    ["status", "expected"])
+        return status == b"completed", int(expected or 0)
+
+    async def open_group(self, group_index: int, task_ids: Sequence[str]) -> tuple[bool, set[str], dict[str, int]]:
+        """Make the group current. Returns (first time opened?, tasks with stored results, dispatched attempts)."""
+        pipe = self.pipeline()
+        pipe.hset(self._state_key, "currentGroup", group_index)
+        pipe.hsetnx(keys.group_state_key(self.request_id, group_index), "startedPublished", "1")
+        pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
+        for task_id in task_ids:
+            pipe.exists(keys.task_result_key(self.request_id, group_index, task_id))
+        _, first, attempts, *found = await pipe.execute()
+        done = {task_id for task_id, exists in zip(task_ids, found, strict=True) if exists}
+        in_flight = {_text(task_id): int(attempt) for task_id, attempt in attempts.items()}
+        return bool(first), done, in_flight
+
+    def queue_group_state(self, pipe: redis.client.Pipeline, group_index: int, **fields: str | int) -> None:
+        mapping: dict[Any, Any] = fields
+        pipe.hset(keys.group_state_key(self.request_id, group_index), mapping=mapping)
+
+    def queue_completed(self, pipe: redis.client.Pipeline, group_index: int, completed: int) -> None:
+        pipe.hincrby(keys.group_state_key(self.request_id, group_index), "completed", completed)
+
+    async def results(self, group_index: int, task_ids: Sequence[str]) -> list[bytes | None]:
+        if not task_ids:
+            return []
+        values: list[bytes | None] = await self._client.mget(  # type: ignore[assignment]
+            [keys.task_result_key(self.request_id, group_index, task_id) for task_id in task_ids])
+        return values
+
+    async def close_group(self, group_index: int, task_count: int) -> None:
+        pipe = self.pipeline()
+        self.queue_group_state(pipe, group_index, status="completed", completed=task_count)
+        self.queue_event(pipe, "group_completed", group_index)
+        await pipe.execute()
+
+    async def finish(self, status: str, payload: bytes, detail: str, task_counts: Sequence[int]) -> bool:
+        """Store the response (or failure), take the terminal state, publish it once, start retention."""
+        pipe = self.pipeline()
+        if status == "succeeded":
+            pipe.set(keys.request_response_key(self.request_id), payload)
+        else:
+            pipe.set(keys.request_failure_key(self.request_id), payload)
+        lifecycle.queue_finish(pipe, self.request_id, status, utc_now_iso())
+        _, won = await pipe.execute()
+        pipe = self.pipeline()
+        if won:
+            self.queue_event(pipe, status, detail=detail)
+        queue_expiry(pipe, self.request_id, task_counts, self._ttl)
+        await pipe.execute()
+        return bool(won)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
