@@ -62,12 +62,18 @@ class RunLedger:
         pipe.hset(self._state_key, "currentGroup", group_index)
         pipe.hsetnx(keys.group_state_key(self.request_id, group_index), "startedPublished", "1")
         pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
+        _, first, attempts = await pipe.execute()
+        in_flight = {_text(task_id): int(attempt) for task_id, attempt in attempts.items()}
+        # Results can only exist for tasks that were dispatched: a fresh group skips the lookup.
+        done = await self._stored_results(group_index, list(in_flight)) if in_flight else set()
+        return bool(first), done, in_flight
+
+    async def _stored_results(self, group_index: int, task_ids: Sequence[str]) -> set[str]:
+        pipe = self.pipeline()
         for task_id in task_ids:
             pipe.exists(keys.task_result_key(self.request_id, group_index, task_id))
-        _, first, attempts, *found = await pipe.execute()
-        done = {task_id for task_id, exists in zip(task_ids, found, strict=True) if exists}
-        in_flight = {_text(task_id): int(attempt) for task_id, attempt in attempts.items()}
-        return bool(first), done, in_flight
+        found = await pipe.execute()
+        return {task_id for task_id, exists in zip(task_ids, found, strict=True) if exists}
 
     def queue_group_state(self, pipe: redis.client.Pipeline, group_index: int, **fields: str | int) -> None:
         mapping: dict[Any, Any] = fields
