@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
+import hiredis
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -20,6 +22,30 @@ REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 POOL_WAIT_S = 10.0
 
 
+_FAST_CLASSES: dict[type[Any], type[Any]] = {}
+
+
+def _with_hiredis_packing(connection_class: type[Any]) -> type[Any]:
+    """The pool's connection class, packing commands with hiredis's C packer.
+
+    redis-py's asyncio connections pack commands in Python (its sync client already uses hiredis);
+    profiling put that packing at the top of every service's CPU time.
+    """
+    if connection_class not in _FAST_CLASSES:
+
+        def pack_command(self: Any, *args: Any) -> list[bytes]:
+            if isinstance(args[0], str) and " " in args[0]:
+                args = (*args[0].encode().split(), *args[1:])
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:  # memoryview, bytearray, ...: the general packer handles them
+                return connection_class.pack_command(self, *args)  # type: ignore[no-any-return]
+
+        _FAST_CLASSES[connection_class] = type(f"Hiredis{connection_class.__name__}", (connection_class,),
+                                               {"pack_command": pack_command})
+    return _FAST_CLASSES[connection_class]
+
+
 def create_redis(url: str, max_connections: int = 128) -> redis.Redis:
     """One pool per process. Commands wait for a free connection (rather than failing when more are in
     flight than the pool holds) and retry with jittered backoff across short Redis outages."""
@@ -33,6 +59,7 @@ def create_redis(url: str, max_connections: int = 128) -> redis.Redis:
         socket_keepalive=True,
         socket_connect_timeout=5,
     )
+    pool.connection_class = _with_hiredis_packing(pool.connection_class)
     return redis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
