@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -17,6 +18,7 @@ import redis.asyncio as redis
 
 from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc, streams_pb2
 from vnapi.aio import sleep_or_stop, until_stopped
+from vnapi.metrics import INGEST_LAG
 from vnapi.settings import VnapiSettings
 from vncommon import keys, lifecycle
 from vncommon.logs import log_context
@@ -179,7 +181,12 @@ class IngestConsumer:
             try:
                 if not await self._publish_received(ingest.request_id):
                     return True
-                if await self._orchestrate(ingest):
+                # A hanging Orchestrate (vnvs unresponsive) must not hold up a shutdown for its whole
+                # timeout: on stop the call is dropped and the entry stays pending for a reclaim.
+                answered, taken = await until_stopped(self._orchestrate(ingest), self._stop)
+                if not answered:
+                    return False
+                if taken:
                     return True
             except (grpc.aio.AioRpcError, *REDIS_ERRORS) as exc:
                 log.warning("orchestrate failed, will retry",
@@ -228,6 +235,7 @@ class IngestConsumer:
             try:
                 await self._client.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, entry_id)
                 self.acked += 1
+                INGEST_LAG.observe(max(0.0, time.time() - int(entry_id.split("-", 1)[0]) / 1000))
                 return
             except REDIS_ERRORS as exc:
                 log.warning("ingest ack failed", extra={"fields": {"error": str(exc), "attempt": attempt + 1}})

@@ -14,6 +14,7 @@ from vnapi.service import ValuationService
 from vnapi.settings import VnapiSettings
 from vncommon.grpcutil import ServiceServer, create_channel
 from vncommon.logs import setup_logging
+from vncommon.metrics import serve_metrics
 from vncommon.redisconn import create_redis, wait_for_redis
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class VnapiApp:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         self.port = self.server.bind(self.settings.listen_address)
+        serve_metrics(self.settings.common.metrics_port, self.settings.grpc_host)
         hub_stop = asyncio.Event()
         # One TaskGroup for the long-lived loops: if one crashes, the process stops loudly.
         async with asyncio.TaskGroup() as loops:

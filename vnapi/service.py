@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -12,10 +13,12 @@ import redis.asyncio as redis
 from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
 from vnapi.intake import Accepted, Intake, Submission, new_request_id
 from vnapi.lifecycle_hub import RESYNC, LifecycleHub, Subscription
+from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
 from vnapi.queries import TERMINAL, Queries, check_request_id, status_code
 from vnapi.settings import VnapiSettings
 from vnapi.validation import DEFAULT_CONTENT_TYPE, check_submission
 from vncommon import keys
+from vncommon.errors import VnError
 from vncommon.grpcutil import stream_errors, unary_errors
 from vncommon.lifecycle import event_from_json
 from vncommon.logs import log_context
@@ -43,6 +46,22 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
 
     @unary_errors
     async def Submit(
+        self, request: valuation_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> valuation_pb2.SubmitResponse:
+        mode = "sync" if request.sync else "async"
+        started = time.perf_counter()
+        try:
+            response = await self._submit(request, context)
+        except VnError as exc:
+            SUBMISSIONS.labels(mode, exc.reason).inc()
+            raise
+        outcome = "timed_out" if response.timed_out else valuation_pb2.RequestStatus.Name(response.status)
+        SUBMISSIONS.labels(mode, outcome.removeprefix("REQUEST_STATUS_").lower()).inc()
+        if request.sync:
+            SYNC_LATENCY.observe(time.perf_counter() - started)
+        return response
+
+    async def _submit(
         self, request: valuation_pb2.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> valuation_pb2.SubmitResponse:
         submission = self._check(request)

@@ -80,6 +80,7 @@ class CommonSettings:
     lifecycle_block_ms: int = 1_000
     max_task_retries: int = 3
     log_level: str = "INFO"
+    metrics_port: int | None = None  # METRICS_PORT: Prometheus /metrics over HTTP when set
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CommonSettings:
@@ -94,6 +95,7 @@ class CommonSettings:
             lifecycle_block_ms=env_int(env, "LIFECYCLE_BLOCK_MS", 1_000, minimum=1),
             max_task_retries=env_int(env, "MAX_TASK_RETRIES", 3, minimum=1, maximum=100),
             log_level=level,
+            metrics_port=env_int(env, "METRICS_PORT", 0, maximum=65535) if env.get("METRICS_PORT") else None,
         )
 
     @property

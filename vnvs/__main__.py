@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from vncommon.grpcutil import ServiceServer
 from vncommon.logs import setup_logging
+from vncommon.metrics import serve_metrics
 from vncommon.redisconn import create_redis, wait_for_redis
 from vncommon.service import run_service
 from vnvs.runner import RunnerPool
@@ -30,6 +31,7 @@ async def serve(env: Mapping[str, str], stop: asyncio.Event) -> None:
     orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(  # type: ignore[no-untyped-call]
         OrchestratorService(client, runners), server.server)
     port = server.bind(f"{settings.grpc_host}:{settings.grpc_port}")
+    serve_metrics(settings.common.metrics_port, settings.grpc_host)
     await server.start()
     log.info("vnvs listening", extra={"fields": {"address": f"{settings.grpc_host}:{port}",
                                                   "instance": settings.instance_id}})

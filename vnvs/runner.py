@@ -11,6 +11,7 @@ import redis.asyncio as redis
 from vncommon import keys
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.streamtrim import trim_stream
+from vnvs import metrics
 from vnvs.lease import Lease, orphaned_requests
 from vnvs.sequencer import RequestRun
 from vnvs.settings import VnvsSettings
@@ -49,8 +50,13 @@ class RunnerPool:
         run = RequestRun(self._client, self._settings, request_id, trace_id)
         task = asyncio.create_task(self._drive(run, lease), name=f"request-{request_id}")
         self._runs[request_id] = task
-        task.add_done_callback(lambda _: self._runs.pop(request_id, None))
+        metrics.REQUESTS_RUNNING.inc()
+        task.add_done_callback(lambda _: self._forget(request_id))
         return True
+
+    def _forget(self, request_id: str) -> None:
+        self._runs.pop(request_id, None)
+        metrics.REQUESTS_RUNNING.dec()
 
     async def _drive(self, run: RequestRun, lease: Lease) -> None:
         work = asyncio.create_task(run.run())
@@ -100,6 +106,7 @@ class RunnerPool:
             await self._client.zrem(keys.ACTIVE_REQUESTS, request_id)
             return
         if await self.try_start(request_id, trace_id.decode() if isinstance(trace_id, bytes) else ""):
+            metrics.REQUESTS_ADOPTED.inc()
             log.info("took over orphaned request", extra={"fields": {"requestId": request_id}})
 
     async def stop(self, grace_seconds: float) -> None:

@@ -22,6 +22,7 @@ from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
 from vncommon.streams import from_fields
 from vncommon.xmlsafe import XmlLimits, parse_xml
+from vnvs import metrics
 from vnvs.assembly import apply_results, assemble_response
 from vnvs.dispatch import Dispatcher, TaskRef
 from vnvs.hydration import HydrationEngine, TaskDocument
@@ -98,6 +99,7 @@ class RequestRun:
                     await self._ledger.close_group(group_index, len(results))
         response = await self._cpu(assemble_response, root, self.request_id)
         if await self._ledger.finish("succeeded", response, "", self._task_counts):
+            metrics.REQUESTS_FINISHED.labels("succeeded").inc()
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})
 
     async def _run_group(self, engine: HydrationEngine, root: etree._Element, group_index: int) -> list[bytes]:
@@ -120,7 +122,8 @@ class RequestRun:
         await pipe.execute()
         log.info("group dispatched", extra={"fields": {
             "tasks": len(tasks), "sent": len(to_send), "done": len(done), "inFlight": len(pending) - len(to_send)}})
-        await self._await_group(tracker, refs, group_index)
+        with metrics.GROUP_DURATION.time():
+            await self._await_group(tracker, refs, group_index)
         return await self._read_results(group_index, ids)
 
     def _ref(self, group_index: int, task: TaskDocument) -> TaskRef:
@@ -173,6 +176,7 @@ class RequestRun:
         entries = [(ref, attempt, tracker.remaining_deliveries(ref.task_id)) for ref, attempt, _ in entries]
         pipe = self._ledger.pipeline()
         pipe.hincrby(keys.request_state_key(self.request_id), "retryCount", len(entries))
+        metrics.TASK_RETRIES.inc(len(entries))
         self._dispatcher.queue_entries(pipe, entries)
         await pipe.execute()
 
@@ -193,6 +197,7 @@ class RequestRun:
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 self._updates_from = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                metrics.observe_update_lag(self._updates_from)
                 updates.append(from_fields(streams_pb2.TaskUpdate, fields))
         return updates
 
@@ -211,4 +216,5 @@ class RequestRun:
                                        failed=int(isinstance(exc, GroupFailed)))
         await pipe.execute()
         if await self._ledger.finish("failed", detail.encode(), detail, self._task_counts):
+            metrics.REQUESTS_FINISHED.labels("failed").inc()
             log.warning("request failed", extra={"fields": {"reason": exc.reason, "error": exc.message}})
