@@ -181,12 +181,10 @@ class IngestConsumer:
             try:
                 if not await self._publish_received(ingest.request_id):
                     return True
-                # A hanging Orchestrate (vnvs unresponsive) must not hold up a shutdown for its whole
-                # timeout: on stop the call is dropped and the entry stays pending for a reclaim.
-                answered, taken = await until_stopped(self._orchestrate(ingest), self._stop)
-                if not answered:
+                call = asyncio.ensure_future(self._orchestrate(ingest))
+                if not await self._within_grace(call):
                     return False
-                if taken:
+                if call.result():
                     return True
             except (grpc.aio.AioRpcError, *REDIS_ERRORS) as exc:
                 log.warning("orchestrate failed, will retry",
@@ -196,6 +194,19 @@ class IngestConsumer:
             if not await self._keep_claimed(entry_id):
                 return False
             delay = min(delay * 2, self._backoff_cap_s)
+
+    async def _within_grace(self, call: asyncio.Future[bool]) -> bool:
+        """Await an Orchestrate call; once stopping, give it the shutdown grace at most, so a hanging
+        vnvs cannot hold up the exit for the whole Orchestrate timeout. False: dropped, the entry stays
+        pending for a reclaim."""
+        answered, _ = await until_stopped(asyncio.shield(call), self._stop)
+        if not answered:
+            await asyncio.wait({call}, timeout=self._settings.shutdown_grace_ms / 1000)
+        if not call.done():
+            call.cancel()
+            await asyncio.wait({call})
+            return False
+        return True
 
     async def _publish_received(self, request_id: str) -> bool:
         """Publish `received` at most once; False when the request no longer exists."""
