@@ -47,6 +47,11 @@ class Lease:
     async def release(self) -> None:
         await self._client.eval(_RELEASE, 1, self._key, self._owner)
 
+    async def hand_over(self) -> None:
+        """Give the request up now: drop the lease and mark it orphaned, so another instance adopts it."""
+        await self.release()
+        await self._client.zadd(keys.ACTIVE_REQUESTS, {self.request_id: 0})
+
     async def _advertise(self) -> None:
         expires_at_ms = int(time.time() * 1000) + self.ttl_ms
         await self._client.zadd(keys.ACTIVE_REQUESTS, {self.request_id: expires_at_ms})

@@ -29,6 +29,7 @@ class RunnerPool:
         self._settings = settings
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._works: dict[str, asyncio.Task[None]] = {}
 
     @property
     def running(self) -> int:
@@ -59,25 +60,37 @@ class RunnerPool:
         metrics.REQUESTS_RUNNING.dec()
 
     async def _drive(self, run: RequestRun, lease: Lease) -> None:
+        """Run the request while renewing its lease; stop driving it if the lease is lost."""
         work = asyncio.create_task(run.run())
+        self._works[run.request_id] = work
         try:
-            while True:
-                done, _ = await asyncio.wait({work}, timeout=lease.ttl_ms / 3000)
-                if done:
-                    work.result()
-                    return
-                if not await self._renew(lease):
+            while not work.done():
+                await asyncio.wait({work}, timeout=lease.ttl_ms / 3000)
+                if not work.done() and not await self._renew(lease):
                     log.warning("lease lost; another instance takes over", extra={"fields": {
                         "requestId": run.request_id}})
-                    work.cancel()
-                    return
+                    break
         except REDIS_ERRORS:
             log.warning("redis unavailable while running; the lease will lapse and the request resumes",
                         extra={"fields": {"requestId": run.request_id}})
         finally:
+            self._works.pop(run.request_id, None)
             if not work.done():
                 work.cancel()
             await asyncio.gather(work, return_exceptions=True)
+            if work.cancelled() and self._stopping:
+                await self._hand_over(lease)
+        error = None if work.cancelled() else work.exception()
+        if error is not None:
+            raise error
+
+    async def _hand_over(self, lease: Lease) -> None:
+        """On shutdown, give the request up at once so another instance resumes it without waiting."""
+        try:
+            await lease.hand_over()
+            log.info("handed the request over", extra={"fields": {"requestId": lease.request_id}})
+        except REDIS_ERRORS:
+            pass  # the lease lapses by itself
 
     async def _renew(self, lease: Lease) -> bool:
         try:
@@ -114,6 +127,7 @@ class RunnerPool:
         self._stopping = True
         if self._runs:
             await asyncio.wait(list(self._runs.values()), timeout=grace_seconds)
-        for task in list(self._runs.values()):
-            task.cancel()
+        # Cancel the runs, not their drives: each drive then hands its lease over (see _drive).
+        for work in list(self._works.values()):
+            work.cancel()
         await asyncio.gather(*self._runs.values(), return_exceptions=True)

@@ -1,0 +1,39 @@
+"""The orchestrator lease against a real Redis: one holder, renewal, release, hand-over, orphans."""
+
+import asyncio
+
+import redis.asyncio as redis
+
+from vncommon import keys
+from vnvs.lease import Lease, orphaned_requests
+
+
+async def test_only_one_instance_holds_a_request_at_a_time(redis_client: redis.Redis) -> None:
+    first = Lease(redis_client, "r1", "vnvs-a", ttl_ms=5000)
+    second = Lease(redis_client, "r1", "vnvs-b", ttl_ms=5000)
+    assert await first.acquire()
+    assert not await second.acquire()
+    assert not await second.renew()
+    await second.release()  # not the owner: nothing happens
+    assert await redis_client.get(keys.lease_key("r1")) == b"vnvs-a"
+    assert await first.acquire()  # re-entrant for its owner
+
+
+async def test_a_lapsed_lease_makes_the_request_an_orphan_that_another_instance_can_take(
+    redis_client: redis.Redis,
+) -> None:
+    dead = Lease(redis_client, "r2", "vnvs-dead", ttl_ms=300)
+    assert await dead.acquire()
+    assert await orphaned_requests(redis_client) == []
+    await asyncio.sleep(0.4)
+    assert await orphaned_requests(redis_client) == ["r2"]
+    assert await Lease(redis_client, "r2", "vnvs-live", ttl_ms=5000).acquire()
+    assert await orphaned_requests(redis_client) == []
+
+
+async def test_a_handed_over_request_is_an_orphan_at_once(redis_client: redis.Redis) -> None:
+    stopping = Lease(redis_client, "r3", "vnvs-stopping", ttl_ms=60_000)
+    assert await stopping.acquire()
+    await stopping.hand_over()
+    assert await redis_client.exists(keys.lease_key("r3")) == 0
+    assert await orphaned_requests(redis_client) == ["r3"]
