@@ -25,6 +25,7 @@ from vncommon.logs import log_context
 from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
+INLINE_CHECK_BYTES = 256 * 1024
 
 # A sync wait answers this much before the caller's deadline, so the caller gets timed_out, not an error.
 DEADLINE_MARGIN_S = 0.25
@@ -64,7 +65,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
     async def _submit(
         self, request: valuation_pb2.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> valuation_pb2.SubmitResponse:
-        submission = self._check(request)
+        submission = await self._check(request)
         if not request.sync:
             accepted = await self._intake.submit(submission)
             return await self._async_answer(accepted)
@@ -109,12 +110,16 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
                     if event.status in TERMINAL:
                         return
 
-    def _check(self, request: valuation_pb2.SubmitRequest) -> Submission:
+    async def _check(self, request: valuation_pb2.SubmitRequest) -> Submission:
         received_at = utc_now_iso()
         xml = bytes(request.xml)
-        group_count = check_submission(
-            xml, request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes
-        )
+        args = (xml, request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes)
+        # libxml2 parses without the GIL: a large document is checked in a thread so the event loop
+        # keeps serving other calls (and the lifecycle reader) meanwhile; a small one is cheaper inline.
+        if len(xml) > INLINE_CHECK_BYTES:
+            group_count = await asyncio.to_thread(check_submission, *args)
+        else:
+            group_count = check_submission(*args)
         return Submission(
             xml=xml,
             group_count=group_count,

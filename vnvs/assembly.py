@@ -45,14 +45,22 @@ def result_valuation(result: bytes, group_index: int, position: int) -> etree._E
     return found[0]
 
 
-def apply_results(root: etree._Element, group_index: int, results: Sequence[bytes]) -> None:
-    """Replace group `group_index`'s valuations by `results` (ordered by task id), so later groups see them."""
+def _check_group(root: etree._Element, group_index: int) -> etree._Element:
     groups = _groups(root)
     if not 0 <= group_index < len(groups):
         raise InvalidResult(f"request has {len(groups)} groups, no group index {group_index}")
-    group = groups[group_index]
+    return groups[group_index]
+
+
+def _valuations(group: etree._Element) -> list[etree._Element]:
+    return [child for child in group if isinstance(child.tag, str) and child.tag == "valuation"]
+
+
+def apply_results(root: etree._Element, group_index: int, results: Sequence[bytes]) -> None:
+    """Replace group `group_index`'s valuations by `results` (ordered by task id), so later groups see them."""
+    group = _check_group(root, group_index)
     valuations = [result_valuation(data, group_index, n) for n, data in enumerate(results, 1)]
-    old = [child for child in group if isinstance(child.tag, str) and child.tag == "valuation"]
+    old = _valuations(group)
     slot = group.index(old[0]) if old else len(group)
     tail = old[0].tail if old else None
     for valuation in old:
@@ -65,15 +73,63 @@ def apply_results(root: etree._Element, group_index: int, results: Sequence[byte
         del group.attrib["use"]
 
 
-def assemble_response(root: etree._Element, request_id: str) -> bytes:
-    """`<vnml-response requestId=… status="succeeded">` around the project without its reference data."""
-    response = etree.Element(RESPONSE_TAG, requestId=request_id, status="succeeded")
+def assemble_response(root: etree._Element, request_id: str, last_results: Sequence[bytes] | None = None) -> bytes:
+    """`<vnml-response requestId=… status="succeeded">` around the project without its reference data.
+
+    Written piece by piece rather than from a copy of the project, so a 10 MiB request does not hold a
+    second tree. With `last_results`, the last group's results go straight from their bytes into the
+    response (no later group needs them in the working document): the same bytes `apply_results`
+    followed by this function would give.
+    """
     project = root.find("project")
-    if project is not None:
-        twin = etree.SubElement(response, "project", attrib={str(k): str(v) for k, v in project.attrib.items()})
-        twin.text = project.text
-        for child in project:
-            if isinstance(child.tag, str) and child.tag in REFERENCE_TAGS:
-                continue
-            twin.append(copy.deepcopy(child))
-    return serialize(response)
+    if project is None:
+        return serialize(etree.Element(RESPONSE_TAG, requestId=request_id, status="succeeded"))
+    shell = etree.Element(RESPONSE_TAG, requestId=request_id, status="succeeded")
+    twin = etree.SubElement(shell, "project", attrib={str(k): str(v) for k, v in project.attrib.items()})
+    twin.text = (project.text or "") + _MARK
+    head, end = serialize(shell).split(_MARK.encode())
+    groups = _groups(root)
+    last = groups[-1] if last_results is not None and groups else None
+    parts = [head]
+    for child in project:
+        if isinstance(child.tag, str) and child.tag in REFERENCE_TAGS:
+            continue
+        if child is last and last_results is not None:
+            parts.append(_group_with_results(child, len(groups) - 1, last_results))
+        else:
+            parts.append(etree.tostring(child, encoding="UTF-8"))
+    parts.append(end)
+    return b"".join(parts)
+
+
+# A marker that cannot occur in XML text (it is split out of the serialised shell again).
+_MARK = "\ue000vn-splice\ue000"
+
+
+def _group_with_results(group: etree._Element, group_index: int, results: Sequence[bytes]) -> bytes:
+    """A group serialised with its valuations replaced by `results`, one parsed at a time."""
+    shell = etree.Element(group.tag, attrib={str(k): str(v) for k, v in group.attrib.items() if k != "use"})
+    shell.text = group.text
+    shell.tail = group.tail
+    old = _valuations(group)
+    tail = old[0].tail if old else None
+    spliced = False
+    for child in group:
+        if isinstance(child.tag, str) and child.tag == "valuation":
+            if not spliced:
+                marker = etree.SubElement(shell, "splice")
+                marker.text = _MARK
+                spliced = True
+            continue
+        shell.append(copy.copy(child))
+    if not spliced:
+        marker = etree.SubElement(shell, "splice")
+        marker.text = _MARK
+    before, after = etree.tostring(shell, encoding="UTF-8").split(b"<splice>" + _MARK.encode() + b"</splice>")
+    parts = [before]
+    for position, data in enumerate(results, 1):
+        valuation = result_valuation(data, group_index, position)
+        valuation.tail = tail
+        parts.append(etree.tostring(valuation, encoding="UTF-8"))
+    parts.append(after)
+    return b"".join(parts)

@@ -85,6 +85,7 @@ class RequestRun:
         await self._cpu(engine.prepare, root)
         group_count = len(root.findall("project/group"))
         self._task_counts = [0] * group_count
+        results: list[bytes] = []
         for group_index in range(group_count):
             self._current_group = group_index
             completed, expected = await self._ledger.group_progress(group_index)
@@ -94,10 +95,11 @@ class RequestRun:
                     self._task_counts[group_index] = expected
                 else:
                     results = await self._run_group(engine, root, group_index)
-                await self._cpu(apply_results, root, group_index, results)
+                if group_index < group_count - 1:  # the last group's results go straight into the response
+                    await self._cpu(apply_results, root, group_index, results)
                 if not completed:
                     await self._ledger.close_group(group_index, len(results))
-        response = await self._cpu(assemble_response, root, self.request_id)
+        response = await self._cpu(assemble_response, root, self.request_id, results)
         if await self._ledger.finish("succeeded", response, "", self._task_counts):
             metrics.REQUESTS_FINISHED.labels("succeeded").inc()
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})
