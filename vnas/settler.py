@@ -54,7 +54,8 @@ class Settler:
                         pending.done.set_exception(exc)
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        async with self._stream.client.pipeline(transaction=False) as pipe:
+        # MULTI/EXEC: the orchestrator blocked on an updates stream wakes once to the whole batch.
+        async with self._stream.client.pipeline(transaction=True) as pipe:
             sizes = [self._queue_writes(pipe, pending) for pending in batch]
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         written: list[tuple[_Pending, bool]] = []

@@ -25,8 +25,10 @@ class RunLedger:
         self._state_key = keys.request_state_key(request_id)
         self._sequence = 0
 
-    def pipeline(self) -> redis.client.Pipeline:
-        return self._client.pipeline(transaction=False)
+    def pipeline(self, atomic: bool = False) -> redis.client.Pipeline:
+        """A pipeline for one step; `atomic` wraps it in MULTI/EXEC, so blocked readers (workers waiting
+        on the dispatch stream) wake once to a whole batch instead of once per entry."""
+        return self._client.pipeline(transaction=atomic)
 
     def queue_event(self, pipe: redis.client.Pipeline, status: str, group_index: int = -1, detail: str = "") -> None:
         self._sequence += 1

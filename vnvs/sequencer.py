@@ -115,7 +115,7 @@ class RequestRun:
         refs = {t.task_id: self._ref(group_index, t) for t in tasks}
         # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
         to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
-        pipe = self._ledger.pipeline()
+        pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole group at once
         if first:
             self._ledger.queue_event(pipe, "group_started", group_index)
         self._ledger.queue_group_state(pipe, group_index, expected=len(tasks), completed=len(done), failed=0,
@@ -176,7 +176,7 @@ class RequestRun:
         now = asyncio.get_running_loop().time()
         entries = [(ref, tracker.begin_retry(ref.task_id, now), 0) for ref in refs]
         entries = [(ref, attempt, tracker.remaining_deliveries(ref.task_id)) for ref, attempt, _ in entries]
-        pipe = self._ledger.pipeline()
+        pipe = self._ledger.pipeline(atomic=True)
         pipe.hincrby(keys.request_state_key(self.request_id), "retryCount", len(entries))
         metrics.TASK_RETRIES.inc(len(entries))
         self._dispatcher.queue_entries(pipe, entries)
