@@ -21,6 +21,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 async def run_scenario(scenario: Scenario, redis_url: str) -> dict[str, float]:
+    if scenario.local is not None:
+        return scenario.local()
+    assert scenario.run is not None
     client = redis.Redis.from_url(redis_url)
     await client.flushall()
     with bench_mesh(redis_url, workers=scenario.workers, **scenario.mesh_env) as mesh:

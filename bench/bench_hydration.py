@@ -87,6 +87,7 @@ def run() -> dict[str, float]:
         "peak_rss_growth_bytes": float(rss_growth),
         "tracemalloc_peak_bytes": float(traced_peak),
         "rss_growth_vs_input": rss_growth / len(data),
+        "rss_growth_with_parse_vs_input": max(final_rss - started_rss, 0) / len(data),
         "tracemalloc_peak_vs_input": traced_peak / len(data),
     }
 

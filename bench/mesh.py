@@ -35,7 +35,8 @@ def private_redis() -> Iterator[str]:
 
 
 @contextmanager
-def bench_mesh(redis_url: str, workers: int = 2, concurrency: int = 32, **env: str) -> Iterator[LocalMesh]:
+def bench_mesh(redis_url: str, workers: int = 2, concurrency: int = int(os.environ.get("BENCH_CONCURRENCY", "32")),
+               **env: str) -> Iterator[LocalMesh]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("VN", "REDIS", "HYDRATION", "GRPC"))}
     base.update({"REDIS_URL": redis_url, "LOG_LEVEL": "WARNING", "VNAS_EXECUTOR": NOOP_EXECUTOR,
                  "VNAS_CONCURRENCY": str(concurrency), "VNVS_MAX_CONCURRENT_REQUESTS": "512", **env})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ import aiohttp
 import grpc
 import redis.asyncio as redis
 
+from bench import bench_hydration
 from bench.mesh import SHELL_SCRIPT
 from bench.requests import chained_request, sized_request
 from bench.stats import cpu_seconds, peak_rss_mb, redis_commands, summary_ms
@@ -32,9 +35,10 @@ class Context:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    run: Callable[[Context], Awaitable[None]]
+    run: Callable[[Context], Awaitable[None]] | None
+    local: Callable[[], dict[str, float]] | None = None  # runs in this process, without a mesh
     mesh_env: dict[str, str] = field(default_factory=dict)
-    workers: int = 2
+    workers: int = int(os.environ.get("BENCH_WORKERS", "2"))
 
 
 def channel(mesh: LocalMesh) -> grpc.aio.Channel:
@@ -73,6 +77,7 @@ async def sync_2x10(ctx: Context) -> None:
 
 
 async def concurrent_2x10(ctx: Context, clients: int = 20, seconds: float = 20.0) -> None:
+    seconds = float(os.environ.get("BENCH_SECONDS", seconds))
     body = chained_request(2, 10)
     await asyncio.gather(*(sync_submit(ctx.api, body) for _ in range(clients)))  # warm-up
     latencies: list[float] = []
@@ -119,19 +124,28 @@ async def spawn_seconds(script: str, count: int) -> float:
     return (time.perf_counter() - started) / count
 
 
-async def submit_async(ctx: Context, clients: int = 50, per_client: int = 20) -> None:
+async def submit_async(ctx: Context, clients: int = 50, per_client: int = 20, paced_rate: float = 1.0) -> None:
+    """Async Submit latency with 50 clients: closed loop (each submits again at once: saturation, so
+    latency is clients / throughput) and paced (each submits `paced_rate` times a second)."""
     body = chained_request(1, 2)
-    latencies: list[float] = []
 
-    async def client() -> None:
+    async def client(latencies: list[float], interval: float) -> None:
+        await asyncio.sleep(random.uniform(0, interval))  # paced clients are not synchronised
         for _ in range(per_client):
             started = time.perf_counter()
             await ctx.api.Submit(valuation_pb2.SubmitRequest(xml=body), timeout=30)
-            latencies.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            latencies.append(elapsed)
+            if interval:
+                await asyncio.sleep(max(0.0, interval - elapsed))
 
-    await asyncio.gather(*(client() for _ in range(clients)))
-    ctx.figures.update(summary_ms(latencies[clients:]))
-    ctx.figures["tasks"] = float(clients * per_client * 2)
+    for mode, interval in (("closed", 0.0), ("paced", 1 / paced_rate)):
+        latencies: list[float] = []
+        started = time.perf_counter()
+        await asyncio.gather(*(client(latencies, interval) for _ in range(clients)))
+        ctx.figures[f"{mode}_submits_per_s"] = len(latencies) / (time.perf_counter() - started)
+        ctx.figures.update({f"{mode}_{k}": v for k, v in summary_ms(latencies[clients:]).items()})
+    ctx.figures["tasks"] = float(2 * clients * per_client * 2)
 
 
 async def payload_10mib(ctx: Context) -> None:
@@ -167,6 +181,7 @@ async def scale_concurrency(ctx: Context) -> None:
 
 
 SCENARIOS = [
+    Scenario("hydrate-10mib", None, local=bench_hydration.run),
     Scenario("sync-2x10", sync_2x10),
     Scenario("concurrent-2x10", concurrent_2x10),
     Scenario("fanout-1x5000", fanout_1x5000),
