@@ -36,9 +36,9 @@ class Context:
 class Scenario:
     name: str
     run: Callable[[Context], Awaitable[None]] | None
-    local: Callable[[], dict[str, float]] | None = None  # runs in this process, without a mesh
     mesh_env: dict[str, str] = field(default_factory=dict)
     workers: int = int(os.environ.get("BENCH_WORKERS", "2"))
+    local: Callable[[], dict[str, float]] | None = None  # runs in this process, without a mesh
 
 
 def channel(mesh: LocalMesh) -> grpc.aio.Channel:
