@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from vncommon.config import env_int
 from vncommon.errors import ConfigError
 
 MIB = 1024 * 1024
@@ -71,13 +72,4 @@ def _buckets(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not an integer") from None
-    if value < 1:
-        raise ConfigError(f"{name}: {raw!r} must be at least 1")
-    return value
+    return env_int(env, name, default, minimum=1)
