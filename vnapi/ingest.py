@@ -24,7 +24,7 @@ from vncommon import keys, lifecycle
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.streams import from_fields
-from vncommon.streamtrim import trim_stream
+from vncommon.streamtrim import StreamUpkeep
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ class IngestConsumer:
         self._backoff_cap_s = min(BACKOFF_CAP_S, self._claim_idle_ms / 3000)
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
-        self._next_trim = 0.0
+        self._upkeep = StreamUpkeep(client, keys.INGEST_STREAM, keys.INGEST_GROUP, keys.INGEST_MAXLEN,
+                                    interval_s=TRIM_INTERVAL_S)
         self._stop = asyncio.Event()
         self.acked = 0
 
@@ -253,11 +254,7 @@ class IngestConsumer:
                 await asyncio.sleep(BACKOFF_START_S * 2**attempt)
 
     async def _maybe_trim(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop.time() < self._next_trim:
-            return
-        self._next_trim = loop.time() + TRIM_INTERVAL_S
-        await trim_stream(self._client, keys.INGEST_STREAM, keys.INGEST_MAXLEN)
+        await self._upkeep.maybe_run()
 
 
 def _describe(exc: BaseException) -> str:

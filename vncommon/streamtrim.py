@@ -7,9 +7,12 @@ pending or not yet delivered, and only once the stream is longer than its MAXLEN
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import ResponseError
 
 
 def _text(value: bytes | str) -> str:
@@ -46,3 +49,42 @@ async def trim_stream(client: redis.Redis, stream: str, maxlen: int) -> int:
     if bound is None or bound == "0-0":
         return 0
     return int(await client.xtrim(stream, minid=bound, approximate=True))
+
+
+async def prune_consumers(client: redis.Redis, stream: str, group: str, idle_ms: int) -> list[str]:
+    """Remove consumers of `group` that hold no pending entry and were idle longer than `idle_ms`.
+
+    Every restarted worker joins under a new name; without pruning, a group's consumer list grows with
+    every restart. A consumer with pending entries is kept, so nothing it holds can be lost.
+    """
+    consumers: Any = await client.xinfo_consumers(stream, group)
+    removed: list[str] = []
+    for consumer in consumers:
+        if int(consumer["pending"]) == 0 and int(consumer["idle"]) > idle_ms:
+            name = _text(consumer["name"])
+            await client.xgroup_delconsumer(stream, group, name)
+            removed.append(name)
+    return removed
+
+
+class StreamUpkeep:
+    """Trims a consumer-group stream and prunes its departed consumers, at most once per interval."""
+
+    def __init__(self, client: redis.Redis, stream: str, group: str, maxlen: int, interval_s: float = 10.0,
+                 consumer_idle_ms: int = 3_600_000) -> None:
+        self._client = client
+        self._stream = stream
+        self._group = group
+        self._maxlen = maxlen
+        self._interval_s = interval_s
+        self._consumer_idle_ms = consumer_idle_ms
+        self._next = 0.0
+
+    async def maybe_run(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self._interval_s
+        await trim_stream(self._client, self._stream, self._maxlen)
+        with contextlib.suppress(ResponseError):  # no stream or group yet: nothing to prune
+            await prune_consumers(self._client, self._stream, self._group, self._consumer_idle_ms)

@@ -10,7 +10,7 @@ import redis.asyncio as redis
 
 from vncommon import keys
 from vncommon.redisconn import REDIS_ERRORS
-from vncommon.streamtrim import trim_stream
+from vncommon.streamtrim import StreamUpkeep
 from vnvs import metrics
 from vnvs.lease import Lease, orphaned_requests
 from vnvs.sequencer import RequestRun
@@ -30,6 +30,7 @@ class RunnerPool:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         self._works: dict[str, asyncio.Task[None]] = {}
+        self._upkeep = StreamUpkeep(client, keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, keys.DISPATCH_MAXLEN)
 
     @property
     def running(self) -> int:
@@ -107,7 +108,7 @@ class RunnerPool:
                     if not self.has_capacity():
                         break
                     await self._adopt(request_id)
-                await trim_stream(self._client, keys.DISPATCH_STREAM, keys.DISPATCH_MAXLEN)
+                await self._upkeep.maybe_run()
             except REDIS_ERRORS as exc:
                 log.warning("orphan scan failed", extra={"fields": {"error": str(exc)}})
             with contextlib.suppress(TimeoutError):

@@ -15,7 +15,7 @@ from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from vnapi.intake import Intake, Submission
 from vnapi.settings import VnapiSettings
 from vncommon import keys
-from vncommon.streamtrim import trim_stream
+from vncommon.streamtrim import prune_consumers, trim_stream
 
 Start = Callable[[VnapiSettings], Awaitable[RunningVnapi]]
 
@@ -160,3 +160,17 @@ async def test_trimming_never_drops_pending_or_undelivered_entries(redis_client:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_departed_consumers_without_pending_entries_are_pruned(redis_client: redis.Redis) -> None:
+    await redis_client.xgroup_create(keys.INGEST_STREAM, keys.INGEST_GROUP, id="0", mkstream=True)
+    await redis_client.xadd(keys.INGEST_STREAM, {"requestId": "r1"})
+    second = await redis_client.xadd(keys.INGEST_STREAM, {"requestId": "r2"})
+    await redis_client.xreadgroup(keys.INGEST_GROUP, "holds-one", {keys.INGEST_STREAM: ">"}, count=1)
+    await redis_client.xreadgroup(keys.INGEST_GROUP, "acked-all", {keys.INGEST_STREAM: ">"}, count=1)
+    await redis_client.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, second)
+    await asyncio.sleep(0.05)
+    removed = await prune_consumers(redis_client, keys.INGEST_STREAM, keys.INGEST_GROUP, idle_ms=10)
+    assert removed == ["acked-all"]
+    names = [c["name"] for c in await redis_client.xinfo_consumers(keys.INGEST_STREAM, keys.INGEST_GROUP)]
+    assert names == [b"holds-one"]
