@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 from lxml import etree
 
+from bench.requests import chained_request
 from tests.e2e.conftest import EXAMPLES, Mesh
 from vn.v1 import valuation_pb2, valuation_pb2_grpc
 
@@ -26,21 +27,9 @@ def stub(mesh: Mesh) -> tuple[grpc.aio.Channel, valuation_pb2_grpc.ValuationServ
     return channel, valuation_pb2_grpc.ValuationServiceStub(channel)
 
 
-def simple_request(groups: int = 1, tasks: int = 2, extra: str = "") -> bytes:
-    """A request whose group 1 fans out over `tasks` instruments and later groups read earlier results."""
-    instruments = "".join(
-        f'<instrument name="B{i}"><coupon>0.0{(i % 5) + 2}</coupon><maturityYears>{i % 9 + 1}</maturityYears>'
-        f"<notional>1000</notional></instrument>" for i in range(1, tasks + 1))
-    body = ['<group name="g1"><valuation name="bond" use="vn:link(/vnml/project/portfolio, instrument)">'
-            '<instrument select="."/><market select="/vnml/project/market"/>'
-            '<analytics><price><amount/></price></analytics></valuation></group>']
-    for g in range(2, groups + 1):
-        body.append(f'<group name="g{g}"><valuation name="step{g}" use="vn:link(/vnml/project/group[{g - 1}], '
-                    f'valuation)"><instrument select="./instrument"/><market select="/vnml/project/market"/>'
-                    f'<basePrice><amount select="./analytics/price/amount"/></basePrice>'
-                    f'<analytics><price><amount/></price></analytics></valuation></group>')
-    return (f'<?xml version="1.0"?><vnml><project name="p">{extra}<market name="M"><yield>0.04</yield></market>'
-            f'<portfolio>{instruments}</portfolio>{"".join(body)}</project></vnml>').encode()
+def simple_request(groups: int = 1, tasks: int = 2) -> bytes:
+    """A request whose group 1 fans out over `tasks` instruments and group g reads group g-1's results."""
+    return chained_request(groups, tasks)
 
 
 def write_script(directory: Path, name: str, body: str) -> Path:
