@@ -53,12 +53,16 @@ class RunnerPool:
         task = asyncio.create_task(self._drive(run, lease), name=f"request-{request_id}")
         self._runs[request_id] = task
         metrics.REQUESTS_RUNNING.inc()
-        task.add_done_callback(lambda _: self._forget(request_id))
+        task.add_done_callback(lambda done: self._forget(request_id, done))
         return True
 
-    def _forget(self, request_id: str) -> None:
+    def _forget(self, request_id: str, task: asyncio.Task[None]) -> None:
         self._runs.pop(request_id, None)
         metrics.REQUESTS_RUNNING.dec()
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # e.g. Redis went away mid-run: the lease lapses and the request resumes
+            log.error("request run stopped by an error; it resumes once its lease lapses",
+                      exc_info=error, extra={"fields": {"requestId": request_id}})
 
     async def _drive(self, run: RequestRun, lease: Lease) -> None:
         """Run the request while renewing its lease; stop driving it if the lease is lost."""
