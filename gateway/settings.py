@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vnclient import ClientSettings
-from vncommon.config import DEFAULT_REDIS_URL, CommonSettings, env_address, env_int, env_list, env_str
+from vncommon.config import (
+    DEFAULT_REDIS_URL,
+    CommonSettings,
+    TlsSettings,
+    env_address,
+    env_int,
+    env_list,
+    env_str,
+)
 from vncommon.errors import ConfigError
 
 DEFAULT_PAYLOAD_MAX_BYTES = 10 * 1024 * 1024
@@ -29,6 +37,7 @@ class GatewaySettings:
     shutdown_grace_ms: int = 30_000
     api_tokens: tuple[str, ...] = ()
     log_level: str = "INFO"
+    tls: TlsSettings = field(default_factory=TlsSettings)  # for the gRPC channel to vnapi
 
     @property
     def call_timeout_s(self) -> float:
@@ -49,6 +58,7 @@ class GatewaySettings:
             payload_max_bytes=self.payload_max_bytes,
             call_timeout_s=self.call_timeout_s,
             sync_timeout_s=self.sync_deadline_s,
+            tls=self.tls,
         )
 
     @classmethod
@@ -70,4 +80,5 @@ class GatewaySettings:
             shutdown_grace_ms=env_int(env, "GATEWAY_SHUTDOWN_GRACE_MS", 30_000, minimum=0),
             api_tokens=tokens,
             log_level=common.log_level,
+            tls=common.tls,
         )

@@ -31,7 +31,8 @@ class VnapiApp:
         # The hub blocks in XREAD most of the time: it gets its own connection.
         self.hub_client = create_redis(settings.common.redis_url, 1)
         self.hub = LifecycleHub(self.hub_client, settings.common.lifecycle_block_ms)
-        self.channel = create_channel(settings.vnvs_address, settings.common.grpc_max_message_bytes)
+        common = settings.common
+        self.channel = create_channel(settings.vnvs_address, common.grpc_max_message_bytes, common.tls)
         # The generated gRPC modules carry no annotations.
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.consumer = IngestConsumer(self.client, settings, stub)
@@ -54,7 +55,7 @@ class VnapiApp:
             await self.hub_client.aclose()
 
     async def _serve(self, stop: asyncio.Event) -> None:
-        self.port = self.server.bind(self.settings.listen_address)
+        self.port = self.server.bind(self.settings.listen_address, self.settings.common.tls)
         serve_metrics(self.settings.common.metrics_port, self.settings.grpc_host)
         hub_stop = asyncio.Event()
         # One TaskGroup for the long-lived loops: if one crashes, the process stops loudly.

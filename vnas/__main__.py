@@ -31,7 +31,7 @@ async def serve(env: Mapping[str, str], stop: asyncio.Event) -> None:
     client = create_redis(settings.redis_url, max_connections=settings.concurrency * 2 + EXTRA_REDIS_CONNECTIONS)
     server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME])
     add_task_service(server.server, executor)
-    port = server.bind(settings.grpc_address)
+    port = server.bind(settings.grpc_address, settings.common.tls)
     await server.start()
     if settings.metrics_port is not None:
         serve_metrics(settings.metrics_port, settings.grpc_host)

@@ -10,7 +10,7 @@ callers match on exception types (or `reason`) and never on gRPC status codes or
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
-from vncommon.config import env_address, env_int
+from vncommon.config import TlsSettings, env_address, env_int
 from vncommon.errors import VnError
 from vncommon.grpcutil import create_channel, decode_error
 
@@ -43,6 +43,7 @@ class ClientSettings:
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     sync_timeout_s: float = DEFAULT_SYNC_WAIT_S + SYNC_DEADLINE_MARGIN_S
     watch_timeout_s: float = DEFAULT_WATCH_TIMEOUT_S
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     @property
     def grpc_max_message_bytes(self) -> int:
@@ -50,12 +51,14 @@ class ClientSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], address: str | None = None) -> ClientSettings:
-        """Read VNAPI_ADDRESS, PAYLOAD_MAX_BYTES and SYNC_WAIT_TIMEOUT_MS; `address` overrides the first."""
+        """Read VNAPI_ADDRESS, PAYLOAD_MAX_BYTES, SYNC_WAIT_TIMEOUT_MS and GRPC_TLS_*; `address` overrides
+        the first."""
         sync_wait_ms = env_int(env, "SYNC_WAIT_TIMEOUT_MS", int(DEFAULT_SYNC_WAIT_S * 1000), minimum=1)
         return cls(
             address=address or env_address(env, "VNAPI_ADDRESS", DEFAULT_ADDRESS),
             payload_max_bytes=env_int(env, "PAYLOAD_MAX_BYTES", DEFAULT_PAYLOAD_MAX_BYTES, minimum=1024),
             sync_timeout_s=sync_wait_ms / 1000 + SYNC_DEADLINE_MARGIN_S,
+            tls=TlsSettings.from_env(env),
         )
 
 
@@ -69,7 +72,8 @@ class ValuationClient:
 
     def __init__(self, settings: ClientSettings | None = None) -> None:
         self.settings = settings or ClientSettings()
-        self._channel = create_channel(self.settings.address, self.settings.grpc_max_message_bytes)
+        self._channel = create_channel(self.settings.address, self.settings.grpc_max_message_bytes,
+                                       self.settings.tls)
         self._stub: Any = valuation_pb2_grpc.ValuationServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
 

@@ -6,8 +6,9 @@ reads `os.environ`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from vncommon.errors import ConfigError
@@ -70,6 +71,46 @@ def env_address(env: Mapping[str, str], name: str, default: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """gRPC transport security. With a certificate and key, servers listen with TLS and clients present
+    them; with a CA as well, both sides verify the peer against it (mutual TLS)."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file or self.ca_file)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TlsSettings:
+        settings = cls(
+            cert_file=env.get("GRPC_TLS_CERT_FILE", "").strip(),
+            key_file=env.get("GRPC_TLS_KEY_FILE", "").strip(),
+            ca_file=env.get("GRPC_TLS_CA_FILE", "").strip(),
+        )
+        if bool(settings.cert_file) != bool(settings.key_file):
+            raise ConfigError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE must be set together")
+        for name, path in (("GRPC_TLS_CERT_FILE", settings.cert_file), ("GRPC_TLS_KEY_FILE", settings.key_file),
+                           ("GRPC_TLS_CA_FILE", settings.ca_file)):
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"{name}={path!r} is not a readable file")
+        return settings
+
+    def read(self) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """(certificate chain, private key, CA certificates) as PEM bytes; None where not configured."""
+        return tuple(_read(path) for path in (self.cert_file, self.key_file, self.ca_file))  # type: ignore[return-value]
+
+
+def _read(path: str) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+@dataclass(frozen=True, slots=True)
 class CommonSettings:
     """Settings every service reads (SPEC section 12)."""
 
@@ -81,6 +122,7 @@ class CommonSettings:
     max_task_retries: int = 3
     log_level: str = "INFO"
     metrics_port: int | None = None  # METRICS_PORT: Prometheus /metrics over HTTP when set
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CommonSettings:
@@ -96,6 +138,7 @@ class CommonSettings:
             max_task_retries=env_int(env, "MAX_TASK_RETRIES", 3, minimum=1, maximum=100),
             log_level=level,
             metrics_port=env_int(env, "METRICS_PORT", 0, maximum=65535) if env.get("METRICS_PORT") else None,
+            tls=TlsSettings.from_env(env),
         )
 
     @property

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
+from vncommon.config import TlsSettings
 from vncommon.errors import VnError, rebuild
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,14 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
     ]
 
 
-def create_channel(address: str, max_message_bytes: int) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes))
+def create_channel(address: str, max_message_bytes: int, tls: TlsSettings | None = None) -> grpc.aio.Channel:
+    """A channel with the mesh's options; over TLS (presenting our certificate) when configured."""
+    options = channel_options(max_message_bytes)
+    if tls is None or not tls.enabled:
+        return grpc.aio.insecure_channel(address, options=options)
+    cert, key, ca = tls.read()
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    return grpc.aio.secure_channel(address, credentials, options=options)
 
 
 class ServiceServer:
@@ -52,8 +59,16 @@ class ServiceServer:
         reflection.enable_server_reflection(names, self.server)
         self.port = 0
 
-    def bind(self, address: str) -> int:
-        self.port = self.server.add_insecure_port(address)
+    def bind(self, address: str, tls: TlsSettings | None = None) -> int:
+        """Listen on `address`; with TLS configured, only over TLS (mutual when a CA is set)."""
+        if tls is not None and tls.cert_file:
+            cert, key, ca = tls.read()
+            assert cert is not None and key is not None
+            credentials = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                                      require_client_auth=ca is not None)
+            self.port = self.server.add_secure_port(address, credentials)
+        else:
+            self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
         return self.port

@@ -30,7 +30,7 @@ async def serve(env: Mapping[str, str], stop: asyncio.Event) -> None:
     server = ServiceServer(settings.common.grpc_max_message_bytes, [service_name])
     orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(  # type: ignore[no-untyped-call]
         OrchestratorService(client, runners), server.server)
-    port = server.bind(f"{settings.grpc_host}:{settings.grpc_port}")
+    port = server.bind(f"{settings.grpc_host}:{settings.grpc_port}", settings.common.tls)
     serve_metrics(settings.common.metrics_port, settings.grpc_host)
     await server.start()
     log.info("vnvs listening", extra={"fields": {"address": f"{settings.grpc_host}:{port}",
