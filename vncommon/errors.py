@@ -119,7 +119,7 @@ class DeadlineExceeded(VnError):
     retryable = True
 
 
-class TaskFailed(VnError):
+class TaskRetriesExhausted(VnError):
     """A task failed on its last allowed attempt, so its group and request failed."""
 
     reason = "TASK_RETRIES_EXHAUSTED"
@@ -146,7 +146,7 @@ ERRORS_BY_REASON: dict[str, type[VnError]] = {
         RequestExpired,
         Unavailable,
         DeadlineExceeded,
-        TaskFailed,
+        TaskRetriesExhausted,
     )
 }
 

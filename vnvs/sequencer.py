@@ -1,7 +1,8 @@
 """Running one request: hydrate, run the groups strictly in order, assemble, finish exactly once.
 
-A run is resumable: completed groups are read back from their results, and in the current group only
-tasks without a stored result are dispatched again, so a takeover after a crash repeats no finished work.
+A run is resumable: completed groups are read back from their results, and in the current group tasks
+with a stored result count as done and tasks already dispatched are left to their stream entries (a
+dead worker's entries are reclaimed), so a takeover after a crash repeats no finished work.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from lxml import etree
 
 from vn.v1 import streams_pb2
 from vncommon import keys
-from vncommon.errors import VnError
+from vncommon.errors import TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
 from vncommon.streams import from_fields
@@ -34,12 +35,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Requests up to this size are parsed and hydrated on the event loop: a thread hop costs more than the work.
 INLINE_XML_BYTES = 256 * 1024
-
-
-class GroupFailed(VnError):
-    """A task of the group failed on its last allowed attempt."""
-
-    reason = "TASK_RETRIES_EXHAUSTED"
 
 
 class RequestRun:
@@ -111,7 +106,7 @@ class RequestRun:
         first, done, in_flight = await self._ledger.open_group(group_index, ids)
         tracker = GroupTracker(ids, self._settings.common.max_task_retries,
                                self._settings.task_wait_timeout_ms / 1000)
-        pending = tracker.start(asyncio.get_running_loop().time(), done, in_flight)
+        pending = set(tracker.start(asyncio.get_running_loop().time(), done, in_flight))
         refs = {t.task_id: self._ref(group_index, t) for t in tasks}
         # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
         to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
@@ -164,7 +159,7 @@ class RequestRun:
                 "error": state.last_error}})
             return
         ref = refs[task_id]
-        raise GroupFailed(
+        raise TaskRetriesExhausted(
             f"task {task_id} of group {ref.group_index} ({ref.group_name}) failed after {state.attempt} "
             f"attempts: {state.last_error}",
             {"group": ref.group_name, "groupIndex": str(ref.group_index), "taskId": task_id,
@@ -215,7 +210,7 @@ class RequestRun:
                              **exc.metadata})
         pipe = self._ledger.pipeline()
         self._ledger.queue_group_state(pipe, self._current_group, status="failed",
-                                       failed=int(isinstance(exc, GroupFailed)))
+                                       failed=int(isinstance(exc, TaskRetriesExhausted)))
         await pipe.execute()
         if await self._ledger.finish("failed", detail.encode(), detail, self._task_counts):
             metrics.REQUESTS_FINISHED.labels("failed").inc()
