@@ -30,15 +30,17 @@ async def test_async_submit_progresses_to_results_and_sync_returns_the_same_byte
     async with channel:
         submitted = await api.Submit(valuation_pb2.SubmitRequest(xml=example_request()), timeout=10)
         assert submitted.status == Status.REQUEST_STATUS_RECEIVED
-        seen = set()
+        seen: list[int] = []
         for _ in range(600):
             status = await api.GetStatus(valuation_pb2.GetStatusRequest(request_id=submitted.request_id), timeout=5)
-            seen.add(status.status)
+            seen.append(status.status)
             if status.status in (Status.REQUEST_STATUS_SUCCEEDED, Status.REQUEST_STATUS_FAILED):
                 break
             await asyncio.sleep(0.02)
         assert status.status == Status.REQUEST_STATUS_SUCCEEDED, status.failure_detail + mesh.log_tail()
-        assert status.group_count == 3 and status.HasField("completed_at")
+        assert seen == sorted(seen), f"status went backwards: {seen}"  # RECEIVED < STARTED < SUCCEEDED
+        assert status.group_count == 3 and status.HasField("completed_at") and status.HasField("started_at")
+        assert status.progress.groups_completed == 3
         results = await api.GetResults(valuation_pb2.GetResultsRequest(request_id=submitted.request_id), timeout=5)
         groups = response_groups(results.response_xml)
         assert [len(g) for g in groups] == [3, 3, 1]
