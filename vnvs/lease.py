@@ -47,6 +47,13 @@ class Lease:
     async def release(self) -> None:
         await self._client.eval(_RELEASE, 1, self._key, self._owner)
 
+    async def ensure_advertised(self) -> None:
+        """Another instance holds the lease: make sure the request is in the active set anyway, so that
+        if the holder died before advertising it, the request is adopted once the lease lapses."""
+        remaining_ms = max(0, int(await self._client.pttl(self._key)))
+        expires_at_ms = int(time.time() * 1000) + remaining_ms
+        await self._client.zadd(keys.ACTIVE_REQUESTS, {self.request_id: expires_at_ms}, nx=True)
+
     async def hand_over(self) -> None:
         """Give the request up now: drop the lease and mark it orphaned, so another instance adopts it."""
         await self.release()

@@ -48,6 +48,7 @@ class RunnerPool:
             return True
         lease = Lease(self._client, request_id, self._settings.instance_id, self._settings.lease_ms)
         if not await lease.acquire():
+            await lease.ensure_advertised()
             return False
         run = RequestRun(self._client, self._settings, request_id, trace_id)
         task = asyncio.create_task(self._drive(run, lease), name=f"request-{request_id}")

@@ -37,3 +37,16 @@ async def test_a_handed_over_request_is_an_orphan_at_once(redis_client: redis.Re
     await stopping.hand_over()
     assert await redis_client.exists(keys.lease_key("r3")) == 0
     assert await orphaned_requests(redis_client) == ["r3"]
+
+
+async def test_a_request_held_by_an_instance_that_never_advertised_it_is_still_adopted_later(
+    redis_client: redis.Redis,
+) -> None:
+    # The holder took the lease and died before adding the request to the active set.
+    await redis_client.set(keys.lease_key("r4"), "vnvs-dead", px=300)
+    other = Lease(redis_client, "r4", "vnvs-live", ttl_ms=5000)
+    assert not await other.acquire()
+    await other.ensure_advertised()
+    assert await orphaned_requests(redis_client) == []
+    await asyncio.sleep(0.4)
+    assert await orphaned_requests(redis_client) == ["r4"]
