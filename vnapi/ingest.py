@@ -23,7 +23,7 @@ from vnapi.settings import VnapiSettings
 from vncommon import keys, lifecycle
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS
-from vncommon.streams import from_fields
+from vncommon.streams import from_fields, text
 from vncommon.streamtrim import StreamUpkeep
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class IngestConsumer:
         # list and are reclaimed like those of a dead consumer, so none is lost.
         _done, result = await until_stopped(read, self._stop)
         streams: Any = result or []
-        return [(_text(entry_id), fields) for _stream, entries in streams for entry_id, fields in entries]
+        return [(text(entry_id), fields) for _stream, entries in streams for entry_id, fields in entries]
 
     async def _claim(self, count: int) -> list[Entry]:
         """Take over entries idle longer than the claim threshold (their consumer is presumed dead)."""
@@ -141,11 +141,11 @@ class IngestConsumer:
             keys.INGEST_STREAM, keys.INGEST_GROUP, self._consumer, self._claim_idle_ms,
             start_id=self._claim_cursor, count=count,
         )
-        self._claim_cursor = _text(reply[0])
+        self._claim_cursor = text(reply[0])
         if self._claim_cursor == "0-0":
             # A full pass is done; the next one starts after the claim interval.
             self._next_claim = asyncio.get_running_loop().time() + self._claim_interval_s
-        entries = [(_text(entry_id), fields) for entry_id, fields in reply[1] if fields]
+        entries = [(text(entry_id), fields) for entry_id, fields in reply[1] if fields]
         fresh = [entry for entry in entries if entry[0] not in self._inflight]
         if fresh:
             log.info("reclaimed ingest entries", extra={"fields": {"count": len(fresh)}})
@@ -261,7 +261,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
     return str(exc)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

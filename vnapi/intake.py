@@ -15,7 +15,7 @@ import redis.asyncio as redis
 from vn.v1 import streams_pb2
 from vncommon import keys
 from vncommon.errors import IdempotencyKeyReused, Unavailable
-from vncommon.streams import to_fields
+from vncommon.streams import text, to_fields
 from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class Intake:
             held = await self._client.get(key)
             if held is None:
                 continue  # expired or released between SET and GET: try to claim again
-            earlier_id, _, earlier_sha = _text(held).partition("|")
+            earlier_id, _, earlier_sha = text(held).partition("|")
             if earlier_sha != submission.sha256:
                 raise IdempotencyKeyReused(
                     "this idempotency key was already used with a different body", {"requestId": earlier_id}
@@ -170,7 +170,3 @@ class Intake:
             # ingest consumer trims only what every consumer has finished with (see ingest.py).
             pipe.xadd(keys.INGEST_STREAM, fields)
             await pipe.execute()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

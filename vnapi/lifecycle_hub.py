@@ -19,7 +19,7 @@ from vn.v1 import streams_pb2
 from vnapi.aio import sleep_or_stop, until_stopped
 from vncommon import keys
 from vncommon.redisconn import REDIS_ERRORS
-from vncommon.streams import from_fields
+from vncommon.streams import from_fields, text
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class LifecycleHub:
     async def _tail_id(self) -> str:
         """The id of the newest entry: reading after it is "from $" without a gap between reads."""
         newest: Any = await self._client.xrevrange(keys.LIFECYCLE_STREAM, count=1)
-        return _text(newest[0][0]) if newest else "0-0"
+        return text(newest[0][0]) if newest else "0-0"
 
     async def _read_once(self, last_id: str, stop: asyncio.Event) -> str:
         self.reads += 1
@@ -125,7 +125,7 @@ class LifecycleHub:
             return last_id
         for _stream, entries in streams:
             for entry_id, fields in entries:
-                last_id = _text(entry_id)
+                last_id = text(entry_id)
                 self._dispatch_fields(fields)
         return last_id
 
@@ -137,7 +137,3 @@ class LifecycleHub:
             return
         if event.request_id:
             self.dispatch(event)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

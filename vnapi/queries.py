@@ -11,6 +11,7 @@ import redis.asyncio as redis
 from vn.v1 import valuation_pb2
 from vncommon import keys
 from vncommon.errors import InvalidArgument, RequestExpired, RequestFailed, RequestNotFound, ResultNotReady, VnError
+from vncommon.streams import text
 from vncommon.timeutil import parse_iso
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class Queries:
         raw = await self._client.hgetall(keys.request_state_key(request_id))
         if not raw:
             await self.raise_missing(request_id)
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     async def raise_missing(self, request_id: str) -> NoReturn:
         if await self._client.exists(keys.tombstone_key(request_id)):
@@ -82,11 +83,11 @@ class Queries:
 
     async def _group(self, request_id: str, group_index: int) -> dict[str, str]:
         raw = await self._client.hgetall(keys.group_state_key(request_id, group_index))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     async def failure_detail(self, request_id: str) -> str:
         raw = await self._client.get(keys.request_failure_key(request_id))
-        return _text(raw) if raw is not None else ""
+        return text(raw) if raw is not None else ""
 
     async def results(self, request_id: str) -> bytes:
         """GetResults: the response bytes of a succeeded request, else the error saying why not."""
@@ -125,7 +126,3 @@ def _int(raw: str | None) -> int:
         return max(int(raw or 0), 0)
     except ValueError:
         return 0
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -22,6 +22,7 @@ from vncommon.errors import VnError
 from vncommon.grpcutil import stream_errors, unary_errors
 from vncommon.lifecycle import event_from_json
 from vncommon.logs import log_context
+from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         status = valuation_pb2.REQUEST_STATUS_RECEIVED
         if accepted.deduplicated:
             current = await self._client.hget(keys.request_state_key(accepted.request_id), "status")
-            status = status_code(_text(current)) if current is not None else status
+            status = status_code(text(current)) if current is not None else status
         return valuation_pb2.SubmitResponse(
             request_id=accepted.request_id, status=status, deduplicated=accepted.deduplicated
         )
@@ -211,7 +212,3 @@ async def _next_signal(subscription: Subscription, within: float) -> None:
             return
         if item is RESYNC or item.status in TERMINAL:
             return
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

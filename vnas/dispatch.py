@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 from vn.v1 import streams_pb2
 from vnas.executor import TaskContext, TaskOutcome
 from vncommon import keys
-from vncommon.streams import from_fields, to_fields
+from vncommon.streams import from_fields, text, to_fields
 from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,6 @@ class ClaimBatch:
 class RedisSettleError(Exception):
     """Redis refused part of a settle (for example OOM); the entry stays un-acknowledged."""
 
-
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _entries(raw: list[Any]) -> list[Entry]:

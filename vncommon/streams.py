@@ -50,7 +50,7 @@ def to_fields(message: Message) -> dict[FieldT, EncodableT]:
 
 def from_fields(cls: type[M], fields: Mapping[bytes | str, bytes | str]) -> M:
     """Build `cls` from a stream entry's field map; unknown fields are ignored, missing ones default."""
-    decoded = {_text(k): _text(v) for k, v in fields.items()}
+    decoded = {text(k): text(v) for k, v in fields.items()}
     values: dict[str, Any] = {}
     for json_name, name, convert in _layout(cls):
         raw = decoded.get(json_name)
@@ -59,5 +59,6 @@ def from_fields(cls: type[M], fields: Mapping[bytes | str, bytes | str]) -> M:
     return cls(**values)
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
+    """A Redis reply value as text (replies are bytes unless the client decodes them)."""
     return value.decode() if isinstance(value, bytes) else value

@@ -14,9 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+from vncommon.streams import text
 
 
 def _parse_id(entry_id: str) -> tuple[int, int]:
@@ -31,13 +29,13 @@ async def safe_trim_id(client: redis.Redis, stream: str) -> str | None:
         return None
     bounds: list[str] = []
     for group in groups:
-        name = _text(group["name"])
+        name = text(group["name"])
         summary: Any = await client.xpending(stream, name)
         if summary and summary.get("pending"):
-            bounds.append(_text(summary["min"]))
+            bounds.append(text(summary["min"]))
         else:
             # MINID keeps ids >= the bound, so the last delivered entry and all later ones stay.
-            bounds.append(_text(group["last-delivered-id"]))
+            bounds.append(text(group["last-delivered-id"]))
     return min(bounds, key=_parse_id)
 
 
@@ -61,7 +59,7 @@ async def prune_consumers(client: redis.Redis, stream: str, group: str, idle_ms:
     removed: list[str] = []
     for consumer in consumers:
         if int(consumer["pending"]) == 0 and int(consumer["idle"]) > idle_ms:
-            name = _text(consumer["name"])
+            name = text(consumer["name"])
             await client.xgroup_delconsumer(stream, group, name)
             removed.append(name)
     return removed

@@ -11,6 +11,7 @@ import time
 import redis.asyncio as redis
 
 from vncommon import keys
+from vncommon.streams import text
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -67,5 +68,6 @@ class Lease:
 async def orphaned_requests(client: redis.Redis, limit: int = 100) -> list[str]:
     """Requests whose holder stopped renewing: their advertised lease expiry is in the past."""
     now_ms = int(time.time() * 1000)
-    ids = await client.zrangebyscore(keys.ACTIVE_REQUESTS, "-inf", now_ms, start=0, num=limit)
-    return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+    ids: list[bytes] = await client.zrangebyscore(  # type: ignore[assignment]
+        keys.ACTIVE_REQUESTS, "-inf", now_ms, start=0, num=limit)
+    return [text(i) for i in ids]

@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from vncommon import keys, lifecycle
+from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
 from vnvs.retention import queue_expiry
 
@@ -65,7 +66,7 @@ class RunLedger:
         pipe.hsetnx(keys.group_state_key(self.request_id, group_index), "startedPublished", "1")
         pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
         _, first, attempts = await pipe.execute()
-        in_flight = {_text(task_id): int(attempt) for task_id, attempt in attempts.items()}
+        in_flight = {text(task_id): int(attempt) for task_id, attempt in attempts.items()}
         # Results can only exist for tasks that were dispatched: a fresh group skips the lookup.
         done = await self._stored_results(group_index, list(in_flight)) if in_flight else set()
         return bool(first), done, in_flight
@@ -112,8 +113,3 @@ class RunLedger:
         queue_expiry(pipe, self.request_id, task_counts, self._ttl)
         await pipe.execute()
         return bool(won)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-

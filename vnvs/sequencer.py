@@ -21,7 +21,7 @@ from vncommon import keys
 from vncommon.errors import TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
-from vncommon.streams import from_fields
+from vncommon.streams import from_fields, text
 from vncommon.xmlsafe import XmlLimits, parse_xml
 from vnvs import metrics
 from vnvs.assembly import apply_results, assemble_response
@@ -193,7 +193,7 @@ class RequestRun:
         updates = []
         for _, entries in reply or []:
             for entry_id, fields in entries:
-                self._updates_from = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                self._updates_from = text(entry_id)
                 metrics.observe_update_lag(self._updates_from)
                 updates.append(from_fields(streams_pb2.TaskUpdate, fields))
         return updates
