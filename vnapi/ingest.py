@@ -21,6 +21,7 @@ from vnapi.aio import sleep_or_stop, until_stopped
 from vnapi.metrics import INGEST_LAG
 from vnapi.settings import VnapiSettings
 from vncommon import keys, lifecycle
+from vncommon.backoff import Backoff
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.streams import from_fields, text
@@ -78,7 +79,7 @@ class IngestConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop`; then let in-flight Orchestrate calls finish and return."""
         self._stop = stop
-        delay = BACKOFF_START_S
+        backoff = Backoff(BACKOFF_START_S, BACKOFF_CAP_S)
         group_ready = False
         while not stop.is_set():
             try:
@@ -89,11 +90,11 @@ class IngestConsumer:
                 for entry in await self._fetch():
                     self._start(entry)
                 await self._maybe_trim()
-                delay = BACKOFF_START_S
+                backoff.reset()
             except REDIS_ERRORS as exc:
+                delay = backoff.next()
                 log.warning("ingest fetch failed, retrying", extra={"fields": {"error": str(exc), "delayS": delay}})
                 await sleep_or_stop(stop, delay)
-                delay = min(delay * 2, BACKOFF_CAP_S)
         await self.drain()
 
     async def drain(self) -> None:
@@ -177,8 +178,9 @@ class IngestConsumer:
 
     async def _hand_over(self, ingest: streams_pb2.IngestEntry, entry_id: str) -> bool:
         """Try until a vnvs instance took the request; False when stopping (the entry stays pending)."""
-        delay = BACKOFF_START_S
+        backoff = Backoff(BACKOFF_START_S, self._backoff_cap_s)
         while True:
+            error = ""
             try:
                 if not await self._publish_received(ingest.request_id):
                     return True
@@ -188,13 +190,14 @@ class IngestConsumer:
                 if call.result():
                     return True
             except (grpc.aio.AioRpcError, *REDIS_ERRORS) as exc:
-                log.warning("orchestrate failed, will retry",
-                            extra={"fields": {"error": _describe(exc), "delayS": delay}})
+                error = _describe(exc)
+            delay = backoff.next()
+            if error:
+                log.warning("orchestrate failed, will retry", extra={"fields": {"error": error, "delayS": delay}})
             if await sleep_or_stop(self._stop, delay):
                 return False
             if not await self._keep_claimed(entry_id):
                 return False
-            delay = min(delay * 2, self._backoff_cap_s)
 
     async def _within_grace(self, call: asyncio.Future[bool]) -> bool:
         """Await an Orchestrate call; once stopping, give it the shutdown grace at most, so a hanging

@@ -18,6 +18,7 @@ import redis.asyncio as redis
 from vn.v1 import streams_pb2
 from vnapi.aio import sleep_or_stop, until_stopped
 from vncommon import keys
+from vncommon.backoff import Backoff
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.streams import from_fields, text
 
@@ -91,7 +92,7 @@ class LifecycleHub:
     async def run(self, stop: asyncio.Event) -> None:
         """Read until `stop` is set; Redis outages are waited out with backoff, never fatal."""
         last_id: str | None = None
-        delay = BACKOFF_START_S
+        backoff = Backoff(BACKOFF_START_S, BACKOFF_CAP_S)
         failed = False
         while not stop.is_set():
             try:
@@ -101,13 +102,14 @@ class LifecycleHub:
                 last_id = await self._read_once(last_id, stop)
             except REDIS_ERRORS as exc:
                 failed = True
+                delay = backoff.next()
                 log.warning("lifecycle read failed, retrying",
                             extra={"fields": {"error": str(exc), "delayS": delay}})
                 await sleep_or_stop(stop, delay)
-                delay = min(delay * 2, BACKOFF_CAP_S)
                 continue
             if failed:
-                failed, delay = False, BACKOFF_START_S
+                failed = False
+                backoff.reset()
                 log.info("lifecycle reader recovered")
                 self._resync_all()
 

@@ -33,14 +33,13 @@ from vnas.dispatch import (
 from vnas.executor import Executor, TaskContext, TaskOutcome
 from vnas.settings import VnasSettings
 from vnas.settler import Settler
+from vncommon.backoff import Backoff
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BACKOFF_START_S = 0.05
-BACKOFF_MAX_S = 2.0
 # Renew several times per idle window so one slow round trip never lets an entry look abandoned.
 KEEP_FRESH_PER_IDLE = 3
 # Settles already sent to Redis get this long to land after the grace period (they are shielded).
@@ -50,21 +49,6 @@ _RETRYABLE = (*REDIS_ERRORS, RedisSettleError)
 
 class Abandoned(Exception):
     """The worker is stopping and Redis does not answer: leave the entry pending for another worker."""
-
-
-class Backoff:
-    """Exponential delay for retrying against Redis: 50 ms doubling to 2 s, reset on success."""
-
-    def __init__(self) -> None:
-        self._delay = BACKOFF_START_S
-
-    def next(self) -> float:
-        delay = self._delay
-        self._delay = min(self._delay * 2, BACKOFF_MAX_S)
-        return delay
-
-    def reset(self) -> None:
-        self._delay = BACKOFF_START_S
 
 
 class TaskConsumer:

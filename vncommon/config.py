@@ -39,17 +39,6 @@ def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, m
     return value
 
 
-def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "y", "on"):
-        return True
-    if raw in ("0", "false", "no", "n", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
-
-
 def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = env.get(name, "")
     return tuple(part.strip() for part in raw.replace(";", ",").split(",") if part.strip())

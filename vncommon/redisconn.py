@@ -13,6 +13,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from vncommon.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -65,7 +67,7 @@ def create_redis(url: str, max_connections: int = 128) -> redis.Redis:
 
 async def wait_for_redis(client: redis.Redis, attempts: int = 0) -> None:
     """Ping until Redis answers; attempts=0 means forever (services never exit for a Redis outage)."""
-    delay = 0.05
+    backoff = Backoff()
     tried = 0
     while True:
         try:
@@ -75,6 +77,6 @@ async def wait_for_redis(client: redis.Redis, attempts: int = 0) -> None:
             tried += 1
             if attempts and tried >= attempts:
                 raise
+            delay = backoff.next()
             log.warning("redis not reachable, retrying", extra={"fields": {"error": str(exc), "delayS": delay}})
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
