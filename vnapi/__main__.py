@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from vnapi.server import serve
+from vnapi.server import build
 from vncommon.service import run_service
 
 
 def main() -> int:
-    return run_service("vnapi", serve)
+    return run_service(build, "vnapi")
 
 
 if __name__ == "__main__":

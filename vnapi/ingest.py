@@ -17,10 +17,10 @@ import grpc
 import redis.asyncio as redis
 
 from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc, streams_pb2
-from vnapi.aio import sleep_or_stop, until_stopped
 from vnapi.metrics import INGEST_LAG
 from vnapi.settings import VnapiSettings
 from vncommon import keys, lifecycle
+from vncommon.aio import sleep_or_stop, until_stopped
 from vncommon.backoff import Backoff
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS

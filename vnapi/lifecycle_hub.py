@@ -16,8 +16,8 @@ from typing import Any
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
-from vnapi.aio import sleep_or_stop, until_stopped
 from vncommon import keys
+from vncommon.aio import sleep_or_stop, until_stopped
 from vncommon.backoff import Backoff
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.streams import from_fields, text

@@ -7,7 +7,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vncommon.config import CommonSettings, env_address, env_int, env_str
+from vncommon.config import CommonSettings, env_address, env_int, env_str, listen_address
 from vncommon.errors import ConfigError
 
 DEFAULT_GRPC_HOST = "127.0.0.1"
@@ -68,8 +68,7 @@ class VnapiSettings:
 
     @property
     def listen_address(self) -> str:
-        host = f"[{self.grpc_host}]" if ":" in self.grpc_host else self.grpc_host
-        return f"{host}:{self.grpc_port}"
+        return listen_address(self.grpc_host, self.grpc_port)
 
 
 def _consumer_name(env: Mapping[str, str]) -> str:

@@ -1,55 +1,63 @@
-"""TaskService.ExecuteTask: one task run directly through the same executor and normalisation as a worker."""
+"""The vnas process: the TaskService and the dispatch stream consumer, sharing one executor."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping, Sequence
 
-import grpc
+import redis.asyncio as redis
 
-from vn.v1 import task_pb2, task_pb2_grpc
-from vnas import metrics
-from vnas.executor import Executor, TaskContext
-from vncommon.errors import InvalidArgument
-from vncommon.grpcutil import unary_errors
-from vncommon.logs import log_context
-from vncommon.xmlsafe import parse_xml
+from vnas.consumer import TaskConsumer
+from vnas.executor import build_executor
+from vnas.metrics import serve_metrics
+from vnas.servicer import SERVICE_NAME, add_task_service
+from vnas.settings import VnasSettings
+from vncommon.grpcutil import ServiceServer
+from vncommon.logs import setup_logging
+from vncommon.redisconn import create_redis
+from vncommon.service import GrpcService, Loop
 
-log = logging.getLogger(__name__)
-
-SERVICE_NAME = task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name
-
-
-class TaskServicer(task_pb2_grpc.TaskServiceServicer):
-    """Runs the task in the RPC; a failed task is a FAILED response, not an RPC error."""
-
-    def __init__(self, executor: Executor) -> None:
-        self._executor = executor
-
-    @unary_errors
-    async def ExecuteTask(
-        self, request: task_pb2.ExecuteTaskRequest, context: grpc.aio.ServicerContext
-    ) -> task_pb2.ExecuteTaskResponse:
-        if not request.task_xml.strip():
-            raise InvalidArgument("task_xml is empty")
-        parse_xml(request.task_xml, what="task XML")  # MALFORMED_XML with line and column
-        ctx = TaskContext(
-            request_id=request.request_id,
-            group_index=request.group_index,
-            task_id=request.task_id,
-            attempt=request.attempt or 1,
-            valuation_name=request.valuation_name,
-        )
-        with log_context(requestId=ctx.request_id or None, groupIndex=ctx.group_index, taskId=ctx.task_id or None):
-            outcome = await self._executor.run(ctx, request.task_xml)
-            metrics.observe_outcome(outcome.completed, outcome.duration_ms)
-            log.info("ExecuteTask finished", extra={"fields": {
-                "status": "completed" if outcome.completed else "failed",
-                "durationMs": outcome.duration_ms, "error": outcome.error or None}})
-        status = (task_pb2.TASK_OUTCOME_STATUS_COMPLETED if outcome.completed
-                  else task_pb2.TASK_OUTCOME_STATUS_FAILED)
-        return task_pb2.ExecuteTaskResponse(status=status, result_xml=outcome.result_xml,
-                                            duration_ms=outcome.duration_ms, error=outcome.error)
+# Beyond the task workers: the fetch loop, keep-fresh, payload reads and settles may overlap.
+EXTRA_REDIS_CONNECTIONS = 8
 
 
-def add_task_service(server: grpc.aio.Server, executor: Executor) -> None:
-    task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(executor), server)  # type: ignore[no-untyped-call]
+class VnasService(GrpcService):
+    """A stateless worker: ExecuteTask calls and dispatch entries run through the same executor."""
+
+    name = "vnas"
+
+    def __init__(self, settings: VnasSettings, env: Mapping[str, str]) -> None:
+        self.settings = settings
+        executor = build_executor(settings, env)
+        self.client = create_redis(settings.redis_url,
+                                   max_connections=settings.concurrency * 2 + EXTRA_REDIS_CONNECTIONS)
+        self.consumer = TaskConsumer(self.client, settings, executor)
+        server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME])
+        add_task_service(server.server, executor)
+        super().__init__(server, settings.grpc_address, settings.common.tls)
+
+    @property
+    def grace_s(self) -> float:
+        return self.settings.shutdown_grace_s
+
+    def redis_clients(self) -> Sequence[redis.Redis]:
+        return (self.client,)
+
+    async def start(self) -> None:
+        if self.settings.metrics_port is not None:
+            serve_metrics(self.settings.metrics_port, self.settings.grpc_host)
+        await super().start()
+
+    def loops(self) -> dict[str, Loop]:
+        return {"dispatch-consumer": self.consumer.run()}
+
+    def stop_fetching(self) -> None:
+        self.consumer.stop()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def build(env: Mapping[str, str]) -> VnasService:
+    settings = VnasSettings.from_env(env)
+    setup_logging("vnas", settings.common.log_level)
+    return VnasService(settings, env)

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vncommon.config import CommonSettings, env_int, env_str
+from vncommon.config import CommonSettings, env_int, env_str, listen_address
 from vncommon.errors import ConfigError
 
 DEFAULT_GRPC_PORT = 50053
@@ -71,8 +71,7 @@ class VnasSettings:
 
     @property
     def grpc_address(self) -> str:
-        host = f"[{self.grpc_host}]" if ":" in self.grpc_host else self.grpc_host
-        return f"{host}:{self.grpc_port}"
+        return listen_address(self.grpc_host, self.grpc_port)
 
     @property
     def task_timeout_s(self) -> float:

@@ -59,6 +59,11 @@ def env_address(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def listen_address(host: str, port: int) -> str:
+    """host:port for a server to bind, with an IPv6 host in brackets ([::1]:50051)."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class TlsSettings:
     """gRPC transport security. With a certificate and key, servers listen with TLS and clients present

@@ -125,6 +125,10 @@ class TaskRetriesExhausted(VnError):
     reason = "TASK_RETRIES_EXHAUSTED"
 
 
+class BindError(Exception):
+    """A service cannot listen on its address (in use, not assignable, no permission); EXIT_BIND."""
+
+
 class ConfigError(Exception):
     """A configuration value is missing or invalid; the service stops with EXIT_CONFIG."""
 

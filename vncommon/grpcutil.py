@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from vncommon.config import TlsSettings
-from vncommon.errors import VnError, rebuild
+from vncommon.errors import BindError, VnError, rebuild
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,19 @@ class ServiceServer:
 
     def bind(self, address: str, tls: TlsSettings | None = None) -> int:
         """Listen on `address`; with TLS configured, only over TLS (mutual when a CA is set)."""
-        if tls is not None and tls.cert_file:
-            cert, key, ca = tls.read()
-            assert cert is not None and key is not None
-            credentials = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
-                                                      require_client_auth=ca is not None)
-            self.port = self.server.add_secure_port(address, credentials)
-        else:
-            self.port = self.server.add_insecure_port(address)
+        try:
+            if tls is not None and tls.cert_file:
+                cert, key, ca = tls.read()
+                assert cert is not None and key is not None
+                credentials = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                                          require_client_auth=ca is not None)
+                self.port = self.server.add_secure_port(address, credentials)
+            else:
+                self.port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:  # grpcio raises RuntimeError("Failed to bind ...") for a taken port
+            raise BindError(f"cannot listen on {address}: the address is in use or not available") from exc
         if self.port == 0:
-            raise OSError(f"cannot listen on {address}")
+            raise BindError(f"cannot listen on {address}: the address is in use or not available")
         return self.port
 
     async def start(self) -> None:

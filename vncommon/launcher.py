@@ -14,7 +14,10 @@ import sys
 import tempfile
 import time
 
+from vncommon.config import env_int
+from vncommon.errors import ConfigError
 from vncommon.localmesh import ROOT, LocalMesh, free_port, start_redis, stop_processes
+from vncommon.service import EXIT_CONFIG
 
 
 def _embedded_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -24,7 +27,12 @@ def _embedded_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="vn-run", description="Run the whole vnml mesh on this machine.")
-    parser.add_argument("--http-port", type=int, default=int(os.environ.get("HTTP_PORT", "8080")))
+    try:
+        http_port = env_int(os.environ, "HTTP_PORT", 8080, maximum=65_535)
+    except ConfigError as exc:
+        print(f"vn-run: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    parser.add_argument("--http-port", type=int, default=http_port)
     parser.add_argument("--vnapi-port", type=int, default=50051)
     parser.add_argument("--vnvs-port", type=int, default=50052)
     parser.add_argument("--vnas-port", type=int, default=50053, help="first vnas port; the others follow")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import redis.asyncio as redis
 
 from vncommon import keys
+from vncommon.aio import sleep_or_stop
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.streamtrim import StreamUpkeep
 from vnvs import metrics
@@ -28,7 +28,7 @@ class RunnerPool:
         self._client = client
         self._settings = settings
         self._runs: dict[str, asyncio.Task[None]] = {}
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self._works: dict[str, asyncio.Task[None]] = {}
         self._upkeep = StreamUpkeep(client, keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, keys.DISPATCH_MAXLEN)
 
@@ -37,7 +37,7 @@ class RunnerPool:
         return len(self._runs)
 
     def has_capacity(self) -> bool:
-        return not self._stopping and len(self._runs) < self._settings.max_concurrent_requests
+        return not self._stopping.is_set() and len(self._runs) < self._settings.max_concurrent_requests
 
     def is_running(self, request_id: str) -> bool:
         return request_id in self._runs
@@ -84,7 +84,7 @@ class RunnerPool:
             if not work.done():
                 work.cancel()
             await asyncio.gather(work, return_exceptions=True)
-            if work.cancelled() and self._stopping:
+            if work.cancelled() and self._stopping.is_set():
                 await self._hand_over(lease)
         error = None if work.cancelled() else work.exception()
         if error is not None:
@@ -104,10 +104,11 @@ class RunnerPool:
         except REDIS_ERRORS:
             return True  # keep working through a short outage; the run itself will notice a long one
 
-    async def recover_orphans(self, stop: asyncio.Event) -> None:
-        """Take over requests whose orchestrator stopped renewing its lease (it died); trim dispatch."""
+    async def recover_orphans(self) -> None:
+        """Take over requests whose orchestrator stopped renewing its lease (it died); trim dispatch.
+        Returns once `stop_taking()` was called."""
         interval = self._settings.recovery_interval_ms / 1000
-        while not stop.is_set():
+        while not self._stopping.is_set():
             try:
                 for request_id in await orphaned_requests(self._client):
                     if not self.has_capacity():
@@ -116,8 +117,7 @@ class RunnerPool:
                 await self._upkeep.maybe_run()
             except REDIS_ERRORS as exc:
                 log.warning("orphan scan failed", extra={"fields": {"error": str(exc)}})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+            await sleep_or_stop(self._stopping, interval)
 
     async def _adopt(self, request_id: str) -> None:
         status, trace_id = await self._client.hmget(keys.request_state_key(request_id), ["status", "traceId"])
@@ -128,11 +128,18 @@ class RunnerPool:
             metrics.REQUESTS_ADOPTED.inc()
             log.info("took over orphaned request", extra={"fields": {"requestId": request_id}})
 
-    async def stop(self, grace_seconds: float) -> None:
-        """Stop taking requests; runs still going after the grace are cancelled and their leases lapse."""
-        self._stopping = True
+    def stop_taking(self) -> None:
+        """Take no new request, adopt no orphan (safe to call twice)."""
+        self._stopping.set()
+
+    async def finish(self, grace_seconds: float) -> None:
+        """Let the runs in progress finish within the grace."""
         if self._runs:
             await asyncio.wait(list(self._runs.values()), timeout=grace_seconds)
+
+    async def hand_back(self) -> None:
+        """Stop the runs still going; each hands its lease over so another instance resumes at once."""
+        self._stopping.set()
         # Cancel the runs, not their drives: each drive then hands its lease over (see _drive).
         for work in list(self._works.values()):
             work.cancel()

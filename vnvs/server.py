@@ -1,42 +1,72 @@
-"""OrchestratorService: take responsibility for a request and start running it."""
+"""The vnvs process: the OrchestratorService, the runs it drives and the takeover of orphaned requests."""
 
 from __future__ import annotations
 
-import grpc
+from collections.abc import Mapping, Sequence
+
 import redis.asyncio as redis
 
 from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from vncommon import keys
-from vncommon.errors import RequestNotFound, Unavailable
-from vncommon.grpcutil import unary_errors
-from vnvs.runner import TERMINAL, RunnerPool
+from vncommon.config import listen_address
+from vncommon.grpcutil import ServiceServer
+from vncommon.logs import setup_logging
+from vncommon.metrics import serve_metrics
+from vncommon.redisconn import create_redis
+from vncommon.service import GrpcService, Loop
+from vnvs.runner import RunnerPool
+from vnvs.servicer import OrchestratorService
+from vnvs.settings import VnvsSettings
 
-Outcome = orchestrator_pb2.OrchestrateOutcome
+SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
+# Beyond one connection per running request (each blocks on its updates stream): scans, renewals, stores.
+EXTRA_REDIS_CONNECTIONS = 64
 
 
-class OrchestratorService(orchestrator_pb2_grpc.OrchestratorServiceServicer):
-    def __init__(self, client: redis.Redis, runners: RunnerPool) -> None:
-        self._client = client
-        self._runners = runners
+class VnvsService(GrpcService):
+    """Orchestrate calls start runs; a loop adopts requests whose orchestrator died."""
 
-    @unary_errors
-    async def Orchestrate(
-        self, request: orchestrator_pb2.OrchestrateRequest, context: grpc.aio.ServicerContext
-    ) -> orchestrator_pb2.OrchestrateResponse:
-        request_id = request.request_id
-        status = await self._client.hget(keys.request_state_key(request_id), "status")
-        if status is None:
-            raise RequestNotFound(f"request {request_id!r} is not stored")
-        if status in TERMINAL:
-            return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ALREADY_FINISHED)
-        if self._runners.is_running(request_id):
-            return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ACCEPTED)
-        if not self._runners.has_capacity():
-            raise Unavailable(f"this orchestrator runs {self._runners.running} requests, its maximum")
-        if await self._runners.try_start(request_id, request.trace_id):
-            return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ACCEPTED)
-        return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ALREADY_RUNNING)
+    name = "vnvs"
 
-    @staticmethod
-    def _answer(request_id: str, outcome: orchestrator_pb2.OrchestrateOutcome) -> orchestrator_pb2.OrchestrateResponse:
-        return orchestrator_pb2.OrchestrateResponse(request_id=request_id, outcome=outcome)
+    def __init__(self, settings: VnvsSettings) -> None:
+        self.settings = settings
+        self.client = create_redis(settings.common.redis_url,
+                                   max_connections=settings.max_concurrent_requests + EXTRA_REDIS_CONNECTIONS)
+        self.runners = RunnerPool(self.client, settings)
+        server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME])
+        orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            OrchestratorService(self.client, self.runners), server.server)
+        super().__init__(server, listen_address(settings.grpc_host, settings.grpc_port), settings.common.tls)
+
+    @property
+    def grace_s(self) -> float:
+        return self.settings.shutdown_grace_ms / 1000
+
+    def redis_clients(self) -> Sequence[redis.Redis]:
+        return (self.client,)
+
+    async def start(self) -> None:
+        serve_metrics(self.settings.common.metrics_port, self.settings.grpc_host)
+        await super().start()
+
+    def loops(self) -> dict[str, Loop]:
+        return {"orphan-recovery": self.runners.recover_orphans()}
+
+    def stop_fetching(self) -> None:
+        self.runners.stop_taking()
+
+    async def drain(self, grace_s: float) -> None:
+        # Runs get the grace; the server then refuses new calls (Orchestrate answers quickly).
+        await self.runners.finish(grace_s)
+        await super().drain(grace_s)
+
+    async def hand_back(self) -> None:
+        await self.runners.hand_back()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def build(env: Mapping[str, str]) -> VnvsService:
+    settings = VnvsSettings.from_env(env)
+    setup_logging("vnvs", settings.common.log_level)
+    return VnvsService(settings)

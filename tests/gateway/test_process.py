@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.__main__ import serve
+from gateway.server import GatewayService
 from gateway.settings import GatewaySettings
 from tests.conftest import ROOT, RedisServer, free_port
 from tests.gateway.scripted import ScriptedVnapi
 from vncommon.errors import ConfigError
-from vncommon.service import EXIT_CONFIG, EXIT_OK
+from vncommon.service import EXIT_CONFIG, EXIT_OK, serve
 
 
 def test_settings_have_the_documented_defaults() -> None:
@@ -57,7 +57,7 @@ async def test_serve_answers_until_stop_is_set(vnapi: ScriptedVnapi, redis_serve
     port = free_port()
     settings = GatewaySettings(http_port=port, vnapi_address=vnapi.address, redis_url=redis_server.url)
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
+    task = asyncio.create_task(serve(GatewayService(settings), stop))
     async with aiohttp.ClientSession() as session:
         for _ in range(200):
             try:

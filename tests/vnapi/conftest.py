@@ -14,10 +14,11 @@ import redis.asyncio as redis
 from tests.conftest import RedisServer
 from tests.vnapi.support import FakeOrchestrator, VnvsStandIn
 from vn.v1 import orchestrator_pb2_grpc, valuation_pb2_grpc
-from vnapi.server import VnapiApp
+from vnapi.server import VnapiService
 from vnapi.settings import VnapiSettings
 from vncommon.config import CommonSettings
 from vncommon.grpcutil import create_channel
+from vncommon.service import serve
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def make_settings(redis_server: RedisServer) -> Callable[..., VnapiSettings]:
 
 
 class RunningVnapi:
-    def __init__(self, app: VnapiApp, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    def __init__(self, app: VnapiService, task: asyncio.Task[int], stop: asyncio.Event) -> None:
         self.app = app
         self.task = task
         self.stop = stop
@@ -65,14 +66,15 @@ async def start_vnapi(redis_client: redis.Redis) -> AsyncIterator[Callable[[Vnap
     running: list[RunningVnapi] = []
 
     async def start(settings: VnapiSettings) -> RunningVnapi:
-        app = VnapiApp(settings)
-        stop = asyncio.Event()
-        task = asyncio.create_task(app.run(stop))
-        started = asyncio.ensure_future(app.started.wait())
-        await asyncio.wait({task, started}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        app = VnapiService(settings)
+        stop, started = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(serve(app, stop, started))
+        waiting = asyncio.ensure_future(started.wait())
+        await asyncio.wait({task, waiting}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
         if task.done():
             task.result()
-        assert app.started.is_set(), "vnapi did not start"
+        assert started.is_set(), "vnapi did not start"
         running.append(RunningVnapi(app, task, stop))
         return running[-1]
 

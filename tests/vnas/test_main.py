@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import ROOT, wait_until
 from tests.vnas.conftest import dispatch, pending_count, price_of, read_updates, write_script
-from vnas.server import SERVICE_NAME
+from vnas.servicer import SERVICE_NAME
 from vncommon import keys
 from vncommon.grpcutil import create_channel
 from vncommon.service import EXIT_CONFIG

@@ -1,4 +1,4 @@
-"""Small asyncio helpers shared by the long-lived loops: waiting that gives way to a stop signal."""
+"""Stop-aware asyncio helpers for long-lived loops: waiting that gives way to a stop signal."""
 
 from __future__ import annotations
 

@@ -1,0 +1,56 @@
+"""The gateway process: the REST application on HTTP_HOST:HTTP_PORT, over vnapi's gRPC API."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from vncommon.config import listen_address
+from vncommon.errors import BindError
+from vncommon.logs import setup_logging
+from vncommon.service import Service
+
+
+class GatewayService(Service):
+    """aiohttp behind the runner; it needs no Redis to start (/healthz reports what is down)."""
+
+    name = "gateway"
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self._runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=self.grace_s)
+        self._cleaned = False
+
+    @property
+    def grace_s(self) -> float:
+        return self.settings.shutdown_grace_ms / 1000
+
+    async def bind(self) -> str:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            reason = "the address is in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            address = listen_address(self.settings.http_host, self.settings.http_port)
+            raise BindError(f"cannot listen on {address}: {reason}") from exc
+        return site.name
+
+    async def drain(self, grace_s: float) -> None:
+        # Closes the listener, waits for running handlers (bounded), then closes the vnapi channel.
+        if not self._cleaned:
+            self._cleaned = True
+            await self._runner.cleanup()
+
+    async def close(self) -> None:
+        await self.drain(self.grace_s)
+
+
+def build(env: Mapping[str, str]) -> GatewayService:
+    settings = GatewaySettings.from_env(env)
+    setup_logging("gateway", settings.log_level)
+    return GatewayService(settings)

@@ -1,0 +1,42 @@
+"""OrchestratorService: take responsibility for a request and start running it."""
+
+from __future__ import annotations
+
+import grpc
+import redis.asyncio as redis
+
+from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from vncommon import keys
+from vncommon.errors import RequestNotFound, Unavailable
+from vncommon.grpcutil import unary_errors
+from vnvs.runner import TERMINAL, RunnerPool
+
+Outcome = orchestrator_pb2.OrchestrateOutcome
+
+
+class OrchestratorService(orchestrator_pb2_grpc.OrchestratorServiceServicer):
+    def __init__(self, client: redis.Redis, runners: RunnerPool) -> None:
+        self._client = client
+        self._runners = runners
+
+    @unary_errors
+    async def Orchestrate(
+        self, request: orchestrator_pb2.OrchestrateRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.OrchestrateResponse:
+        request_id = request.request_id
+        status = await self._client.hget(keys.request_state_key(request_id), "status")
+        if status is None:
+            raise RequestNotFound(f"request {request_id!r} is not stored")
+        if status in TERMINAL:
+            return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ALREADY_FINISHED)
+        if self._runners.is_running(request_id):
+            return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ACCEPTED)
+        if not self._runners.has_capacity():
+            raise Unavailable(f"this orchestrator runs {self._runners.running} requests, its maximum")
+        if await self._runners.try_start(request_id, request.trace_id):
+            return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ACCEPTED)
+        return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ALREADY_RUNNING)
+
+    @staticmethod
+    def _answer(request_id: str, outcome: orchestrator_pb2.OrchestrateOutcome) -> orchestrator_pb2.OrchestrateResponse:
+        return orchestrator_pb2.OrchestrateResponse(request_id=request_id, outcome=outcome)
