@@ -19,6 +19,7 @@ from bench.requests import chained_request, sized_request
 from bench.stats import cpu_seconds, peak_rss_mb, redis_commands, summary_ms
 from vn.v1 import valuation_pb2, valuation_pb2_grpc
 from vncommon.localmesh import LocalMesh
+from vncommon.state import Status
 
 MAX_MESSAGE = 12 * 1024 * 1024
 SUCCEEDED = valuation_pb2.RequestStatus.REQUEST_STATUS_SUCCEEDED
@@ -156,7 +157,7 @@ async def payload_10mib(ctx: Context) -> None:
     ctx.figures["submit_ms"] = (time.perf_counter() - started) * 1000
     watch = ctx.api.Watch(valuation_pb2.WatchRequest(request_id=submitted.request_id), timeout=120)
     statuses = [reply.event.status async for reply in watch]
-    if statuses[-1:] != ["succeeded"]:
+    if statuses[-1:] != [Status.SUCCEEDED]:
         raise RuntimeError(f"the 10 MiB request ended {statuses[-1:]}")
     ctx.figures["end_to_end_ms"] = (time.perf_counter() - started) * 1000
     ctx.figures["vnvs_rss_over_payload"] = peak_rss_mb(ctx.mesh.pids()["vnvs"]) / ctx.figures["payload_mib"]

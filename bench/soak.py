@@ -37,13 +37,13 @@ from bench.requests import chained_request
 from vn.v1 import valuation_pb2, valuation_pb2_grpc
 from vncommon import keys
 from vncommon.localmesh import ROOT, LocalMesh, free_port
+from vncommon.state import TERMINAL_PROTO, is_terminal
 
 PRICE_SCRIPT = ROOT / "examples" / "price.py"
 MAX_MESSAGE = 12 * 1024 * 1024
 OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
 SHAPES = [(1, 3), (2, 2), (2, 4), (3, 2), (1, 6), (3, 3)]  # (groups, tasks per group)
 END_DEADLINE_S = 90.0
-TERMINAL = (valuation_pb2.REQUEST_STATUS_SUCCEEDED, valuation_pb2.REQUEST_STATUS_FAILED)
 # Short timings so that deaths are noticed within seconds. Every lost delivery counts against a task's
 # budget (MAX_TASK_RETRIES), and here any worker may die several times under one task, so it is raised:
 # the soak measures lost and wrong results, not the retry budget.
@@ -173,7 +173,7 @@ class Api:
             except grpc.aio.AioRpcError:
                 return None
             assert isinstance(status, valuation_pb2.GetStatusResponse)
-            if status.status in TERMINAL:
+            if status.status in TERMINAL_PROTO:
                 return status
             await asyncio.sleep(0.2)
         return None
@@ -187,7 +187,7 @@ class Api:
 
 async def terminal_events(client: redis.Redis, request_id: str) -> int:
     events = await client.lrange(keys.request_events_key(request_id), 0, -1)
-    return sum(1 for raw in events if json.loads(raw)["status"] in ("succeeded", "failed"))
+    return sum(1 for raw in events if is_terminal(json.loads(raw)["status"]))
 
 
 async def soak(redis_url: str, requests: int, seconds: float, workdir: Path, seed: int) -> Outcome:

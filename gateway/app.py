@@ -26,6 +26,7 @@ from gateway.openapi import build_document
 from gateway.settings import GatewaySettings
 from vn.v1 import valuation_pb2
 from vnclient import ValuationClient, status_to_dict
+from vncommon.state import Status, SubmitAnswer
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,12 @@ def _sync_answer(response: valuation_pb2.SubmitResponse) -> tuple[str, web.Respo
     """(outcome, answer) of a sync submission: the XML, the failure, or "pending" when the wait ran out."""
     request_id = response.request_id
     if response.status == valuation_pb2.REQUEST_STATUS_FAILED and not response.timed_out:
-        return "failed", processing_failed(request_id, response.failure_detail)
+        return Status.FAILED, processing_failed(request_id, response.failure_detail)
     if response.status == valuation_pb2.REQUEST_STATUS_SUCCEEDED and not response.timed_out:
         answer = web.Response(body=response.response_xml, content_type=XML_CONTENT_TYPE,
                               headers={REQUEST_ID_HEADER: request_id})
-        return "succeeded", answer
-    return "pending", _accepted(request_id, "pending")
+        return Status.SUCCEEDED, answer
+    return SubmitAnswer.PENDING, _accepted(request_id, SubmitAnswer.PENDING)
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -70,8 +71,8 @@ async def submit(request: web.Request) -> web.Response:
     )
     request[REQUEST_ID] = response.request_id
     if not sync:
-        request.app[METRICS].observe_submission(False, "accepted")
-        return _accepted(response.request_id, "accepted")
+        request.app[METRICS].observe_submission(False, SubmitAnswer.ACCEPTED)
+        return _accepted(response.request_id, SubmitAnswer.ACCEPTED)
     outcome, answer = _sync_answer(response)
     request.app[METRICS].observe_submission(True, outcome)
     return answer

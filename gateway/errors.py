@@ -15,6 +15,7 @@ from aiohttp import web
 
 from vnclient import parse_detail
 from vncommon.errors import VnError
+from vncommon.state import UNFINISHED, Status
 
 JsonBody = dict[str, Any]
 Extra = Callable[[VnError, str | None], JsonBody]
@@ -32,11 +33,11 @@ def _position(error: VnError, request_id: str | None) -> JsonBody:
 
 
 def _not_ready(error: VnError, request_id: str | None) -> JsonBody:
-    return {"requestId": request_id, "status": error.metadata.get("status", "running")}
+    return {"requestId": request_id, "status": error.metadata.get("status", UNFINISHED)}
 
 
 def _failed(error: VnError, request_id: str | None) -> JsonBody:
-    return {"requestId": request_id, "status": "failed", "detail": parse_detail(error.metadata.get("detail", ""))}
+    return {"requestId": request_id, "status": Status.FAILED, "detail": parse_detail(error.metadata.get("detail", ""))}
 
 
 def _int(raw: str | None) -> int | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.intake import MAX_IDEMPOTENCY_KEY_CHARS, MAX_TRACE_ID_CHARS
 from gateway.settings import GatewaySettings
+from vncommon.state import JSON_STATUSES, Status, SubmitAnswer
 
 OPENAPI_VERSION = "3.0.3"
 Doc = dict[str, Any]
@@ -51,15 +52,15 @@ SCHEMAS: Doc = {
                                "column": {**_INT, "nullable": True}}, ["message", "line", "column"]),
     "Detail": {"description": "failure detail: a JSON object when the service sent JSON, else its text",
                "oneOf": [{"type": "object", "additionalProperties": True}, _STRING]},
-    "Accepted": _obj({"requestId": _STRING, "status": {"type": "string", "enum": ["accepted"]}}),
-    "Pending": _obj({"requestId": _STRING, "status": {"type": "string", "enum": ["pending"]}}),
+    "Accepted": _obj({"requestId": _STRING, "status": {"type": "string", "enum": [SubmitAnswer.ACCEPTED.value]}}),
+    "Pending": _obj({"requestId": _STRING, "status": {"type": "string", "enum": [SubmitAnswer.PENDING.value]}}),
     "ProcessingFailed": _obj({"message": {"type": "string", "enum": ["Processing failed"]},
                               "requestId": _STRING, "detail": _ref("Detail")}),
     "Progress": _obj({"groupsCompleted": _INT, "tasksExpected": _INT, "tasksCompleted": _INT,
                       "tasksFailed": _INT}),
     "Status": _obj(
         {"requestId": _STRING,
-         "status": {"type": "string", "enum": ["received", "started", "succeeded", "failed", "unknown"]},
+         "status": {"type": "string", "enum": list(JSON_STATUSES)},
          "currentGroup": {**_INT, "description": "0-based index of the group running now (or last run)"},
          "groupCount": _INT, "receivedAt": _TIME, "startedAt": _TIME, "completedAt": _TIME,
          "progress": _ref("Progress"), "detail": _ref("Detail")},
@@ -69,7 +70,7 @@ SCHEMAS: Doc = {
     "NotReady": _obj({**_ERROR_FIELDS, "message": {"type": "string", "enum": ["Result not yet available"]},
                       "requestId": _STRING, "status": _STRING}, ["message", "status"]),
     "RequestFailed": _obj({**_ERROR_FIELDS, "requestId": _STRING,
-                           "status": {"type": "string", "enum": ["failed"]}, "detail": _ref("Detail")},
+                           "status": {"type": "string", "enum": [Status.FAILED.value]}, "detail": _ref("Detail")},
                           ["message", "requestId", "status", "detail"]),
     "Health": _obj({"status": {"type": "string", "enum": ["ok"]}}),
     "HealthDown": _obj({"status": {"type": "string", "enum": ["unavailable"]}, "message": _STRING,

@@ -24,6 +24,7 @@ from vncommon.aio import sleep_or_stop, until_stopped
 from vncommon.backoff import Backoff
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS
+from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import from_fields, text
 from vncommon.streamtrim import StreamUpkeep
 
@@ -39,10 +40,10 @@ TAKEN = frozenset({
 })
 
 # -1: the request is gone; 0: not due (already published, or the request moved on); 1: publish now.
-_RECEIVED_GUARD = """
+_RECEIVED_GUARD = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HGET', KEYS[1], 'status') ~= 'received' then return 0 end
-return redis.call('HSETNX', KEYS[1], 'receivedPublished', '1')
+if redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}') ~= '{Status.RECEIVED}' then return 0 end
+return redis.call('HSETNX', KEYS[1], '{REQUEST_HASH.received_published}', '1')
 """
 
 Entry = tuple[str, dict[Any, Any]]
@@ -219,7 +220,7 @@ class IngestConsumer:
             log.warning("ingest entry for a request that no longer exists acknowledged")
             return False
         if int(due) == 1:
-            await lifecycle.publish(self._client, lifecycle.new_event(request_id, "received"))
+            await lifecycle.publish(self._client, lifecycle.new_event(request_id, Status.RECEIVED))
             log.info("request status received published")
         return True
 

@@ -15,6 +15,7 @@ import redis.asyncio as redis
 from vn.v1 import streams_pb2
 from vncommon import keys
 from vncommon.errors import IdempotencyKeyReused, Unavailable
+from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import text, to_fields
 from vncommon.timeutil import utc_now_iso
 
@@ -152,10 +153,11 @@ class Intake:
             "sha256": submission.sha256,
             "traceId": trace_id,
         }
+        h = REQUEST_HASH
         state: dict[Any, Any] = {
-            "status": "received", "xmlKey": xml_key, "responseKey": response_key, "metadataKey": metadata_key,
-            "groupCount": submission.group_count, "currentGroup": 0, "retryCount": 0,
-            "receivedAt": submission.received_at, "submittedAt": submitted_at, "traceId": trace_id,
+            h.status: Status.RECEIVED, h.xml_key: xml_key, h.response_key: response_key, h.metadata_key: metadata_key,
+            h.group_count: submission.group_count, h.current_group: 0, h.retry_count: 0,
+            h.received_at: submission.received_at, h.submitted_at: submitted_at, h.trace_id: trace_id,
         }
         entry = streams_pb2.IngestEntry(
             request_id=request_id, xml_key=xml_key, response_key=response_key, metadata_key=metadata_key,

@@ -11,18 +11,12 @@ import redis.asyncio as redis
 from vn.v1 import valuation_pb2
 from vncommon import keys
 from vncommon.errors import InvalidArgument, RequestExpired, RequestFailed, RequestNotFound, ResultNotReady, VnError
+from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, status_to_proto
 from vncommon.streams import text
 from vncommon.timeutil import parse_iso
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"succeeded", "failed"})
-STATUS_BY_NAME: dict[str, valuation_pb2.RequestStatus] = {
-    "received": valuation_pb2.REQUEST_STATUS_RECEIVED,
-    "started": valuation_pb2.REQUEST_STATUS_STARTED,
-    "succeeded": valuation_pb2.REQUEST_STATUS_SUCCEEDED,
-    "failed": valuation_pb2.REQUEST_STATUS_FAILED,
-}
 # Ids are generated as uuid4 hex; anything that could not be one is unknown without a Redis round trip
 # (and never reaches a key name, where braces would break the cluster slot tag).
 _REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
@@ -33,10 +27,6 @@ def check_request_id(request_id: str) -> None:
         raise InvalidArgument("request_id is required", {"field": "request_id"})
     if not _REQUEST_ID.match(request_id):
         raise RequestNotFound(f"no request {request_id!r}", {"requestId": request_id})
-
-
-def status_code(status: str) -> valuation_pb2.RequestStatus:
-    return STATUS_BY_NAME.get(status, valuation_pb2.REQUEST_STATUS_UNSPECIFIED)
 
 
 class Queries:
@@ -62,22 +52,23 @@ class Queries:
     async def status(self, request_id: str) -> valuation_pb2.GetStatusResponse:
         """GetStatus: state hash and the current group's counters."""
         state = await self.state(request_id)
-        name = state.get("status", "")
-        current = _int(state.get("currentGroup"))
-        group_count = _int(state.get("groupCount"))
+        name = state.get(REQUEST_HASH.status, "")
+        current = _int(state.get(REQUEST_HASH.current_group))
+        group_count = _int(state.get(REQUEST_HASH.group_count))
         group = await self._group(request_id, current)
         response = valuation_pb2.GetStatusResponse(
-            request_id=request_id, status=status_code(name), current_group=current, group_count=group_count
+            request_id=request_id, status=status_to_proto(name), current_group=current, group_count=group_count
         )
-        _set_time(response.received_at, state.get("receivedAt"))
-        _set_time(response.started_at, state.get("startedAt"))
-        _set_time(response.completed_at, state.get("completedAt"))
-        completed = group_count if name == "succeeded" else current + (group.get("status") == "completed")
+        _set_time(response.received_at, state.get(REQUEST_HASH.received_at))
+        _set_time(response.started_at, state.get(REQUEST_HASH.started_at))
+        _set_time(response.completed_at, state.get(REQUEST_HASH.completed_at))
+        completed = (group_count if name == Status.SUCCEEDED
+                     else current + (group.get(GROUP_HASH.status) == GroupStatus.COMPLETED))
         response.progress.groups_completed = min(completed, group_count) if group_count else completed
-        response.progress.tasks_expected = _int(group.get("expected"))
-        response.progress.tasks_completed = _int(group.get("completed"))
-        response.progress.tasks_failed = _int(group.get("failed"))
-        if name == "failed":
+        response.progress.tasks_expected = _int(group.get(GROUP_HASH.expected))
+        response.progress.tasks_completed = _int(group.get(GROUP_HASH.completed))
+        response.progress.tasks_failed = _int(group.get(GROUP_HASH.failed))
+        if name == Status.FAILED:
             response.failure_detail = await self.failure_detail(request_id)
         return response
 
@@ -95,14 +86,14 @@ class Queries:
         return await self.results_for(request_id, state)
 
     async def results_for(self, request_id: str, state: dict[str, str]) -> bytes:
-        status = state.get("status", "")
-        if status == "failed":
+        status = state.get(REQUEST_HASH.status, "")
+        if status == Status.FAILED:
             detail = await self.failure_detail(request_id)
             raise RequestFailed(f"request {request_id} failed", {"requestId": request_id, "detail": detail})
-        if status != "succeeded":
+        if status != Status.SUCCEEDED:
             raise ResultNotReady(f"request {request_id} has not finished", {"requestId": request_id,
                                                                              "status": status})
-        response_key = state.get("responseKey") or keys.request_response_key(request_id)
+        response_key = state.get(REQUEST_HASH.response_key) or keys.request_response_key(request_id)
         body = await self._client.get(response_key)
         if body is None:
             if await self._client.exists(keys.tombstone_key(request_id)):

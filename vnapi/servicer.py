@@ -14,7 +14,7 @@ from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
 from vnapi.intake import Accepted, Intake, Submission, new_request_id
 from vnapi.lifecycle_hub import RESYNC, LifecycleHub, Subscription
 from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
-from vnapi.queries import TERMINAL, Queries, check_request_id, status_code
+from vnapi.queries import Queries, check_request_id
 from vnapi.settings import VnapiSettings
 from vnapi.validation import DEFAULT_CONTENT_TYPE, check_submission
 from vncommon import keys
@@ -22,7 +22,7 @@ from vncommon.errors import VnError
 from vncommon.grpcutil import stream_errors, unary_errors
 from vncommon.lifecycle import event_from_json
 from vncommon.logs import log_context
-from vncommon.streams import text
+from vncommon.state import REQUEST_HASH, Status, is_terminal, status_to_proto
 from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
                 for event in events:
                     yield valuation_pb2.WatchResponse(event=event)
                     last = event.sequence
-                    if event.status in TERMINAL:
+                    if is_terminal(event.status):
                         return
 
     async def _check(self, request: valuation_pb2.SubmitRequest) -> Submission:
@@ -142,8 +142,8 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
     async def _async_answer(self, accepted: Accepted) -> valuation_pb2.SubmitResponse:
         status = valuation_pb2.REQUEST_STATUS_RECEIVED
         if accepted.deduplicated:
-            current = await self._client.hget(keys.request_state_key(accepted.request_id), "status")
-            status = status_code(text(current)) if current is not None else status
+            current = await self._client.hget(keys.request_state_key(accepted.request_id), REQUEST_HASH.status)
+            status = status_to_proto(current) if current is not None else status
         return valuation_pb2.SubmitResponse(
             request_id=accepted.request_id, status=status, deduplicated=accepted.deduplicated
         )
@@ -157,18 +157,18 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
             while True:
                 state = await self._queries.state(accepted.request_id)
                 remaining = deadline - loop.time()
-                if state.get("status") in TERMINAL or remaining <= 0:
+                if is_terminal(state.get(REQUEST_HASH.status)) or remaining <= 0:
                     return await self._sync_answer(accepted, state)
                 await _next_signal(subscription, remaining)
 
     async def _sync_answer(self, accepted: Accepted, state: dict[str, str]) -> valuation_pb2.SubmitResponse:
-        name = state.get("status", "")
+        name = state.get(REQUEST_HASH.status, "")
         response = valuation_pb2.SubmitResponse(
-            request_id=accepted.request_id, status=status_code(name), deduplicated=accepted.deduplicated
+            request_id=accepted.request_id, status=status_to_proto(name), deduplicated=accepted.deduplicated
         )
-        if name == "succeeded":
+        if name == Status.SUCCEEDED:
             response.response_xml = await self._queries.results_for(accepted.request_id, state)
-        elif name == "failed":
+        elif name == Status.FAILED:
             response.failure_detail = await self._queries.failure_detail(accepted.request_id)
         else:
             response.timed_out = True
@@ -210,5 +210,5 @@ async def _next_signal(subscription: Subscription, within: float) -> None:
             item = await subscription.get(remaining)
         except TimeoutError:
             return
-        if item is RESYNC or item.status in TERMINAL:
+        if item is RESYNC or is_terminal(item.status):
             return

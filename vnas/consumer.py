@@ -36,6 +36,7 @@ from vnas.settler import Settler
 from vncommon.backoff import Backoff
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS
+from vncommon.state import task_status
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -296,7 +297,7 @@ class TaskConsumer:
         self.outcomes["rejected"] += 1
 
     def _record(self, ctx: TaskContext, entry_id: str, outcome: TaskOutcome, stored: bool) -> None:
-        status = "completed" if outcome.completed else "failed"
+        status = task_status(outcome.completed)
         self.outcomes[status] += 1
         metrics.observe_outcome(outcome.completed, outcome.duration_ms)
         fields: dict[str, object] = {"status": status, "attempt": ctx.attempt, "durationMs": outcome.duration_ms,

@@ -16,13 +16,11 @@ from redis.exceptions import ResponseError
 from vn.v1 import streams_pb2
 from vnas.executor import TaskContext, TaskOutcome
 from vncommon import keys
+from vncommon.state import TaskStatus, task_status
 from vncommon.streams import from_fields, text, to_fields
 from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
-
-STATUS_COMPLETED = "completed"
-STATUS_FAILED = "failed"
 
 # Renews (idle time back to 0) only the entries this consumer still owns: a plain XCLAIM would also
 # steal back an entry another worker legitimately reclaimed while this one was unreachable.
@@ -109,7 +107,7 @@ def build_update(dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome, deliv
         request_id=dispatch.request_id,
         group_index=dispatch.group_index,
         task_id=dispatch.task_id,
-        status=STATUS_COMPLETED if outcome.completed else STATUS_FAILED,
+        status=task_status(outcome.completed),
         result_key=result_key_of(dispatch) if outcome.completed else "",
         attempt=dispatch.attempt or 1,
         duration_ms=outcome.duration_ms,
@@ -214,7 +212,7 @@ class DispatchStream:
     async def report_and_ack(self, entry_id: str, request_id: str, updates: str, error: str) -> None:
         """Settle an entry that could not become a task (malformed fields): failed update if possible."""
         if request_id:
-            update = streams_pb2.TaskUpdate(request_id=request_id, status=STATUS_FAILED, error=error)
+            update = streams_pb2.TaskUpdate(request_id=request_id, status=TaskStatus.FAILED, error=error)
             fields: dict[Any, Any] = to_fields(update)
             await self.client.xadd(updates or keys.updates_stream(request_id), fields)
         await self.ack(entry_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from vncommon.state import task_status
+
 TASK_DURATION = Histogram(
     "vnas_task_duration_seconds",
     "Time from reading a task's payload to its outcome, by outcome.",
@@ -18,7 +20,7 @@ REDIS_ERRORS = Counter("vnas_redis_errors_total", "Redis errors the worker backe
 
 
 def observe_outcome(completed: bool, duration_ms: int) -> None:
-    outcome = "completed" if completed else "failed"
+    outcome = task_status(completed)
     TASK_OUTCOMES.labels(outcome).inc()
     TASK_DURATION.labels(outcome).observe(duration_ms / 1000)
 

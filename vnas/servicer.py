@@ -12,6 +12,7 @@ from vnas.executor import Executor, TaskContext
 from vncommon.errors import InvalidArgument
 from vncommon.grpcutil import unary_errors
 from vncommon.logs import log_context
+from vncommon.state import task_status, task_status_to_proto
 from vncommon.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             outcome = await self._executor.run(ctx, request.task_xml)
             metrics.observe_outcome(outcome.completed, outcome.duration_ms)
             log.info("ExecuteTask finished", extra={"fields": {
-                "status": "completed" if outcome.completed else "failed",
+                "status": task_status(outcome.completed),
                 "durationMs": outcome.duration_ms, "error": outcome.error or None}})
-        status = (task_pb2.TASK_OUTCOME_STATUS_COMPLETED if outcome.completed
-                  else task_pb2.TASK_OUTCOME_STATUS_FAILED)
+        status = task_status_to_proto(task_status(outcome.completed))
         return task_pb2.ExecuteTaskResponse(status=status, result_xml=outcome.result_xml,
                                             duration_ms=outcome.duration_ms, error=outcome.error)
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from vn.v1 import valuation_pb2
 from vnclient._client import ClientSettings, ValuationClient
-from vnclient.convert import TERMINAL_EVENTS, event_line, event_to_dict, parse_detail, status_to_dict
+from vnclient.convert import event_line, event_to_dict, parse_detail, status_to_dict
 from vncommon.errors import ConfigError, DeadlineExceeded, RequestFailed, ResultNotReady, Unavailable, VnError
+from vncommon.state import Status, is_terminal
 
 EXIT_OK = 0
 EXIT_REQUEST_FAILED = 1  # the valuation ran and failed (submit --sync, results, watch)
@@ -106,8 +107,8 @@ async def cmd_results(client: ValuationClient, args: argparse.Namespace) -> int:
 async def cmd_watch(client: ValuationClient, args: argparse.Namespace) -> int:
     async for event in client.watch(args.request_id, timeout=args.timeout):
         print(json.dumps(event_to_dict(event)) if args.json else event_line(event), flush=True)
-        if event.status in TERMINAL_EVENTS:
-            return EXIT_OK if event.status == "succeeded" else EXIT_REQUEST_FAILED
+        if is_terminal(event.status):
+            return EXIT_OK if event.status == Status.SUCCEEDED else EXIT_REQUEST_FAILED
     _error("UNAVAILABLE: the event stream ended before the request did")
     return EXIT_UNAVAILABLE
 

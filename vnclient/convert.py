@@ -9,20 +9,14 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from vn.v1 import streams_pb2, valuation_pb2
+from vncommon.state import TERMINAL, is_group_event, status_to_json
 
-TERMINAL_EVENTS = frozenset({"succeeded", "failed"})
-
-_STATUS_NAMES: dict[int, str] = {
-    valuation_pb2.REQUEST_STATUS_RECEIVED: "received",
-    valuation_pb2.REQUEST_STATUS_STARTED: "started",
-    valuation_pb2.REQUEST_STATUS_SUCCEEDED: "succeeded",
-    valuation_pb2.REQUEST_STATUS_FAILED: "failed",
-}
+TERMINAL_EVENTS = TERMINAL  # the SDK's name for the terminal lifecycle statuses
 
 
 def status_name(status: int) -> str:
     """The lower-case word of a RequestStatus (`unknown` for UNSPECIFIED)."""
-    return _STATUS_NAMES.get(status, "unknown")
+    return status_to_json(status)
 
 
 def parse_detail(raw: str) -> Any:
@@ -76,7 +70,7 @@ def event_to_dict(event: streams_pb2.LifecycleEvent) -> dict[str, Any]:
         "status": event.status,
         "timestamp": event.timestamp,
     }
-    if event.group_index >= 0 and event.status.startswith("group_"):
+    if event.group_index >= 0 and is_group_event(event.status):
         body["groupIndex"] = event.group_index
     if event.detail:
         body["detail"] = parse_detail(event.detail)
@@ -86,7 +80,7 @@ def event_to_dict(event: streams_pb2.LifecycleEvent) -> dict[str, Any]:
 def event_line(event: streams_pb2.LifecycleEvent) -> str:
     """A one-line human view: `<timestamp> <status> [group=<g>] [detail=<json>]`."""
     parts = [event.timestamp or "-", event.status]
-    if event.group_index >= 0 and event.status.startswith("group_"):
+    if event.group_index >= 0 and is_group_event(event.status):
         parts.append(f"group={event.group_index}")
     if event.detail:
         parts.append(f"detail={json.dumps(parse_detail(event.detail), separators=(',', ':'))}")

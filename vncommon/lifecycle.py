@@ -13,16 +13,15 @@ import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
 from vncommon import keys
+from vncommon.state import REQUEST_HASH, TERMINAL, lua_is_terminal
 from vncommon.streams import to_fields
 from vncommon.timeutil import utc_now_iso
 
-TERMINAL = frozenset({"succeeded", "failed"})
-
 # Sets status to ARGV[1] with completedAt ARGV[2] unless the request already ended or is unknown.
-_FINISH_SCRIPT = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'succeeded' or status == 'failed' then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'completedAt', ARGV[2])
+_FINISH_SCRIPT = f"""
+local status = redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}')
+if not status or {lua_is_terminal("status")} then return 0 end
+redis.call('HSET', KEYS[1], '{REQUEST_HASH.status}', ARGV[1], '{REQUEST_HASH.completed_at}', ARGV[2])
 return 1
 """
 

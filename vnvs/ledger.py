@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from vncommon import keys, lifecycle
+from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, word
 from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
 from vnvs.retention import queue_expiry
@@ -41,29 +42,29 @@ class RunLedger:
         """Read the request and mark it started; publishes `started` only the first time."""
         pipe = self.pipeline()
         pipe.get(keys.request_xml_key(self.request_id))
-        pipe.hsetnx(self._state_key, "startedAt", utc_now_iso())
-        pipe.hset(self._state_key, "status", "started")
-        pipe.hsetnx(self._state_key, "startedPublished", "1")
+        pipe.hsetnx(self._state_key, REQUEST_HASH.started_at, utc_now_iso())
+        pipe.hset(self._state_key, REQUEST_HASH.status, Status.STARTED)
+        pipe.hsetnx(self._state_key, REQUEST_HASH.started_published, "1")
         pipe.llen(keys.request_events_key(self.request_id))
         xml, _, _, first_start, events = await pipe.execute()
         self._sequence = int(events)
         if first_start:
             pipe = self.pipeline()
-            self.queue_event(pipe, "started")
+            self.queue_event(pipe, Status.STARTED)
             await pipe.execute()
         return xml if isinstance(xml, bytes) else None
 
     async def group_progress(self, group_index: int) -> tuple[bool, int]:
         """(completed?, expected task count) of a group, as recorded."""
         status, expected = await self._client.hmget(keys.group_state_key(self.request_id, group_index),
-                                                    ["status", "expected"])
-        return status == b"completed", int(expected or 0)
+                                                    [GROUP_HASH.status, GROUP_HASH.expected])
+        return word(status) == GroupStatus.COMPLETED, int(expected or 0)
 
     async def open_group(self, group_index: int, task_ids: Sequence[str]) -> tuple[bool, set[str], dict[str, int]]:
         """Make the group current. Returns (first time opened?, tasks with stored results, dispatched attempts)."""
         pipe = self.pipeline()
-        pipe.hset(self._state_key, "currentGroup", group_index)
-        pipe.hsetnx(keys.group_state_key(self.request_id, group_index), "startedPublished", "1")
+        pipe.hset(self._state_key, REQUEST_HASH.current_group, group_index)
+        pipe.hsetnx(keys.group_state_key(self.request_id, group_index), GROUP_HASH.started_published, "1")
         pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
         _, first, attempts = await pipe.execute()
         in_flight = {text(task_id): int(attempt) for task_id, attempt in attempts.items()}
@@ -78,12 +79,13 @@ class RunLedger:
         found = await pipe.execute()
         return {task_id for task_id, exists in zip(task_ids, found, strict=True) if exists}
 
-    def queue_group_state(self, pipe: redis.client.Pipeline, group_index: int, **fields: str | int) -> None:
+    def queue_group_state(self, pipe: redis.client.Pipeline, group_index: int, fields: dict[str, str | int]) -> None:
+        """Set fields of the group's hash (named by GROUP_HASH)."""
         mapping: dict[Any, Any] = fields
         pipe.hset(keys.group_state_key(self.request_id, group_index), mapping=mapping)
 
     def queue_completed(self, pipe: redis.client.Pipeline, group_index: int, completed: int) -> None:
-        pipe.hincrby(keys.group_state_key(self.request_id, group_index), "completed", completed)
+        pipe.hincrby(keys.group_state_key(self.request_id, group_index), GROUP_HASH.completed, completed)
 
     async def results(self, group_index: int, task_ids: Sequence[str]) -> list[bytes | None]:
         if not task_ids:
@@ -94,14 +96,15 @@ class RunLedger:
 
     async def close_group(self, group_index: int, task_count: int) -> None:
         pipe = self.pipeline()
-        self.queue_group_state(pipe, group_index, status="completed", completed=task_count)
-        self.queue_event(pipe, "group_completed", group_index)
+        self.queue_group_state(pipe, group_index, {GROUP_HASH.status: GroupStatus.COMPLETED,
+                                                   GROUP_HASH.completed: task_count})
+        self.queue_event(pipe, Status.GROUP_COMPLETED, group_index)
         await pipe.execute()
 
     async def finish(self, status: str, payload: bytes, detail: str, task_counts: Sequence[int]) -> bool:
         """Store the response (or failure), take the terminal state, publish it once, start retention."""
         pipe = self.pipeline()
-        if status == "succeeded":
+        if status == Status.SUCCEEDED:
             pipe.set(keys.request_response_key(self.request_id), payload)
         else:
             pipe.set(keys.request_failure_key(self.request_id), payload)

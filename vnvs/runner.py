@@ -10,6 +10,7 @@ import redis.asyncio as redis
 from vncommon import keys
 from vncommon.aio import sleep_or_stop
 from vncommon.redisconn import REDIS_ERRORS
+from vncommon.state import REQUEST_HASH, is_terminal
 from vncommon.streamtrim import StreamUpkeep
 from vnvs import metrics
 from vnvs.lease import Lease, orphaned_requests
@@ -17,9 +18,6 @@ from vnvs.sequencer import RequestRun
 from vnvs.settings import VnvsSettings
 
 log = logging.getLogger(__name__)
-
-TERMINAL = (b"succeeded", b"failed")
-
 
 class RunnerPool:
     """Starts a RequestRun per request under a lease, keeps the lease fresh, and reaps finished runs."""
@@ -120,8 +118,9 @@ class RunnerPool:
             await sleep_or_stop(self._stopping, interval)
 
     async def _adopt(self, request_id: str) -> None:
-        status, trace_id = await self._client.hmget(keys.request_state_key(request_id), ["status", "traceId"])
-        if status is None or status in TERMINAL:
+        status, trace_id = await self._client.hmget(keys.request_state_key(request_id),
+                                                    [REQUEST_HASH.status, REQUEST_HASH.trace_id])
+        if status is None or is_terminal(status):
             await self._client.zrem(keys.ACTIVE_REQUESTS, request_id)
             return
         if await self.try_start(request_id, trace_id.decode() if isinstance(trace_id, bytes) else ""):

@@ -21,6 +21,7 @@ from vncommon import keys
 from vncommon.errors import TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
+from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status
 from vncommon.streams import from_fields, text
 from vncommon.xmlsafe import XmlLimits, parse_xml
 from vnvs import metrics
@@ -95,8 +96,8 @@ class RequestRun:
                 if not completed:
                     await self._ledger.close_group(group_index, len(results))
         response = await self._cpu(assemble_response, root, self.request_id, results)
-        if await self._ledger.finish("succeeded", response, "", self._task_counts):
-            metrics.REQUESTS_FINISHED.labels("succeeded").inc()
+        if await self._ledger.finish(Status.SUCCEEDED, response, "", self._task_counts):
+            metrics.REQUESTS_FINISHED.labels(Status.SUCCEEDED).inc()
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})
 
     async def _run_group(self, engine: HydrationEngine, root: etree._Element, group_index: int) -> list[bytes]:
@@ -112,9 +113,10 @@ class RequestRun:
         to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
         pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole group at once
         if first:
-            self._ledger.queue_event(pipe, "group_started", group_index)
-        self._ledger.queue_group_state(pipe, group_index, expected=len(tasks), completed=len(done), failed=0,
-                                       status="running")
+            self._ledger.queue_event(pipe, Status.GROUP_STARTED, group_index)
+        self._ledger.queue_group_state(pipe, group_index, {
+            GROUP_HASH.expected: len(tasks), GROUP_HASH.completed: len(done), GROUP_HASH.failed: 0,
+            GROUP_HASH.status: GroupStatus.RUNNING})
         self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
         await pipe.execute()
         log.info("group dispatched", extra={"fields": {
@@ -172,7 +174,7 @@ class RequestRun:
         entries = [(ref, tracker.begin_retry(ref.task_id, now), 0) for ref in refs]
         entries = [(ref, attempt, tracker.remaining_deliveries(ref.task_id)) for ref, attempt, _ in entries]
         pipe = self._ledger.pipeline(atomic=True)
-        pipe.hincrby(keys.request_state_key(self.request_id), "retryCount", len(entries))
+        pipe.hincrby(keys.request_state_key(self.request_id), REQUEST_HASH.retry_count, len(entries))
         metrics.TASK_RETRIES.inc(len(entries))
         self._dispatcher.queue_entries(pipe, entries)
         await pipe.execute()
@@ -209,9 +211,9 @@ class RequestRun:
         detail = json.dumps({"reason": exc.reason, "message": exc.message, "groupIndex": self._current_group,
                              **exc.metadata})
         pipe = self._ledger.pipeline()
-        self._ledger.queue_group_state(pipe, self._current_group, status="failed",
-                                       failed=int(isinstance(exc, TaskRetriesExhausted)))
+        self._ledger.queue_group_state(pipe, self._current_group, {
+            GROUP_HASH.status: GroupStatus.FAILED, GROUP_HASH.failed: int(isinstance(exc, TaskRetriesExhausted))})
         await pipe.execute()
-        if await self._ledger.finish("failed", detail.encode(), detail, self._task_counts):
-            metrics.REQUESTS_FINISHED.labels("failed").inc()
+        if await self._ledger.finish(Status.FAILED, detail.encode(), detail, self._task_counts):
+            metrics.REQUESTS_FINISHED.labels(Status.FAILED).inc()
             log.warning("request failed", extra={"fields": {"reason": exc.reason, "error": exc.message}})

@@ -9,7 +9,8 @@ from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from vncommon import keys
 from vncommon.errors import RequestNotFound, Unavailable
 from vncommon.grpcutil import unary_errors
-from vnvs.runner import TERMINAL, RunnerPool
+from vncommon.state import REQUEST_HASH, is_terminal
+from vnvs.runner import RunnerPool
 
 Outcome = orchestrator_pb2.OrchestrateOutcome
 
@@ -24,10 +25,10 @@ class OrchestratorService(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self, request: orchestrator_pb2.OrchestrateRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.OrchestrateResponse:
         request_id = request.request_id
-        status = await self._client.hget(keys.request_state_key(request_id), "status")
+        status = await self._client.hget(keys.request_state_key(request_id), REQUEST_HASH.status)
         if status is None:
             raise RequestNotFound(f"request {request_id!r} is not stored")
-        if status in TERMINAL:
+        if is_terminal(status):
             return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ALREADY_FINISHED)
         if self._runners.is_running(request_id):
             return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ACCEPTED)

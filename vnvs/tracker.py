@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, auto
 
 from vn.v1 import streams_pb2
+from vncommon.state import TaskStatus
 
 
 class Decision(Enum):
-    IGNORE = "ignore"          # duplicate or stale update
-    COMPLETED = "completed"    # first success of this task
-    RETRY = "retry"            # failed attempt; dispatch attempt+1 after a backoff
-    EXHAUSTED = "exhausted"    # failed on the last allowed attempt: the group fails
+    IGNORE = auto()       # duplicate or stale update
+    COMPLETED = auto()    # first success of this task
+    RETRY = auto()        # failed attempt; dispatch attempt+1 after a backoff
+    EXHAUSTED = auto()    # failed on the last allowed attempt: the group fails
 
 
 @dataclass(slots=True)
@@ -59,7 +60,7 @@ class GroupTracker:
         state = self.tasks.get(update.task_id)
         if state is None or state.done:
             return Decision.IGNORE
-        if update.status == "completed":
+        if update.status == TaskStatus.COMPLETED:
             state.done = True
             self.completed += 1
             return Decision.COMPLETED
