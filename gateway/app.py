@@ -41,7 +41,7 @@ def _accepted(request_id: str, status: str) -> web.Response:
 
 
 def _sync_answer(response: valuation_pb2.SubmitResponse) -> tuple[str, web.Response]:
-    """(outcome, answer) of a sync submission: the XML, the failure, or "pending" when the wait ran out."""
+    """(outcome, answer) of a sync submission: the XML, the failure, or a pending answer when the wait ran out."""
     request_id = response.request_id
     if response.status == valuation_pb2.REQUEST_STATUS_FAILED and not response.timed_out:
         return Status.FAILED, processing_failed(request_id, response.failure_detail)

@@ -45,7 +45,7 @@ class GatewaySettings:
 
     @property
     def sync_deadline_s(self) -> float:
-        """gRPC deadline of a sync Submit: vnapi's wait plus one ordinary call, so "pending" can arrive."""
+        """gRPC deadline of a sync Submit: vnapi's wait plus one ordinary call, so a pending answer can arrive."""
         return (self.sync_wait_timeout_ms + self.call_timeout_ms) / 1000
 
     @property

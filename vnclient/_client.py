@@ -28,7 +28,7 @@ DEFAULT_PAYLOAD_MAX_BYTES = 10 * 1024 * 1024
 MESSAGE_HEADROOM_BYTES = 1024 * 1024
 DEFAULT_CALL_TIMEOUT_S = 10.0
 DEFAULT_SYNC_WAIT_S = 120.0
-# A sync Submit's deadline must outlive the server's own wait, or the caller would never see "pending".
+# A sync Submit's deadline must outlive the server's own wait, or the caller would never see a pending answer.
 SYNC_DEADLINE_MARGIN_S = 10.0
 DEFAULT_WATCH_TIMEOUT_S = 24 * 3600.0
 VALUATION_SERVICE = valuation_pb2.DESCRIPTOR.services_by_name["ValuationService"].full_name

@@ -19,8 +19,8 @@ from vncommon.timeutil import utc_now_iso
 
 # Sets status to ARGV[1] with completedAt ARGV[2] unless the request already ended or is unknown.
 _FINISH_SCRIPT = f"""
-local status = redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}')
-if not status or {lua_is_terminal("status")} then return 0 end
+local current = redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}')
+if not current or {lua_is_terminal("current")} then return 0 end
 redis.call('HSET', KEYS[1], '{REQUEST_HASH.status}', ARGV[1], '{REQUEST_HASH.completed_at}', ARGV[2])
 return 1
 """

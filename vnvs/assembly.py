@@ -9,6 +9,7 @@ import grpc
 from lxml import etree
 
 from vncommon.errors import MalformedXml, VnError
+from vncommon.state import Status
 from vncommon.xmlsafe import parse_xml, serialize
 from vnvs.hydration.taskdoc import REFERENCE_TAGS
 
@@ -74,7 +75,7 @@ def apply_results(root: etree._Element, group_index: int, results: Sequence[byte
 
 
 def assemble_response(root: etree._Element, request_id: str, last_results: Sequence[bytes] | None = None) -> bytes:
-    """`<vnml-response requestId=… status="succeeded">` around the project without its reference data.
+    """The succeeded `<vnml-response requestId=… status=…>` around the project without its reference data.
 
     Written piece by piece rather than from a copy of the project, so a 10 MiB request does not hold a
     second tree. With `last_results`, the last group's results go straight from their bytes into the
@@ -83,8 +84,8 @@ def assemble_response(root: etree._Element, request_id: str, last_results: Seque
     """
     project = root.find("project")
     if project is None:
-        return serialize(etree.Element(RESPONSE_TAG, requestId=request_id, status="succeeded"))
-    shell = etree.Element(RESPONSE_TAG, requestId=request_id, status="succeeded")
+        return serialize(etree.Element(RESPONSE_TAG, requestId=request_id, status=Status.SUCCEEDED))
+    shell = etree.Element(RESPONSE_TAG, requestId=request_id, status=Status.SUCCEEDED)
     twin = etree.SubElement(shell, "project", attrib={str(k): str(v) for k, v in project.attrib.items()})
     twin.text = (project.text or "") + _MARK
     head, end = serialize(shell).split(_MARK.encode())
