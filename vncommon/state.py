@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Final
 
 from vn.v1 import task_pb2, valuation_pb2
+from vncommon.streams import text
 
 ProtoStatus = valuation_pb2.RequestStatus
 ProtoTaskStatus = task_pb2.TaskOutcomeStatus
@@ -124,9 +125,7 @@ _TASK_STATUS_BY_PROTO: Final[dict[int, TaskStatus]] = {proto: word for word, pro
 
 def word(raw: bytes | str | None) -> str:
     """A word as read from a hash field or stream entry: text, and "" when the field is absent."""
-    if raw is None:
-        return ""
-    return raw.decode() if isinstance(raw, bytes) else raw
+    return "" if raw is None else text(raw)
 
 
 def is_terminal(value: bytes | str | None) -> bool:
