@@ -18,7 +18,7 @@ from tests.vnas.conftest import (
     read_updates,
     write_script,
 )
-from vnas.executor import PythonExecutor
+from vnas.executors import PythonExecutor
 from vncommon import keys
 
 RESULT_KEY = keys.task_result_key("req-1", 0, "1")
@@ -234,8 +234,8 @@ async def test_graceful_stop_lets_a_short_task_finish_within_the_grace(
 
 async def test_stop_before_run_returns_at_once(make_worker: WorkerFactory) -> None:
     worker = make_worker()
-    worker.consumer.stop()
-    worker.consumer.stop()
+    worker.consumer.stop_fetching()
+    worker.consumer.stop_fetching()
     await asyncio.wait_for(worker.consumer.run(), 5)
 
 
