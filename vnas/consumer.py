@@ -34,12 +34,12 @@ log = logging.getLogger(__name__)
 
 # Renew several times per idle window so one slow round trip never lets an entry look abandoned.
 KEEP_FRESH_PER_IDLE = 3
-FETCH_LOOP = "vnas-fetch"
-KEEP_FRESH_LOOP = "vnas-keep-fresh"
 
 
 class TaskConsumer(StreamConsumer[Entry]):
     """One worker of consumer group `task-workers` running up to VNAS_CONCURRENCY tasks at once."""
+
+    name = "vnas"
 
     def __init__(self, client: redis.Redis, settings: VnasSettings, executor: Executor) -> None:
         self._stream = DispatchStream(client, settings.consumer_name)
@@ -62,8 +62,8 @@ class TaskConsumer(StreamConsumer[Entry]):
         worker) the grace; then hand back. VnasService drives the same steps through the runner."""
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.keep_fresh_loop(), name=KEEP_FRESH_LOOP)
-                group.create_task(self._fetch_then_finish(drain), name=FETCH_LOOP)
+                group.create_task(self.keep_fresh_loop(), name=f"{self.name}-keep-fresh")
+                group.create_task(self._fetch_then_finish(drain), name=f"{self.name}-fetch")
         finally:
             await self.hand_back()
 
@@ -78,7 +78,7 @@ class TaskConsumer(StreamConsumer[Entry]):
             await self.finish(grace)
 
     def loops(self, drain: bool = False) -> dict[str, Loop]:
-        return {FETCH_LOOP: self.fetch_loop(drain), KEEP_FRESH_LOOP: self.keep_fresh_loop()}
+        return {f"{self.name}-fetch": self.fetch_loop(drain), f"{self.name}-keep-fresh": self.keep_fresh_loop()}
 
     async def hand_back(self) -> None:
         # Renewing after the hand-back would undo it: keep-fresh ends first.

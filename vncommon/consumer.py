@@ -44,6 +44,8 @@ HAND_BACK_SPARE = 100
 class StreamConsumer(ABC, Generic[E]):
     """One consumer of a group, running up to `concurrency` entries at once."""
 
+    name = "consumer"  # names its asyncio tasks: <name>-fetch, <name>-<entry id>
+
     def __init__(self, group: ConsumerGroup, *, concurrency: int, claim_idle_ms: int, claim_interval_s: float,
                  block_ms: int, backoff_s: tuple[float, float] = (0.05, 2.0)) -> None:
         self.group = group
@@ -94,7 +96,7 @@ class StreamConsumer(ABC, Generic[E]):
 
     def loops(self, drain: bool = False) -> dict[str, Loop]:
         """The long-lived loops, by name; each returns once fetching has stopped (and work is over)."""
-        return {f"{self.group.stream}-fetch": self.fetch_loop(drain)}
+        return {f"{self.name}-fetch": self.fetch_loop(drain)}
 
     def stop_fetching(self) -> None:
         """Fetch no more (safe to call twice, or before the loop runs); in-flight work goes on."""
@@ -147,7 +149,7 @@ class StreamConsumer(ABC, Generic[E]):
 
     async def fetch_loop(self, drain: bool = False) -> None:
         """Fetch and start entries until `stop_fetching()`; with `drain`, until nothing is left for us."""
-        self._fetcher = asyncio.create_task(self._fetch_until_stopped(drain), name=f"{self.group.stream}-fetch")
+        self._fetcher = asyncio.create_task(self._fetch_until_stopped(drain), name=f"{self.name}-fetch")
         try:
             await asyncio.wait({self._fetcher})
         finally:
@@ -239,7 +241,7 @@ class StreamConsumer(ABC, Generic[E]):
         return entries
 
     def _start(self, entry: E) -> None:
-        task = asyncio.create_task(self.handle(entry), name=f"{self.group.stream}-{entry.entry_id}")
+        task = asyncio.create_task(self.handle(entry), name=f"{self.name}-{entry.entry_id}")
         self._inflight[entry.entry_id] = task
         self.on_in_flight(1)
         task.add_done_callback(functools.partial(self._reap, entry.entry_id))
