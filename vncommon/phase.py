@@ -31,15 +31,11 @@ class Phase(enum.IntEnum):
 
 
 class ShutdownPhase:
-    """The current phase, and waits that end when a phase is reached."""
+    """How far the stop has come, and sleeps that end early once a phase is reached."""
 
     def __init__(self) -> None:
         self._reached = {phase: asyncio.Event() for phase in Phase}
         self._reached[Phase.RUNNING].set()
-
-    @property
-    def current(self) -> Phase:
-        return max(phase for phase, event in self._reached.items() if event.is_set())
 
     def reached(self, phase: Phase) -> bool:
         return self._reached[phase].is_set()
@@ -49,9 +45,6 @@ class ShutdownPhase:
         for step in Phase:
             if step <= phase:
                 self._reached[step].set()
-
-    async def wait(self, phase: Phase) -> None:
-        await self._reached[phase].wait()
 
     async def sleep(self, seconds: float, until: Phase) -> bool:
         """Sleep `seconds`, or less: True (at once) when `until` is reached."""
