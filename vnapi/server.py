@@ -37,7 +37,6 @@ class VnapiService(GrpcService):
         # The generated gRPC modules carry no annotations.
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.consumer = IngestConsumer(self.client, settings, stub)
-        self._fetch_stop = asyncio.Event()
         self._hub_stop = asyncio.Event()
         server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME])
         valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -60,15 +59,19 @@ class VnapiService(GrpcService):
         await super().start()
 
     def loops(self) -> dict[str, Loop]:
-        return {"lifecycle-hub": self.hub.run(self._hub_stop), "ingest-consumer": self.consumer.run(self._fetch_stop)}
+        return {"lifecycle-hub": self.hub.run(self._hub_stop), **self.consumer.loops()}
 
     def stop_fetching(self) -> None:
-        self._fetch_stop.set()
+        self.consumer.stop_fetching()
 
     async def drain(self, grace_s: float) -> None:
-        # Running calls (sync waits need the hub) finish within the grace; only then does the hub stop.
-        await super().drain(grace_s)
+        # Running calls (sync waits need the hub) and hand-overs to vnvs share the grace; only then
+        # does the hub stop.
+        await asyncio.gather(super().drain(grace_s), self.consumer.finish(grace_s))
         self._hub_stop.set()
+
+    async def hand_back(self) -> None:
+        await self.consumer.hand_back()
 
     async def close(self) -> None:
         await self.channel.close()

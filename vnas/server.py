@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 
 import redis.asyncio as redis
 
 from vnas.consumer import TaskConsumer
-from vnas.executor import build_executor
+from vnas.executors import build_executor
 from vnas.metrics import serve_metrics
 from vnas.servicer import SERVICE_NAME, add_task_service
 from vnas.settings import VnasSettings
@@ -48,10 +49,17 @@ class VnasService(GrpcService):
         await super().start()
 
     def loops(self) -> dict[str, Loop]:
-        return {"dispatch-consumer": self.consumer.run()}
+        return self.consumer.loops()
 
     def stop_fetching(self) -> None:
-        self.consumer.stop()
+        self.consumer.stop_fetching()
+
+    async def drain(self, grace_s: float) -> None:
+        # Running ExecuteTask calls and dispatched tasks share the grace, so they wait side by side.
+        await asyncio.gather(super().drain(grace_s), self.consumer.finish(grace_s))
+
+    async def hand_back(self) -> None:
+        await self.consumer.hand_back()
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -8,7 +8,8 @@ import grpc
 
 from vn.v1 import task_pb2, task_pb2_grpc
 from vnas import metrics
-from vnas.executor import Executor, TaskContext
+from vnas.executors import Executor
+from vnas.task import TaskContext
 from vncommon.errors import InvalidArgument
 from vncommon.grpcutil import unary_errors
 from vncommon.logs import log_context

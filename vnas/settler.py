@@ -1,21 +1,61 @@
-"""Settling finished tasks in batches (group commit): results, updates and acks of every task that
-finished while the previous batch was in flight go to Redis together.
+"""Every way a dispatch entry is settled: a task's outcome, a poison entry, an entry that cannot run.
 
-No task waits for a timer: the first settle starts a flush at once, and whatever finishes during that
-round trip rides the next one. Per task the order is unchanged: SET NX the result and XADD the update
-first, XACK only once both were written (a refused write leaves the entry pending for a retry).
+Outcomes settle in batches (group commit): results, updates and acks of every task that finished while
+the previous batch was in flight go to Redis together. No task waits for a timer: the first settle
+starts a flush at once, and whatever finishes during that round trip rides the next one. Per task the
+order is unchanged: SET NX the result and XADD the update first, XACK only once both were written (a
+refused write leaves the entry pending for a retry).
+
+Each settle is retried across Redis outages until the shutdown phase says to give up: an outcome only
+once the grace is over (ABANDONING), the others as soon as the worker is stopping.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from vn.v1 import streams_pb2
-from vnas.dispatch import DispatchStream, RedisSettleError, build_update, result_key_of, updates_stream_of
-from vnas.executor import TaskOutcome
+from vnas.stream import DispatchStream, Entry
+from vnas.task import TaskOutcome
+from vncommon import keys
+from vncommon.phase import Phase, RedisRetry
+from vncommon.state import TaskStatus, task_status
 from vncommon.streams import to_fields
+from vncommon.timeutil import utc_now_iso
+
+log = logging.getLogger(__name__)
+
+
+
+class RedisSettleError(Exception):
+    """Redis refused part of a settle (for example OOM); the entry stays un-acknowledged."""
+
+
+def result_key_of(dispatch: streams_pb2.TaskDispatch) -> str:
+    return dispatch.result_key or keys.task_result_key(dispatch.request_id, dispatch.group_index, dispatch.task_id)
+
+
+def updates_stream_of(dispatch: streams_pb2.TaskDispatch) -> str:
+    return dispatch.updates_stream or keys.updates_stream(dispatch.request_id)
+
+
+def build_update(dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome, deliveries: int = 1
+                 ) -> streams_pb2.TaskUpdate:
+    """The update for the orchestrator; resultKey is set only when a result was stored for this task."""
+    return streams_pb2.TaskUpdate(
+        request_id=dispatch.request_id,
+        group_index=dispatch.group_index,
+        task_id=dispatch.task_id,
+        status=task_status(outcome.completed),
+        result_key=result_key_of(dispatch) if outcome.completed else "",
+        attempt=dispatch.attempt or 1,
+        duration_ms=outcome.duration_ms,
+        error="" if outcome.completed else outcome.error,
+        deliveries=deliveries,
+    )
 
 
 @dataclass(slots=True)
@@ -28,15 +68,68 @@ class _Pending:
 
 
 class Settler:
-    def __init__(self, stream: DispatchStream, result_ttl_s: int) -> None:
+    def __init__(self, stream: DispatchStream, result_ttl_s: int, retry: RedisRetry) -> None:
         self._stream = stream
         self._ttl = result_ttl_s
+        self._retry = retry
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def settle(self, entry_id: str, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome,
-                     deliveries: int) -> bool:
-        """True if this attempt's result was stored (False: an earlier result was kept, or it failed)."""
+    async def settle(self, entry: Entry, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> bool | None:
+        """True if this attempt's result was stored; False if settled without (a failed outcome, or an
+        earlier result was kept); None if Redis did not answer before the grace ran out (left pending)."""
+        _settled, stored = await self._retry(
+            "settle the task", lambda: self._enqueue(entry.entry_id, dispatch, outcome, entry.deliveries),
+            gives_up_at=Phase.ABANDONING, fields={"entryId": entry.entry_id})
+        return stored
+
+    async def dead_letter(self, entry: Entry, dispatch: streams_pb2.TaskDispatch) -> bool:
+        """Record a poison entry with full context, report the attempt failed, then acknowledge it."""
+        log.error("dead-lettered a poison task", extra={"fields": {
+            "entryId": entry.entry_id, "deliveries": entry.deliveries - 1, "attempt": dispatch.attempt}})
+        settled, _ = await self._retry("dead-letter the entry", lambda: self._dead_letter(entry, dispatch),
+                                       gives_up_at=Phase.STOPPING, fields={"entryId": entry.entry_id})
+        return settled
+
+    async def reject(self, entry: Entry, error: str) -> bool:
+        """Acknowledge an entry that cannot become a task (malformed fields), reporting it if possible."""
+        log.error("acknowledged an entry that cannot run: %s", error, extra={"fields": {"entryId": entry.entry_id}})
+        settled, _ = await self._retry("reject the entry", lambda: self._report_and_ack(entry, error),
+                                       gives_up_at=Phase.STOPPING, fields={"entryId": entry.entry_id})
+        return settled
+
+    async def _dead_letter(self, entry: Entry, dispatch: streams_pb2.TaskDispatch) -> None:
+        used = entry.deliveries - 1
+        error = (f"poison task: delivered {used} times without finishing (each worker that took it died); "
+                 f"dead-lettered in {keys.DEADLETTER_STREAM}")
+        record: dict[Any, Any] = {**entry.fields, "entryId": entry.entry_id, "deliveries": used,
+                                  "consumer": self._stream.consumer, "deadLetteredAt": utc_now_iso(),
+                                  "error": error}
+        update: dict[Any, Any] = to_fields(build_update(dispatch, TaskOutcome.failed(error), used))
+        updates = updates_stream_of(dispatch)
+        async with self._stream.client.pipeline(transaction=False) as pipe:
+            pipe.xadd(keys.DEADLETTER_STREAM, record, maxlen=keys.DEADLETTER_MAXLEN, approximate=True)
+            pipe.xadd(updates, update)
+            pipe.expire(updates, self._ttl)
+            replies = await pipe.execute(raise_on_error=False)
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if errors:
+            raise RedisSettleError(f"redis refused the dead-letter record: {errors[0]}")
+        await self._stream.ack(entry.entry_id)
+
+    async def _report_and_ack(self, entry: Entry, error: str) -> None:
+        request_id = entry.fields.get("requestId", "")
+        if request_id:
+            update = streams_pb2.TaskUpdate(request_id=request_id, status=TaskStatus.FAILED, error=error)
+            fields: dict[Any, Any] = to_fields(update)
+            updates = entry.fields.get("updatesStream", "")
+            await self._stream.client.xadd(updates or keys.updates_stream(request_id), fields)
+        await self._stream.ack(entry.entry_id)
+
+    # -- batched outcomes --------------------------------------------------------------------------
+
+    async def _enqueue(self, entry_id: str, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome,
+                       deliveries: int) -> bool:
         pending = _Pending(entry_id, dispatch, outcome, deliveries)
         self._queue.append(pending)
         if self._flusher is None or self._flusher.done():
@@ -69,7 +162,7 @@ class Settler:
             else:
                 written.append((pending, bool(pending.outcome.completed and own[0])))
         if written:
-            await self._stream.ack_many([pending.entry_id for pending, _ in written])
+            await self._stream.ack(*[pending.entry_id for pending, _ in written])
         for pending, stored in written:
             pending.done.set_result(stored)
 

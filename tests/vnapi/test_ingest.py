@@ -174,3 +174,33 @@ async def test_departed_consumers_without_pending_entries_are_pruned(redis_clien
     assert removed == ["acked-all"]
     names = [c["name"] for c in await redis_client.xinfo_consumers(keys.INGEST_STREAM, keys.INGEST_GROUP)]
     assert names == [b"holds-one"]
+
+
+async def test_a_hand_over_still_running_after_the_grace_is_cancelled_and_its_entry_handed_back(
+    vnapi: RunningVnapi, fake_vnvs: tuple[FakeOrchestrator, str], redis_client: redis.Redis
+) -> None:
+    orchestrator, _ = fake_vnvs
+    orchestrator.hold = asyncio.Event()  # vnvs hangs: the call never answers
+    rid = (await vnapi.stub.Submit(submit_request(), timeout=5)).request_id
+    await wait_until(lambda: _true(rid in orchestrator.calls))
+    started = asyncio.get_running_loop().time()
+    vnapi.stop.set()
+    await asyncio.wait_for(vnapi.task, 10)
+    grace_s = vnapi.app.settings.shutdown_grace_ms / 1000
+    assert grace_s <= asyncio.get_running_loop().time() - started < grace_s + 3
+    [item] = await redis_client.xpending_range(keys.INGEST_STREAM, keys.INGEST_GROUP, "-", "+", 10)
+    # Handed back: it already looks idle, so a live vnapi takes it over without waiting.
+    assert item["time_since_delivered"] >= vnapi.app.settings.ingest_claim_idle_ms
+
+
+async def test_a_deleted_ingest_stream_is_recreated_and_entries_flow_again(
+    vnapi: RunningVnapi, fake_vnvs: tuple[FakeOrchestrator, str], redis_client: redis.Redis
+) -> None:
+    first = (await vnapi.stub.Submit(submit_request(), timeout=5)).request_id
+    await _settled(redis_client)
+    await redis_client.delete(keys.INGEST_STREAM)  # the stream and its group are gone (NOGROUP)
+    await asyncio.sleep(0.3)  # the consumer's next reads fail before the new entry exists
+    second = (await vnapi.stub.Submit(submit_request(), timeout=5)).request_id
+    await _settled(redis_client)
+    assert fake_vnvs[0].calls == [first, second]
+    assert not vnapi.task.done()

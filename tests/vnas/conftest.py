@@ -16,9 +16,9 @@ import redis.asyncio as redis
 from tests.conftest import RedisServer
 from vn.v1 import streams_pb2
 from vnas.consumer import TaskConsumer
-from vnas.executor import Executor, TaskContext
-from vnas.script import ScriptExecutor
+from vnas.executors import Executor, ScriptExecutor
 from vnas.settings import VnasSettings
+from vnas.task import TaskContext
 from vncommon import keys
 from vncommon.config import CommonSettings
 from vncommon.redisconn import create_redis
@@ -105,7 +105,7 @@ class Worker:
         return self.task
 
     async def stop(self) -> None:
-        self.consumer.stop()
+        self.consumer.stop_fetching()
         if self.task is not None:
             await asyncio.wait_for(self.task, 20)
 
@@ -137,7 +137,7 @@ async def make_worker(redis_server: RedisServer, tmp_path: Path) -> AsyncIterato
 
     yield factory
     for worker in made:
-        worker.consumer.stop()
+        worker.consumer.stop_fetching()
         if worker.task is not None:
             await asyncio.wait_for(asyncio.gather(worker.task, return_exceptions=True), 20)
         await worker.client.aclose()

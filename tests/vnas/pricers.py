@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from vnas.executor import TaskContext
+from vnas.task import TaskContext
 
 CALLS: list[str] = []
 

@@ -18,7 +18,7 @@ from tests.vnas.conftest import (
     read_updates,
     write_script,
 )
-from vnas.executor import PythonExecutor
+from vnas.executors import PythonExecutor
 from vncommon import keys
 
 RESULT_KEY = keys.task_result_key("req-1", 0, "1")
@@ -234,8 +234,8 @@ async def test_graceful_stop_lets_a_short_task_finish_within_the_grace(
 
 async def test_stop_before_run_returns_at_once(make_worker: WorkerFactory) -> None:
     worker = make_worker()
-    worker.consumer.stop()
-    worker.consumer.stop()
+    worker.consumer.stop_fetching()
+    worker.consumer.stop_fetching()
     await asyncio.wait_for(worker.consumer.run(), 5)
 
 
@@ -332,3 +332,48 @@ async def test_a_reclaimed_entry_within_its_budget_runs_and_reports_its_deliveri
     await make_worker(claim_idle_ms=50).consumer.run(drain=True)
     [update] = await read_updates(redis_client)
     assert (update.status, update.deliveries) == ("completed", 2)
+
+
+async def test_a_settle_redis_keeps_refusing_is_given_up_after_the_grace_and_its_entry_handed_back(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    # The updates stream name holds a string, so every settle is refused and retried.
+    blocked = "stream:task:updates:{req-1}"
+    await redis_client.set(blocked, "not a stream")
+    await dispatch(redis_client, updates=blocked)
+    worker = make_worker(shutdown_grace_ms=300, claim_idle_ms=5_000)
+    worker.start()
+
+    async def settle_was_tried() -> bool:
+        return await redis_client.exists(RESULT_KEY) == 1
+
+    await wait_until(settle_was_tried)
+    started = time.monotonic()
+    await worker.stop()
+    assert time.monotonic() - started < 5
+    assert worker.consumer.outcomes["completed"] == 0
+    [item] = await redis_client.xpending_range(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "-", "+", 1)
+    assert item["time_since_delivered"] >= 5_000
+
+
+async def test_a_deleted_dispatch_stream_is_recreated_and_the_worker_keeps_working(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    worker = make_worker()
+    worker.start()
+    await dispatch(redis_client, task_id="1")
+
+    async def first_done() -> bool:
+        return await redis_client.exists(RESULT_KEY) == 1
+
+    await wait_until(first_done)
+    await redis_client.delete(keys.DISPATCH_STREAM)  # the stream and its group are gone (NOGROUP)
+    await asyncio.sleep(0.3)
+    await dispatch(redis_client, task_id="2")
+
+    async def second_done() -> bool:
+        return await redis_client.exists(keys.task_result_key("req-1", 0, "2")) == 1
+
+    await wait_until(second_done)
+    assert worker.task is not None and not worker.task.done()
+    assert worker.consumer.outcomes["completed"] == 2

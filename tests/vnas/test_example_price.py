@@ -8,7 +8,7 @@ from lxml import etree
 
 from tests.conftest import ROOT
 from tests.vnas.conftest import CTX, TASK_XML, price_of
-from vnas.script import ScriptExecutor
+from vnas.executors.script import ScriptExecutor
 
 PRICE_SCRIPT = str(ROOT / "examples" / "price.py")
 

@@ -10,9 +10,9 @@ from lxml import etree
 
 from tests.vnas import pricers
 from tests.vnas.conftest import CTX, TASK_XML, price_of, write_script
-from vnas.executor import PythonExecutor, TaskFailed, build_executor, normalise_result
-from vnas.script import ScriptExecutor
+from vnas.executors import PythonExecutor, ScriptExecutor, build_executor, normalise_result
 from vnas.settings import VnasSettings
+from vnas.task import TaskFailed
 from vncommon.errors import ConfigError
 
 

@@ -10,7 +10,7 @@ from lxml import etree
 
 from tests.conftest import wait_until
 from tests.vnas.conftest import CTX, TASK_XML, price_of, process_alive, write_script
-from vnas.script import STDERR_TAIL_BYTES, ScriptExecutor
+from vnas.executors.script import STDERR_TAIL_BYTES, ScriptExecutor
 
 
 def file_exists(path: str) -> bool:

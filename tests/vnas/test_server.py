@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.vnas.conftest import TASK_XML, price_of, write_script
 from vn.v1 import task_pb2, task_pb2_grpc
-from vnas.script import ScriptExecutor
+from vnas.executors.script import ScriptExecutor
 from vnas.servicer import SERVICE_NAME, add_task_service
 from vncommon.grpcutil import ServiceServer, create_channel, decode_error
 

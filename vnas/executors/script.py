@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vnas import process
-from vnas.executor import TaskContext, TaskFailed, TaskOutcome, elapsed_ms, normalise_result
+from vnas.executors.result import normalise_result
+from vnas.task import TaskContext, TaskFailed, TaskOutcome, elapsed_ms
 
 STDERR_TAIL_BYTES = 2048
 # After a kill, how long to wait for the pipes to close before giving up on the rest of the output.

@@ -1,0 +1,87 @@
+"""The in-process executor (VNAS_EXECUTOR=python:package.module:function): no process per task."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from vnas.executors.result import normalise_result
+from vnas.task import TaskContext, TaskFailed, TaskOutcome, elapsed_ms
+from vncommon.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class PythonExecutor:
+    """Runs `package.module:function` in-process: no process per task, for pure-Python pricers.
+
+    The function takes the task XML bytes (and, if it has a second parameter or one named `ctx`, the
+    TaskContext) and returns result XML (bytes or str) or a number. Plain functions run in a worker
+    thread so they never stall the event loop; a thread cannot be killed, so on timeout the attempt fails
+    while the call finishes in the background.
+    """
+
+    def __init__(self, target: str, timeout_s: float) -> None:
+        self.target = target
+        self._function = load_function(target)
+        self._timeout_s = timeout_s
+        self._is_async = inspect.iscoroutinefunction(self._function)
+        self._wants_ctx = _wants_context(self._function)
+
+    async def run(self, ctx: TaskContext, task_xml: bytes) -> TaskOutcome:
+        started = time.monotonic()
+        try:
+            output = await asyncio.wait_for(self._call(ctx, task_xml), self._timeout_s)
+            result = normalise_result(task_xml, _as_bytes(output))
+        except TimeoutError:
+            error = f"{self.target} ran past VNAS_TASK_TIMEOUT_MS ({int(self._timeout_s * 1000)} ms)"
+            return TaskOutcome.failed(error, elapsed_ms(started))
+        except TaskFailed as exc:
+            return TaskOutcome.failed(f"{self.target}: {exc}", elapsed_ms(started))
+        except Exception as exc:
+            log.warning("in-process executor raised", exc_info=True, extra={"fields": ctx.log_fields()})
+            return TaskOutcome.failed(f"{self.target} raised {type(exc).__name__}: {exc}", elapsed_ms(started))
+        return TaskOutcome(True, result, elapsed_ms(started))
+
+    def _call(self, ctx: TaskContext, task_xml: bytes) -> Awaitable[Any]:
+        args: tuple[Any, ...] = (task_xml, ctx) if self._wants_ctx else (task_xml,)
+        if self._is_async:
+            return self._function(*args)  # type: ignore[no-any-return]
+        return asyncio.to_thread(self._function, *args)
+
+
+def _as_bytes(output: Any) -> bytes:
+    if isinstance(output, bytes):
+        return output
+    if isinstance(output, str):
+        return output.encode("utf-8")
+    if isinstance(output, (int, float)) and not isinstance(output, bool):
+        return repr(output).encode()
+    raise TaskFailed(f"returned {type(output).__name__}; expected XML (bytes or str) or a number")
+
+
+def _wants_context(function: Callable[..., Any]) -> bool:
+    try:
+        params = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def load_function(target: str) -> Callable[..., Any]:
+    """Import `package.module:function`; a failure is a configuration error naming VNAS_EXECUTOR."""
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"VNAS_EXECUTOR: cannot import {module_name!r}: {exc}") from exc
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ConfigError(f"VNAS_EXECUTOR: {module_name!r} has no callable {attribute!r}")
+    return function  # type: ignore[no-any-return]
