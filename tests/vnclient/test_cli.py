@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from tests.gateway.scripted import ScriptedVnapi, event
 from vn.v1 import valuation_pb2
 from vnclient import cli
 from vncommon.errors import RequestFailed, RequestNotFound, ResultNotReady
+from vnvs.hydration import preview
 
 VNML = b'<vnml><project name="p"><group name="g"><valuation name="v"/></group></project></vnml>'
 RESPONSE_XML = b'<vnml-response requestId="req-1" status="succeeded"/>'
@@ -201,11 +200,9 @@ def test_a_bad_vnapi_address_is_a_config_error(
     assert_one_line_error(capsys.readouterr().err, "VNAPI_ADDRESS")
 
 
-def test_hydrate_hands_every_argument_to_the_hydration_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hydrate_hands_every_argument_to_the_hydration_preview(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
-    fake = types.ModuleType("vnvs.hydrate_cli")
-    fake.main = lambda argv: seen.append(argv) or 7  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "vnvs.hydrate_cli", fake)
+    monkeypatch.setattr(preview, "main", lambda argv: seen.append(argv) or 7)
     assert cli.main(["hydrate", "request.xml", "--group", "2", "--help"]) == 7
     assert cli.main(["--address", "h:1", "hydrate", "x.xml"]) == 7
     assert seen == [["request.xml", "--group", "2", "--help"], ["x.xml"]]
