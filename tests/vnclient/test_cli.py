@@ -7,7 +7,9 @@ keeps serving on the test's loop.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,6 +166,22 @@ async def test_watch_exits_1_when_the_request_fails(
     assert await vn(vnapi, "watch", "req-1", "--json") == cli.EXIT_REQUEST_FAILED
     last = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert (last["status"], last["detail"]) == ("failed", {"error": "no curve"})
+
+
+class _ClosedPipe(io.StringIO):
+    """stdout whose reader has gone, as under `vn watch … | head -1`."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+async def test_a_reader_that_leaves_early_ends_the_command_quietly(
+    vnapi: ScriptedVnapi, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vnapi.service.watch_events = [event("req-1", "received", 1), event("req-1", "succeeded", 2)]
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert await vn(vnapi, "watch", "req-1") == cli.EXIT_OK
+    assert capsys.readouterr().err == ""
 
 
 async def test_watch_that_ends_without_a_terminal_event_is_an_error(

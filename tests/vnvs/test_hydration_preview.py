@@ -118,3 +118,12 @@ def test_a_reader_that_leaves_early_gets_no_traceback_and_every_file_is_still_wr
     assert first.startswith(b"=== group 0 (g) task 1 (v)")
     assert err == b""
     assert len(list((out_dir / "0").glob("*.xml"))) == 2000
+
+
+def test_the_preview_loads_no_service_code():
+    # The client imports the preview by name; it must not drag in Redis or the vnvs service with it.
+    service = ("redis", "vnvs.server", "vnvs.servicer", "vnvs.sequencer", "vnvs.dispatch", "vnvs.ledger")
+    probe = f"import sys; import vnclient.cli; from vnvs.hydration import preview; print([m for m in {service!r} "
+    probe += "if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, check=True, timeout=60)
+    assert done.stdout.strip() == b"[]"
