@@ -13,7 +13,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
-from vncommon import keys
+from vncommon import keys, trace
 from vncommon.errors import IdempotencyKeyReused, Unavailable
 from vncommon.streams import text, to_fields
 from vncommon.timeutil import utc_now_iso
@@ -48,10 +48,11 @@ class Submission:
     metadata: Mapping[str, str] = field(default_factory=dict)
     trace_id: str = ""
     received_at: str = field(default_factory=utc_now_iso)
+    sha256: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.xml).hexdigest()
+    def __post_init__(self) -> None:
+        # Hashed once: the claim, its release and the metadata all need it, and a body may be 10 MiB.
+        object.__setattr__(self, "sha256", hashlib.sha256(self.xml).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +62,6 @@ class Accepted:
     request_id: str
     trace_id: str
     deduplicated: bool = False
-
-
-def resolve_trace_id(trace_id: str, metadata: Mapping[str, str]) -> str:
-    """The caller's trace id, else an X-Trace-Id metadata entry, else a new one."""
-    if trace_id:
-        return trace_id
-    for name, value in metadata.items():
-        if name.lower() == "x-trace-id" and value:
-            return value
-    return uuid.uuid4().hex
 
 
 class Intake:
@@ -83,7 +74,8 @@ class Intake:
     async def submit(self, submission: Submission, request_id: str | None = None) -> Accepted:
         """Store the submission under `request_id` (or a new id), or return the earlier one with its key."""
         request_id = request_id or new_request_id()
-        trace_id = resolve_trace_id(submission.trace_id, submission.metadata)
+        # The trace_id field first (the gateway always fills it), then a kept X-Trace-Id header.
+        trace_id = trace.resolve_trace_id(submission.trace_id, trace.from_metadata(submission.metadata))
         if submission.idempotency_key:
             earlier = await self._claim(submission, request_id)
             if earlier is not None:

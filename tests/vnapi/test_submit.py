@@ -6,13 +6,17 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import pytest
 import redis.asyncio as redis
 
 from tests.conftest import wait_until
 from tests.vnapi.conftest import RunningVnapi
 from tests.vnapi.support import RESPONSE_XML, VALID_XML, FakeOrchestrator, VnvsStandIn, submit_request
 from vn.v1 import streams_pb2, valuation_pb2
+from vnapi import intake
+from vnapi.intake import Intake, Submission
 from vnapi.settings import VnapiSettings
 from vncommon import keys
 from vncommon.streams import from_fields
@@ -85,6 +89,18 @@ async def test_a_trace_id_is_generated_when_the_caller_sends_none(
     assert trace and len(trace) == 32
 
 
+@pytest.mark.parametrize(("field", "header", "expected"), [
+    ("", "t-from-header", "t-from-header"),
+    ("not usable", "t-from-header", "t-from-header"),
+    ("t-field", "t-from-header", "t-field"),
+])
+async def test_the_trace_id_follows_the_gateways_rule(
+    vnapi: RunningVnapi, redis_client: redis.Redis, field: str, header: str, expected: str
+) -> None:
+    answer = await vnapi.stub.Submit(submit_request(trace_id=field, metadata={"x-trace-id": header}), timeout=5)
+    assert await redis_client.hget(keys.request_state_key(answer.request_id), "traceId") == expected.encode()
+
+
 async def test_sync_submit_returns_response_bytes_identical_to_get_results(
     vnapi: RunningVnapi, fake_vnvs: tuple[FakeOrchestrator, str], vnvs: VnvsStandIn, redis_client: redis.Redis
 ) -> None:
@@ -144,3 +160,23 @@ async def test_sync_submit_of_a_request_that_finished_before_the_wait_began_answ
     answer = await vnapi.stub.Submit(submit_request(idempotency_key="done", sync=True), timeout=5)
     assert answer.deduplicated and answer.request_id == first.request_id
     assert answer.status == valuation_pb2.REQUEST_STATUS_SUCCEEDED and answer.response_xml == RESPONSE_XML
+
+
+async def test_the_body_is_hashed_once_however_often_its_digest_is_used(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[int] = []
+    real_sha256 = hashlib.sha256
+
+    def counting_sha256(data: bytes) -> Any:
+        hashed.append(len(data))
+        return real_sha256(data)
+
+    monkeypatch.setattr(intake.hashlib, "sha256", counting_sha256)
+    submission = Submission(xml=VALID_XML, group_count=2, idempotency_key="once")
+    store = Intake(redis_client, 60)
+    first = await store.submit(submission)
+    again = await store.submit(submission)  # the claim compares digests with the stored one
+    assert again.deduplicated and again.request_id == first.request_id
+    assert hashed == [len(VALID_XML)]
+    assert submission.sha256 == hashlib.sha256(VALID_XML).hexdigest()
