@@ -149,11 +149,7 @@ class Intake:
             "groupCount": submission.group_count, "currentGroup": 0, "retryCount": 0,
             "receivedAt": submission.received_at, "submittedAt": submitted_at, "traceId": trace_id,
         }
-        entry = streams_pb2.IngestEntry(
-            request_id=request_id, xml_key=xml_key, response_key=response_key, metadata_key=metadata_key,
-            group_count=submission.group_count, submitted_at=submitted_at, trace_id=trace_id,
-        )
-        fields: dict[Any, Any] = to_fields(entry)
+        fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(request_id=request_id, trace_id=trace_id))
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(xml_key, submission.xml)
             pipe.hset(metadata_key, mapping=metadata)
