@@ -87,8 +87,10 @@ def _check_children(parent: etree._Element) -> None:
 
 
 def _check_structure_name(element: etree._Element) -> None:
+    if not str(element.tag).startswith("{"):
+        return  # no namespace: the common case, decided without building a QName
     qname = etree.QName(element)
-    if qname.namespace is not None and qname.localname in _STRUCTURE:
+    if qname.localname in _STRUCTURE:
         raise _invalid(
             element,
             f"<{_name(element)}> is in namespace {qname.namespace!r}; VNML elements must be in no namespace "
