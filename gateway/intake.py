@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -12,9 +11,7 @@ from vncommon.errors import EmptyBody, InvalidArgument, PayloadTooLarge, Unsuppo
 
 XML_CONTENT_TYPES = frozenset({"application/xml", "text/xml"})
 MAX_IDEMPOTENCY_KEY_CHARS = 255
-MAX_TRACE_ID_CHARS = 128
 READ_CHUNK_BYTES = 64 * 1024
-TRACE_HEADER = "X-Trace-Id"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
@@ -52,14 +49,6 @@ def forwarded_metadata(headers: CIMultiDictProxy[str]) -> dict[str, str]:
         first = lowered.setdefault(name.lower(), name)
         metadata[first] = f"{metadata[first]}, {value}" if first in metadata else value
     return metadata
-
-
-def trace_id(headers: CIMultiDictProxy[str]) -> str:
-    """The caller's X-Trace-Id when usable (1-128 visible ASCII characters); a fresh one otherwise."""
-    sent = headers.get(TRACE_HEADER, "").strip()
-    if 0 < len(sent) <= MAX_TRACE_ID_CHARS and all("!" <= ch <= "~" for ch in sent):
-        return sent
-    return uuid.uuid4().hex
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

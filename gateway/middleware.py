@@ -11,12 +11,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.errors import Unauthenticated, error_response, http_error_response
-from gateway.intake import TRACE_HEADER, trace_id
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from vnclient import ValuationClient
 from vncommon.errors import VnError
 from vncommon.logs import log_context
+from vncommon.trace import TRACE_HEADER, resolve_trace_id
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.requests")
@@ -46,7 +46,7 @@ def _request_id(request: web.Request) -> str | None:
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Attach the trace id, echo it back, and write one log line and one metric sample per request."""
     started = time.perf_counter()
-    request[TRACE_ID] = trace_id(request.headers)
+    request[TRACE_ID] = resolve_trace_id(request.headers.get(TRACE_HEADER, ""))
     status = CLIENT_CLOSED_REQUEST
     try:
         with log_context(traceId=request[TRACE_ID]):

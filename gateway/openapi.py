@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.intake import MAX_IDEMPOTENCY_KEY_CHARS, MAX_TRACE_ID_CHARS
+from gateway.intake import MAX_IDEMPOTENCY_KEY_CHARS
 from gateway.settings import GatewaySettings
 from vncommon.state import JSON_STATUSES, Status, SubmitAnswer
+from vncommon.trace import MAX_TRACE_ID_CHARS
 
 OPENAPI_VERSION = "3.0.3"
 Doc = dict[str, Any]

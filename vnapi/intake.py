@@ -13,7 +13,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
-from vncommon import keys
+from vncommon import keys, trace
 from vncommon.errors import IdempotencyKeyReused, Unavailable
 from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import text, to_fields
@@ -49,10 +49,11 @@ class Submission:
     metadata: Mapping[str, str] = field(default_factory=dict)
     trace_id: str = ""
     received_at: str = field(default_factory=utc_now_iso)
+    sha256: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.xml).hexdigest()
+    def __post_init__(self) -> None:
+        # Hashed once: the claim, its release and the metadata all need it, and a body may be 10 MiB.
+        object.__setattr__(self, "sha256", hashlib.sha256(self.xml).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +63,6 @@ class Accepted:
     request_id: str
     trace_id: str
     deduplicated: bool = False
-
-
-def resolve_trace_id(trace_id: str, metadata: Mapping[str, str]) -> str:
-    """The caller's trace id, else an X-Trace-Id metadata entry, else a new one."""
-    if trace_id:
-        return trace_id
-    for name, value in metadata.items():
-        if name.lower() == "x-trace-id" and value:
-            return value
-    return uuid.uuid4().hex
 
 
 class Intake:
@@ -84,7 +75,8 @@ class Intake:
     async def submit(self, submission: Submission, request_id: str | None = None) -> Accepted:
         """Store the submission under `request_id` (or a new id), or return the earlier one with its key."""
         request_id = request_id or new_request_id()
-        trace_id = resolve_trace_id(submission.trace_id, submission.metadata)
+        # The trace_id field first (the gateway always fills it), then a kept X-Trace-Id header.
+        trace_id = trace.resolve_trace_id(submission.trace_id, trace.from_metadata(submission.metadata))
         if submission.idempotency_key:
             earlier = await self._claim(submission, request_id)
             if earlier is not None:
@@ -159,11 +151,7 @@ class Intake:
             h.group_count: submission.group_count, h.current_group: 0, h.retry_count: 0,
             h.received_at: submission.received_at, h.submitted_at: submitted_at, h.trace_id: trace_id,
         }
-        entry = streams_pb2.IngestEntry(
-            request_id=request_id, xml_key=xml_key, response_key=response_key, metadata_key=metadata_key,
-            group_count=submission.group_count, submitted_at=submitted_at, trace_id=trace_id,
-        )
-        fields: dict[Any, Any] = to_fields(entry)
+        fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(request_id=request_id, trace_id=trace_id))
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(xml_key, submission.xml)
             pipe.hset(metadata_key, mapping=metadata)

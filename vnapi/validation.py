@@ -1,14 +1,13 @@
 """Checks a submission must pass before anything is stored (SPEC sections 4, 7 and 10).
 
 The order matters: cheap checks first (size, content type, key), then parsing, then the VNML shape,
-so that an oversized body is never parsed.
+so that an oversized body is never parsed. The VNML shape is `vncommon.vnml`'s, the same one vnvs runs.
 """
 
 from __future__ import annotations
 
-from lxml import etree
-
-from vncommon.errors import EmptyBody, InvalidArgument, InvalidVnml, PayloadTooLarge, UnsupportedMediaType
+from vncommon.errors import EmptyBody, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
+from vncommon.vnml import count_groups
 from vncommon.xmlsafe import parse_xml
 
 ALLOWED_CONTENT_TYPES = frozenset({"application/xml", "text/xml"})
@@ -49,37 +48,3 @@ def check_idempotency_key(key: str) -> None:
         )
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
         raise InvalidArgument("the idempotency key contains control characters", {"field": "idempotency_key"})
-
-
-def count_groups(root: etree._Element) -> int:
-    """Check the VNML shape: root vnml, one project, groups each holding at least one valuation."""
-    if _local_name(root) != "vnml":
-        raise _invalid(root, f"the root element is <{_local_name(root)}>, expected <vnml>")
-    projects = _children(root, "project")
-    if len(projects) != 1:
-        raise _invalid(root, f"<vnml> must hold exactly one <project>, found {len(projects)}")
-    project = projects[0]
-    groups = _children(project, "group")
-    if not groups:
-        raise _invalid(project, "the <project> holds no <group>")
-    for position, group in enumerate(groups, start=1):
-        if not _children(group, "valuation"):
-            name = group.get("name", "")
-            label = f" {name!r}" if name else ""
-            raise _invalid(group, f"group {position}{label} holds no <valuation>")
-    return len(groups)
-
-
-def _children(parent: etree._Element, name: str) -> list[etree._Element]:
-    # Comments and processing instructions have a non-string tag; they are not elements of the model.
-    return [child for child in parent if isinstance(child.tag, str) and _local_name(child) == name]
-
-
-def _local_name(element: etree._Element) -> str:
-    return str(etree.QName(element).localname)
-
-
-def _invalid(element: etree._Element, message: str) -> InvalidVnml:
-    line = element.sourceline or 1
-    path = element.getroottree().getpath(element)
-    return InvalidVnml(f"{message} (line {line})", {"line": str(line), "element": path})

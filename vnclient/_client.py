@@ -32,7 +32,6 @@ DEFAULT_SYNC_WAIT_S = 120.0
 SYNC_DEADLINE_MARGIN_S = 10.0
 DEFAULT_WATCH_TIMEOUT_S = 24 * 3600.0
 VALUATION_SERVICE = valuation_pb2.DESCRIPTOR.services_by_name["ValuationService"].full_name
-TRACE_METADATA_KEY = "x-trace-id"
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
@@ -110,10 +109,7 @@ class ValuationClient:
         )
         if timeout is None:
             timeout = self.settings.sync_timeout_s if sync else self.settings.call_timeout_s
-        call_metadata = ((TRACE_METADATA_KEY, trace_id),) if trace_id else None
-        response: valuation_pb2.SubmitResponse = await self._unary(
-            self._stub.Submit, request, timeout, call_metadata
-        )
+        response: valuation_pb2.SubmitResponse = await self._unary(self._stub.Submit, request, timeout)
         return response
 
     async def status(
@@ -160,13 +156,8 @@ class ValuationClient:
         method: Any,
         request: Any,
         deadline_s: float | None,
-        metadata: tuple[tuple[str, str], ...] | None = None,
     ) -> Any:
         try:
-            return await method(
-                request,
-                timeout=deadline_s if deadline_s is not None else self.settings.call_timeout_s,
-                metadata=metadata,
-            )
+            return await method(request, timeout=deadline_s if deadline_s is not None else self.settings.call_timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise translate_error(exc) from exc

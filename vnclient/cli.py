@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import os
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from vn.v1 import valuation_pb2
 from vnclient._client import ClientSettings, ValuationClient
 from vnclient.convert import event_line, event_to_dict, parse_detail, status_to_dict
+from vncommon import stdout
 from vncommon.errors import ConfigError, DeadlineExceeded, RequestFailed, ResultNotReady, Unavailable, VnError
 from vncommon.state import Status, is_terminal
 
@@ -181,13 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _hydrate(argv: list[str]) -> int:
-    # Imported on use: the hydration engine (lxml, boto3) is not needed by the other commands.
-    try:
-        module = importlib.import_module("vnvs.hydrate_cli")
-    except ImportError as exc:
-        _error(f"hydrate is not available: {exc}")
-        return EXIT_USAGE
-    return int(module.main(argv) or 0)
+    # Imported on use, by name: the other commands need no hydration engine and start faster without it.
+    from vnvs.hydration import preview
+
+    return preview.main(argv)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace | int:
@@ -217,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VnError as exc:
         _error(_describe(exc))
         return _exit_code(exc)
+    except BrokenPipeError:
+        # The reader of stdout left early (`vn watch … | head -1`): it has what it wanted.
+        stdout.silence()
+        return EXIT_OK
     except OSError as exc:
         _error(f"IO: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         return EXIT_IO

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import grpc
 from lxml import etree
 
+from vncommon import vnml
 from vncommon.errors import MalformedXml, VnError
 from vncommon.state import Status
 from vncommon.xmlsafe import parse_xml, serialize
@@ -24,8 +25,7 @@ class InvalidResult(VnError):
 
 
 def _groups(root: etree._Element) -> list[etree._Element]:
-    project = root.find("project")
-    return [] if project is None else project.findall("group")
+    return vnml.groups_of(root)
 
 
 def result_valuation(result: bytes, group_index: int, position: int) -> etree._Element:
@@ -54,7 +54,7 @@ def _check_group(root: etree._Element, group_index: int) -> etree._Element:
 
 
 def _valuations(group: etree._Element) -> list[etree._Element]:
-    return [child for child in group if isinstance(child.tag, str) and child.tag == "valuation"]
+    return vnml.valuations_of(group)
 
 
 def apply_results(root: etree._Element, group_index: int, results: Sequence[bytes]) -> None:

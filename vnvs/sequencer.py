@@ -17,7 +17,7 @@ import redis.asyncio as redis
 from lxml import etree
 
 from vn.v1 import streams_pb2
-from vncommon import keys
+from vncommon import keys, vnml
 from vncommon.errors import TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
@@ -79,7 +79,9 @@ class RequestRun:
         root = await self._cpu(parse_xml, xml, XmlLimits(), "request")
         engine = HydrationEngine(self._settings.hydration, self.request_id)
         await self._cpu(engine.prepare, root)
-        group_count = len(root.findall("project/group"))
+        # Counted by the rule vnapi checked at submit, after hrefs had their say: a request runs whole or
+        # fails naming the reason, never as fewer groups than it holds.
+        group_count = vnml.count_groups(root)
         self._task_counts = [0] * group_count
         results: list[bytes] = []
         for group_index in range(group_count):

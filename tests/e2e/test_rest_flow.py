@@ -68,6 +68,11 @@ async def test_rest_error_rows_against_the_real_mesh(start_mesh: MeshFactory, tm
             assert response.status == 400
             error = await response.json()
             assert error["line"] == 2 and "column" in error and error["message"]
+        namespaced = b'<vnml xmlns="urn:x"><project><group><valuation name="v"/></group></project></vnml>'
+        async with http.post(f"{mesh.http}/valuation?sync=Y", data=namespaced, headers=XML) as response:
+            assert response.status == 400  # not a 200 with an empty <vnml-response>
+            error = await response.json()
+            assert error["reason"] == "INVALID_VNML" and "no namespace" in error["message"]
         async with http.post(f"{mesh.http}/valuation", data=body, headers={"Content-Type": "text/plain"}) as r:
             assert r.status == 415
         async with http.post(f"{mesh.http}/valuation", data=body, headers={**XML, "Idempotency-Key": "k1"}) as r:

@@ -52,6 +52,9 @@ class ScriptedValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         self.results_answer: Answer = VnError("no results scripted")
         self.watch_events: list[streams_pb2.LifecycleEvent] = []
         self.watch_error: VnError | None = None
+        # With watch_hold, Watch stays open after its events until the caller cancels it, and says so.
+        self.watch_hold = False
+        self.watch_cancelled = asyncio.Event()
         self.received: list[Received] = []
 
     def _record(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
@@ -83,6 +86,12 @@ class ScriptedValuationService(valuation_pb2_grpc.ValuationServiceServicer):
             yield valuation_pb2.WatchResponse(event=event)
         if self.watch_error is not None:
             raise self.watch_error
+        if self.watch_hold:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.watch_cancelled.set()
+                raise
 
 
 @dataclass

@@ -256,7 +256,17 @@ async def test_trace_id_is_forwarded_to_vnapi_and_echoed_back(
     [call] = vnapi.service.calls("Submit")
     assert call.request.trace_id == "trace-abc"
     assert call.request.metadata["X-Trace-Id"] == "trace-abc"
-    assert call.metadata["x-trace-id"] == "trace-abc"
+    assert "x-trace-id" not in call.metadata
+
+
+@pytest.mark.parametrize("sent", ["two words", "t" * 129, "caf\u00e9"])
+async def test_an_unusable_trace_id_is_replaced_by_a_fresh_one(
+    gateway: TestClient[Any, Any], vnapi: ScriptedVnapi, sent: str
+) -> None:
+    response = await gateway.post("/valuation", data=VNML, headers={**XML, "X-Trace-Id": sent})
+    generated = response.headers["X-Trace-Id"]
+    assert generated != sent and len(generated) == 32
+    assert vnapi.service.calls("Submit")[0].request.trace_id == generated
 
 
 async def test_missing_trace_id_is_generated_forwarded_and_echoed_back(

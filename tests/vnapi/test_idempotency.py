@@ -26,11 +26,13 @@ async def test_the_same_key_sent_20_times_concurrently_gives_one_request_and_one
     assert await redis_client.xlen(keys.INGEST_STREAM) == 1
     assert len(await redis_client.keys("state:request:*")) == 1
 
-    async def handed_over() -> bool:
-        return len(fake_vnvs[0].calls) >= 1
+    async def every_entry_handled() -> bool:
+        # Delivered and acknowledged: the ingest consumer is done with the stream, so no call is still to come.
+        groups = await redis_client.xinfo_groups(keys.INGEST_STREAM)
+        summary = await redis_client.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP) if groups else None
+        return bool(groups) and int(groups[0]["entries-read"] or 0) >= 1 and int(summary["pending"]) == 0
 
-    await wait_until(handed_over)
-    await asyncio.sleep(0.2)
+    await wait_until(every_entry_handled)
     assert fake_vnvs[0].calls == [answers[0].request_id]
 
 

@@ -95,11 +95,13 @@ async def test_already_running_and_already_finished_outcomes_are_acked_too(
     vnapi: RunningVnapi, fake_vnvs: tuple[FakeOrchestrator, str], redis_client: redis.Redis
 ) -> None:
     fake_vnvs[0].outcome = orchestrator_pb2.ORCHESTRATE_OUTCOME_ALREADY_RUNNING
-    await vnapi.stub.Submit(submit_request(), timeout=5)
+    running = (await vnapi.stub.Submit(submit_request(), timeout=5)).request_id
     await _settled(redis_client, 1)
     fake_vnvs[0].outcome = orchestrator_pb2.ORCHESTRATE_OUTCOME_ALREADY_FINISHED
-    await vnapi.stub.Submit(submit_request(), timeout=5)
+    finished = (await vnapi.stub.Submit(submit_request(), timeout=5)).request_id
     await _settled(redis_client, 2)
+    assert fake_vnvs[0].calls == [running, finished]  # each taken at its first answer, none retried
+    assert await _pending(redis_client) == 0
 
 
 async def test_an_unspecified_outcome_is_not_taken_as_responsibility(
@@ -169,7 +171,12 @@ async def test_departed_consumers_without_pending_entries_are_pruned(redis_clien
     await redis_client.xreadgroup(keys.INGEST_GROUP, "holds-one", {keys.INGEST_STREAM: ">"}, count=1)
     await redis_client.xreadgroup(keys.INGEST_GROUP, "acked-all", {keys.INGEST_STREAM: ">"}, count=1)
     await redis_client.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, second)
-    await asyncio.sleep(0.05)
+
+    async def both_idle() -> bool:
+        consumers = await redis_client.xinfo_consumers(keys.INGEST_STREAM, keys.INGEST_GROUP)
+        return all(int(consumer["idle"]) > 10 for consumer in consumers)
+
+    await wait_until(both_idle)
     removed = await prune_consumers(redis_client, keys.INGEST_STREAM, keys.INGEST_GROUP, idle_ms=10)
     assert removed == ["acked-all"]
     names = [c["name"] for c in await redis_client.xinfo_consumers(keys.INGEST_STREAM, keys.INGEST_GROUP)]

@@ -6,6 +6,7 @@ import grpc
 import pytest
 import redis.asyncio as redis
 
+from tests.common.vnml_documents import ACCEPTED, REFUSED, Case
 from tests.vnapi.conftest import RunningVnapi
 from tests.vnapi.support import VALID_XML, submit_request
 from vnapi.validation import check_submission
@@ -113,3 +114,25 @@ def test_a_group_fanned_out_with_use_counts_as_written() -> None:
 def test_comments_between_groups_are_not_elements() -> None:
     xml = b"<vnml><project><!-- c --><?pi x?><group><!-- c --><valuation/></group></project></vnml>"
     assert check_submission(xml, "", "", LIMIT) == 1
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=lambda case: case.name)
+def test_a_namespaced_vnml_element_is_invalid_vnml_saying_so(case: Case) -> None:
+    with pytest.raises(InvalidVnml) as caught:
+        check_submission(case.xml, "", "", LIMIT)
+    assert all(words in caught.value.message for words in case.refusal)
+    assert caught.value.metadata["line"] == str(case.line)
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=lambda case: case.name)
+def test_foreign_namespace_content_does_not_change_the_group_count(case: Case) -> None:
+    assert check_submission(case.xml, "", "", LIMIT) == case.groups
+
+
+async def test_a_request_in_a_default_namespace_is_refused_before_anything_is_stored(
+    vnapi: RunningVnapi, redis_client: redis.Redis
+) -> None:
+    code, error = await _refusal(vnapi, xml=REFUSED[0].xml)
+    assert (code, error.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_VNML")
+    assert "no namespace" in error.message
+    assert await redis_client.xlen(keys.INGEST_STREAM) == 0

@@ -24,6 +24,12 @@ from vncommon import keys
 RESULT_KEY = keys.task_result_key("req-1", 0, "1")
 
 
+async def _idle_at_least(client: redis.Redis, idle_ms: int) -> bool:
+    """True once every pending dispatch entry has been idle for `idle_ms`, so a reclaim may take it."""
+    pending = await client.xpending_range(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "-", "+", 100)
+    return bool(pending) and all(item["time_since_delivered"] >= idle_ms for item in pending)
+
+
 async def test_a_dispatched_entry_is_executed_stored_reported_and_acknowledged(
     redis_client: redis.Redis, make_worker: WorkerFactory
 ) -> None:
@@ -139,7 +145,7 @@ async def test_an_entry_left_idle_by_a_dead_consumer_is_reclaimed_and_run(
     # Not idle long enough yet: a drain must leave it alone.
     await worker.consumer.run(drain=True)
     assert await redis_client.exists(RESULT_KEY) == 0
-    await asyncio.sleep(0.25)
+    await wait_until(lambda: _idle_at_least(redis_client, 200))
     worker = make_worker(claim_idle_ms=200)
     await worker.consumer.run(drain=True)
     assert price_of(await redis_client.get(RESULT_KEY)) == "101.25"
@@ -232,11 +238,18 @@ async def test_graceful_stop_lets_a_short_task_finish_within_the_grace(
     assert update.status == "completed"
 
 
-async def test_stop_before_run_returns_at_once(make_worker: WorkerFactory) -> None:
+async def test_stop_before_run_returns_at_once_without_taking_work(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await dispatch(redis_client)
     worker = make_worker()
     worker.consumer.stop_fetching()
-    worker.consumer.stop_fetching()
+    worker.consumer.stop_fetching()  # a second stop is harmless
     await asyncio.wait_for(worker.consumer.run(), 5)
+    assert sum(worker.consumer.outcomes.values()) == 0
+    assert await redis_client.exists(RESULT_KEY) == 0 and await read_updates(redis_client) == []
+    groups = await redis_client.xinfo_groups(keys.DISPATCH_STREAM)
+    assert all(int(group["entries-read"] or 0) == 0 for group in groups)  # the entry was never delivered
 
 
 async def test_the_worker_survives_a_redis_restart(
@@ -271,6 +284,9 @@ async def test_the_worker_survives_a_redis_restart(
         return await redis_client.exists(keys.task_result_key("req-1", 0, "2")) == 1
 
     await wait_until(second_done, timeout=20)
+    # The restarted Redis kept nothing (no persistence), so only the second task's update is there.
+    [update] = await read_updates(redis_client)
+    assert (update.task_id, update.status) == ("2", "completed")
 
 
 async def test_the_in_process_executor_runs_through_the_same_loop(
@@ -282,7 +298,7 @@ async def test_the_in_process_executor_runs_through_the_same_loop(
     assert price_of(await redis_client.get(RESULT_KEY)) == "100.13"
 
 
-async def test_a_thousand_task_group_runs_at_hundreds_of_tasks_per_second(
+async def test_a_thousand_task_group_drains_with_every_task_completed_once(
     redis_client: redis.Redis, make_worker: WorkerFactory, tmp_path: Path
 ) -> None:
     script = write_script(tmp_path, "echo 100")
@@ -294,11 +310,12 @@ async def test_a_thousand_task_group_runs_at_hundreds_of_tasks_per_second(
     for task in range(1000):
         await dispatch(redis_client, task_id=str(task), xml=None)
     worker = make_worker(script=script, concurrency=4)
-    started = time.monotonic()
+    # Speed is the benchmark's to measure (`make bench`, script_1x1000), not this test's to assert.
     await worker.consumer.run(drain=True)
-    rate = 1000 / (time.monotonic() - started)
     assert worker.consumer.outcomes["completed"] == 1000, worker.consumer.outcomes
-    assert rate > 100, f"{rate:.0f} tasks/s"
+    assert await pending_count(redis_client) == 0
+    updates = await read_updates(redis_client)
+    assert sorted(int(update.task_id) for update in updates) == list(range(1000))
 
 
 async def test_an_entry_delivered_beyond_its_budget_is_dead_lettered_not_run(
@@ -309,7 +326,7 @@ async def test_an_entry_delivered_beyond_its_budget_is_dead_lettered_not_run(
     # Two workers took the entry and died before settling it (two deliveries used up).
     await redis_client.xreadgroup(keys.DISPATCH_GROUP, "dead-1", {keys.DISPATCH_STREAM: ">"}, count=1)
     await redis_client.xautoclaim(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "dead-2", 0, "0-0")
-    await asyncio.sleep(0.06)
+    await wait_until(lambda: _idle_at_least(redis_client, 50))
     worker = make_worker(claim_idle_ms=50)
     await worker.consumer.run(drain=True)
     assert await redis_client.exists(RESULT_KEY) == 0
@@ -328,7 +345,7 @@ async def test_a_reclaimed_entry_within_its_budget_runs_and_reports_its_deliveri
     await dispatch(redis_client, max_deliveries=3)
     await redis_client.xgroup_create(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, id="0", mkstream=True)
     await redis_client.xreadgroup(keys.DISPATCH_GROUP, "dead-worker", {keys.DISPATCH_STREAM: ">"}, count=1)
-    await asyncio.sleep(0.06)
+    await wait_until(lambda: _idle_at_least(redis_client, 50))
     await make_worker(claim_idle_ms=50).consumer.run(drain=True)
     [update] = await read_updates(redis_client)
     assert (update.status, update.deliveries) == ("completed", 2)

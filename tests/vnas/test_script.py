@@ -120,13 +120,15 @@ async def test_cancelling_a_run_kills_the_script_and_its_children(tmp_path: Path
 
     await wait_until(child_started)
     run.cancel()
-    await asyncio.gather(run, return_exceptions=True)
+    [ended] = await asyncio.gather(run, return_exceptions=True)
+    assert isinstance(ended, asyncio.CancelledError)  # cancelled, not turned into an outcome
     child = int(pid_file.read_text())
 
     async def child_gone() -> bool:
         return not process_alive(child)
 
     await wait_until(child_gone, timeout=5)
+    assert not process_alive(child)
 
 
 async def test_env_argv_and_stdin_reach_the_script(tmp_path: Path) -> None:

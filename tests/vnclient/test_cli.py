@@ -7,9 +7,9 @@ keeps serving on the test's loop.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from tests.gateway.scripted import ScriptedVnapi, event
 from vn.v1 import valuation_pb2
 from vnclient import cli
 from vncommon.errors import RequestFailed, RequestNotFound, ResultNotReady
+from vnvs.hydration import preview
 
 VNML = b'<vnml><project name="p"><group name="g"><valuation name="v"/></group></project></vnml>'
 RESPONSE_XML = b'<vnml-response requestId="req-1" status="succeeded"/>'
@@ -167,6 +168,22 @@ async def test_watch_exits_1_when_the_request_fails(
     assert (last["status"], last["detail"]) == ("failed", {"error": "no curve"})
 
 
+class _ClosedPipe(io.StringIO):
+    """stdout whose reader has gone, as under `vn watch … | head -1`."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+async def test_a_reader_that_leaves_early_ends_the_command_quietly(
+    vnapi: ScriptedVnapi, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vnapi.service.watch_events = [event("req-1", "received", 1), event("req-1", "succeeded", 2)]
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert await vn(vnapi, "watch", "req-1") == cli.EXIT_OK
+    assert capsys.readouterr().err == ""
+
+
 async def test_watch_that_ends_without_a_terminal_event_is_an_error(
     vnapi: ScriptedVnapi, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -201,11 +218,9 @@ def test_a_bad_vnapi_address_is_a_config_error(
     assert_one_line_error(capsys.readouterr().err, "VNAPI_ADDRESS")
 
 
-def test_hydrate_hands_every_argument_to_the_hydration_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hydrate_hands_every_argument_to_the_hydration_preview(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
-    fake = types.ModuleType("vnvs.hydrate_cli")
-    fake.main = lambda argv: seen.append(argv) or 7  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "vnvs.hydrate_cli", fake)
+    monkeypatch.setattr(preview, "main", lambda argv: seen.append(argv) or 7)
     assert cli.main(["hydrate", "request.xml", "--group", "2", "--help"]) == 7
     assert cli.main(["--address", "h:1", "hydrate", "x.xml"]) == 7
     assert seen == [["request.xml", "--group", "2", "--help"], ["x.xml"]]

@@ -56,7 +56,7 @@ async def test_submit_sends_every_field_and_returns_the_response(
     sent = call.request
     assert (sent.xml, sent.sync, sent.idempotency_key, dict(sent.metadata), sent.content_type, sent.trace_id) == (
         VNML, True, "k-1", {"X-Desk": "7"}, "text/xml", "trace-1")
-    assert call.metadata["x-trace-id"] == "trace-1"
+    assert "x-trace-id" not in call.metadata  # the field is the one carrier; nobody reads call metadata
 
 
 async def test_every_call_carries_a_deadline(client: ValuationClient, vnapi: ScriptedVnapi) -> None:
@@ -135,10 +135,14 @@ async def test_watch_raises_the_servers_error_as_its_class(client: ValuationClie
 
 async def test_leaving_a_watch_early_ends_the_stream(client: ValuationClient, vnapi: ScriptedVnapi) -> None:
     vnapi.service.watch_events = [event("r", "received", 1), event("r", "started", 2)]
+    vnapi.service.watch_hold = True  # the server would stream on until the request ends
     stream = client.watch("r")
-    async for _ in stream:
-        break
+    first = await anext(stream)
     await asyncio.wait_for(stream.aclose(), timeout=2)
+    assert first.status == "received"
+    await asyncio.wait_for(vnapi.service.watch_cancelled.wait(), timeout=5)  # the server stream was stopped
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
 
 
 async def test_check_health_reports_serving_and_not_serving(

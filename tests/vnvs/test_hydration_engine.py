@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,11 @@ def test_settings_are_read_from_the_environment(tmp_path: Path):
 def test_a_bad_setting_raises_config_error_naming_the_variable(name: str, value: str):
     with pytest.raises(ConfigError, match=name):
         HydrationSettings.from_env({name: value})
+
+
+def test_the_hydrated_group_log_line_carries_its_fields(hydrate, caplog: pytest.LogCaptureFixture):
+    root = make_request('<group name="g"><valuation name="a"/><valuation name="b"/></group>')
+    with caplog.at_level(logging.INFO, logger="vnvs.hydration.engine"):
+        hydrate(root)
+    [record] = [r for r in caplog.records if r.getMessage() == "hydrated group"]
+    assert record.fields == {"groupIndex": 0, "tasks": 2}  # type: ignore[attr-defined]

@@ -1,11 +1,14 @@
 """The orchestrator lease against a real Redis: one holder, renewal, release, hand-over, orphans."""
 
-import asyncio
-
 import redis.asyncio as redis
 
+from tests.conftest import wait_until
 from vncommon import keys
 from vnvs.lease import Lease, orphaned_requests
+
+
+async def _orphans_are(client: redis.Redis, expected: list[str]) -> bool:
+    return await orphaned_requests(client) == expected
 
 
 async def test_only_one_instance_holds_a_request_at_a_time(redis_client: redis.Redis) -> None:
@@ -25,8 +28,7 @@ async def test_a_lapsed_lease_makes_the_request_an_orphan_that_another_instance_
     dead = Lease(redis_client, "r2", "vnvs-dead", ttl_ms=300)
     assert await dead.acquire()
     assert await orphaned_requests(redis_client) == []
-    await asyncio.sleep(0.4)
-    assert await orphaned_requests(redis_client) == ["r2"]
+    await wait_until(lambda: _orphans_are(redis_client, ["r2"]), timeout=5)
     assert await Lease(redis_client, "r2", "vnvs-live", ttl_ms=5000).acquire()
     assert await orphaned_requests(redis_client) == []
 
@@ -48,5 +50,4 @@ async def test_a_request_held_by_an_instance_that_never_advertised_it_is_still_a
     assert not await other.acquire()
     await other.ensure_advertised()
     assert await orphaned_requests(redis_client) == []
-    await asyncio.sleep(0.4)
-    assert await orphaned_requests(redis_client) == ["r4"]
+    await wait_until(lambda: _orphans_are(redis_client, ["r4"]), timeout=5)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13vn/v1/streams.proto\x12\x05vn.v1\"\x9b\x01\n\x0bIngestEntry\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07xml_key\x18\x02 \x01(\t\x12\x14\n\x0cresponse_key\x18\x03 \x01(\t\x12\x14\n\x0cmetadata_key\x18\x04 \x01(\t\x12\x13\n\x0bgroup_count\x18\x05 \x01(\r\x12\x14\n\x0csubmitted_at\x18\x06 \x01(\t\x12\x10\n\x08trace_id\x18\x07 \x01(\t\"~\n\x0eLifecycleEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x13\n\x0bgroup_index\x18\x03 \x01(\x05\x12\x11\n\ttimestamp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12\x10\n\x08sequence\x18\x06 \x01(\r\"\xf0\x01\n\x0cTaskDispatch\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bgroup_index\x18\x02 \x01(\r\x12\x12\n\ngroup_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x16\n\x0evaluation_name\x18\x05 \x01(\t\x12\x13\n\x0bpayload_key\x18\x06 \x01(\t\x12\x12\n\nresult_key\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x16\n\x0eupdates_stream\x18\t \x01(\t\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x16\n\x0emax_deliveries\x18\x0b \x01(\r\"\xb3\x01\n\nTaskUpdate\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bgroup_index\x18\x02 \x01(\r\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x12\n\nresult_key\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\r\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\ndeliveries\x18\t \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13vn/v1/streams.proto\x12\x05vn.v1\"\x91\x01\n\x0bIngestEntry\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x07 \x01(\tJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07R\x07xml_keyR\x0cresponse_keyR\x0cmetadata_keyR\x0bgroup_countR\x0csubmitted_at\"~\n\x0eLifecycleEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x13\n\x0bgroup_index\x18\x03 \x01(\x05\x12\x11\n\ttimestamp\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\x12\x10\n\x08sequence\x18\x06 \x01(\r\"\xf0\x01\n\x0cTaskDispatch\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bgroup_index\x18\x02 \x01(\r\x12\x12\n\ngroup_name\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x16\n\x0evaluation_name\x18\x05 \x01(\t\x12\x13\n\x0bpayload_key\x18\x06 \x01(\t\x12\x12\n\nresult_key\x18\x07 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\r\x12\x16\n\x0eupdates_stream\x18\t \x01(\t\x12\x10\n\x08trace_id\x18\n \x01(\t\x12\x16\n\x0emax_deliveries\x18\x0b \x01(\r\"\xb3\x01\n\nTaskUpdate\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bgroup_index\x18\x02 \x01(\r\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x12\n\nresult_key\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\r\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\ndeliveries\x18\t \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vn.v1.streams_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INGESTENTRY']._serialized_start=31
-  _globals['_INGESTENTRY']._serialized_end=186
-  _globals['_LIFECYCLEEVENT']._serialized_start=188
-  _globals['_LIFECYCLEEVENT']._serialized_end=314
-  _globals['_TASKDISPATCH']._serialized_start=317
-  _globals['_TASKDISPATCH']._serialized_end=557
-  _globals['_TASKUPDATE']._serialized_start=560
-  _globals['_TASKUPDATE']._serialized_end=739
+  _globals['_INGESTENTRY']._serialized_end=176
+  _globals['_LIFECYCLEEVENT']._serialized_start=178
+  _globals['_LIFECYCLEEVENT']._serialized_end=304
+  _globals['_TASKDISPATCH']._serialized_start=307
+  _globals['_TASKDISPATCH']._serialized_end=547
+  _globals['_TASKUPDATE']._serialized_start=550
+  _globals['_TASKUPDATE']._serialized_end=729
 # @@protoc_insertion_point(module_scope)

@@ -5,22 +5,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class IngestEntry(_message.Message):
-    __slots__ = ("request_id", "xml_key", "response_key", "metadata_key", "group_count", "submitted_at", "trace_id")
+    __slots__ = ("request_id", "trace_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    XML_KEY_FIELD_NUMBER: _ClassVar[int]
-    RESPONSE_KEY_FIELD_NUMBER: _ClassVar[int]
-    METADATA_KEY_FIELD_NUMBER: _ClassVar[int]
-    GROUP_COUNT_FIELD_NUMBER: _ClassVar[int]
-    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: str
-    xml_key: str
-    response_key: str
-    metadata_key: str
-    group_count: int
-    submitted_at: str
     trace_id: str
-    def __init__(self, request_id: _Optional[str] = ..., xml_key: _Optional[str] = ..., response_key: _Optional[str] = ..., metadata_key: _Optional[str] = ..., group_count: _Optional[int] = ..., submitted_at: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class LifecycleEvent(_message.Message):
     __slots__ = ("request_id", "status", "group_index", "timestamp", "detail", "sequence")

@@ -10,6 +10,7 @@ from typing import Any
 
 from lxml import etree
 
+from vncommon import vnml
 from vnvs.hydration import use, variables
 from vnvs.hydration.budget import NodeBudget
 from vnvs.hydration.errors import GroupRef, HydrationError, Scope
@@ -93,7 +94,7 @@ class HydrationEngine:
                 limit = self.settings.max_group_task_bytes
                 raise clone_scope.error(f"task XML of the group exceeds {limit} bytes", "", clone)
             documents.append(TaskDocument(str(number), clone.get("name", ""), ref.name, xml))
-        log.info("hydrated group", extra={"groupIndex": group_index, "tasks": len(documents)})
+        log.info("hydrated group", extra={"fields": {"groupIndex": group_index, "tasks": len(documents)}})
         return documents
 
     def _new_pass(self, root: etree._Element) -> _Pass:
@@ -110,7 +111,7 @@ class HydrationEngine:
         # The shared parts (project children, group shell) are hydrated once, not once per task.
         if self._hydrate(skeleton.root, project, scope, work) is not skeleton.root:
             raise scope.error("the root element cannot carry a select or href", "", skeleton.root)
-        shells = skeleton.root.findall("project/group")
+        shells = vnml.groups_of(skeleton.root)
         if len(shells) != 1:
             raise scope.error("the group element cannot be replaced by select or href", "", skeleton.root)
         skeleton.shell = shells[0]
@@ -231,10 +232,10 @@ def _elements(query: etree.XPath, top: etree._Element) -> list[etree._Element]:
 
 def _locate(root: etree._Element, group_index: int) -> tuple[etree._Element, etree._Element]:
     scope = Scope(None, root)
-    project = root.find("project")
+    project = vnml.project_of(root)
     if project is None:
         raise scope.error("request has no project", "/vnml/project", root)
-    groups = project.findall("group")
+    groups = vnml.children(project, vnml.GROUP)
     if not 0 <= group_index < len(groups):
         raise scope.error(f"request has {len(groups)} groups, no group index {group_index}", "", project)
     return project, groups[group_index]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from vncommon import vnml
 from vncommon.xmlsafe import serialize
 from vnvs.hydration.xpaths import is_element, namespaces
 
@@ -53,14 +54,14 @@ class TaskSkeleton:
         for child in project:
             if child is group:
                 twin.append(self._fill_shell(group))
-            elif not (is_element(child) and child.tag in REFERENCE_TAGS | {"group"}):
+            elif not (is_element(child) and child.tag in REFERENCE_TAGS | {vnml.GROUP}):
                 twin.append(copy.deepcopy(child))
         return twin
 
     def _fill_shell(self, group: etree._Element) -> etree._Element:
         placed = False
         for child in group:
-            if is_element(child) and child.tag == "valuation":
+            if vnml.is_named(child, vnml.VALUATION):
                 placed = True
                 continue
             if not placed:

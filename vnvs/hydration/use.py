@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from lxml import etree
 
+from vncommon import vnml
 from vnvs.hydration.errors import Scope
 from vnvs.hydration.select import Finder
 from vnvs.hydration.xpaths import is_element, parse_link
@@ -45,7 +46,7 @@ def expand_group(group: etree._Element, finder: Finder, scope: Scope, limit: int
     A group's own use repeats all its valuations once per matched node; a valuation without a use
     keeps itself (in the working document) as its context node.
     """
-    valuations = [child for child in group if is_element(child) and child.tag == "valuation"]
+    valuations = vnml.valuations_of(group)
     if not valuations:
         raise scope.error("group has no valuation", group.get("use", ""), group)
     group_contexts = matches(group, group, finder, scope) if group.get("use") is not None else [None]

@@ -1,4 +1,8 @@
-"""`vn hydrate`: hydrate a request offline and show (or write) the task documents each group produces."""
+"""`vn hydrate`: hydrate a request offline and show (or write) the task documents each group produces.
+
+It lives with the hydration engine, which needs nothing of the vnvs service (no Redis, no gRPC server),
+so the `vn` client imports it by name. It checks and counts a request as vnapi and vnvs do.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,14 @@ from pathlib import Path
 
 from lxml import etree
 
+from vncommon import stdout, vnml
 from vncommon.errors import ConfigError, VnError
 from vncommon.xmlsafe import parse_xml
 from vnvs.assembly import apply_results
-from vnvs.hydration import HydrationEngine, HydrationError, HydrationSettings, TaskDocument
+from vnvs.hydration.engine import HydrationEngine
+from vnvs.hydration.errors import HydrationError
+from vnvs.hydration.settings import HydrationSettings
+from vnvs.hydration.taskdoc import TaskDocument
 
 EXIT_OK = 0
 EXIT_HYDRATION = 1
@@ -53,12 +61,15 @@ def _settings(request: Path) -> HydrationSettings:
 
 
 def _read_request(path: Path) -> etree._Element:
+    """The parsed request, refused for the same reasons vnapi would refuse it."""
     try:
-        return parse_xml(path.read_bytes(), what=str(path))
+        root = parse_xml(path.read_bytes(), what=str(path))
+        vnml.count_groups(root)
     except OSError as exc:
         raise _InputError(f"cannot read {path}: {exc.strerror}") from None
     except VnError as exc:
         raise _InputError(exc.message) from None
+    return root
 
 
 def _stored_results(results_dir: Path | None, group_index: int) -> list[bytes] | None:
@@ -75,24 +86,41 @@ def _stored_results(results_dir: Path | None, group_index: int) -> list[bytes] |
         raise _InputError(f"cannot read results in {folder}: {exc.strerror}") from None
 
 
-def _show(group_index: int, documents: Sequence[TaskDocument], out: Path | None) -> None:
+class _Screen:
+    """Prints task documents until the reader goes away (`vn hydrate … | head`), then prints nothing."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def show(self, group_index: int, document: TaskDocument) -> None:
+        if self.gone:
+            return
+        title = f"=== group {group_index} ({document.group_name}) task {document.task_id} ({document.valuation_name})"
+        try:
+            print(title, document.xml.decode("utf-8"), sep="\n", flush=True)
+        except BrokenPipeError:
+            # Not an error: the reader has seen enough. The run goes on, so --out still gets every file.
+            self.gone = True
+            stdout.silence()
+
+
+def _show(screen: _Screen, group_index: int, documents: Sequence[TaskDocument], out: Path | None) -> None:
     for document in documents:
-        print(f"=== group {group_index} ({document.group_name}) task {document.task_id} ({document.valuation_name})")
-        print(document.xml.decode("utf-8"))
         if out is not None:
             target = out / str(group_index) / f"{document.task_id}.xml"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(document.xml)
+        screen.show(group_index, document)
 
 
 def _run(args: argparse.Namespace) -> None:
     root = _read_request(args.request)
-    project = root.find("project")
-    group_count = 0 if project is None else len(project.findall("group"))
-    if args.group is not None and not 0 <= args.group < group_count:
-        raise _InputError(f"the request has {group_count} groups; --group must be 0..{group_count - 1}")
     engine = HydrationEngine(_settings(args.request), CLI_REQUEST_ID, base_dir=args.request.parent.resolve())
     engine.prepare(root)
+    group_count = vnml.count_groups(root)  # after hrefs, as vnvs counts the groups it runs
+    if args.group is not None and not 0 <= args.group < group_count:
+        raise _InputError(f"the request has {group_count} groups; --group must be 0..{group_count - 1}")
+    screen = _Screen()
     last = group_count - 1 if args.group is None else args.group
     for index in range(last + 1):
         shown = args.group is None or index == args.group
@@ -102,7 +130,7 @@ def _run(args: argparse.Namespace) -> None:
             continue
         documents = engine.hydrate_group(root, index)
         if shown:
-            _show(index, documents, args.out)
+            _show(screen, index, documents, args.out)
         apply_results(root, index, stored if stored is not None else [d.xml for d in documents])
 
 

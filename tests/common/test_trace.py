@@ -1,0 +1,25 @@
+"""The one trace-id rule used by the gateway and vnapi."""
+
+from __future__ import annotations
+
+import pytest
+
+from vncommon.trace import MAX_TRACE_ID_CHARS, from_metadata, resolve_trace_id
+
+
+def test_the_first_usable_candidate_wins_with_its_blanks_dropped() -> None:
+    assert resolve_trace_id("  t-1 ", "t-2") == "t-1"
+    assert resolve_trace_id("", "t-2") == "t-2"
+    assert resolve_trace_id("t" * MAX_TRACE_ID_CHARS) == "t" * MAX_TRACE_ID_CHARS
+
+
+@pytest.mark.parametrize("unusable", ["", "   ", "two words", "t" * (MAX_TRACE_ID_CHARS + 1), "caf\u00e9", "a\x7f"])
+def test_an_unusable_candidate_is_passed_over_for_a_fresh_id(unusable: str) -> None:
+    fresh = resolve_trace_id(unusable)
+    assert fresh != unusable.strip() and len(fresh) == 32 and fresh != resolve_trace_id(unusable)
+    assert resolve_trace_id(unusable, "t-next") == "t-next"
+
+
+def test_the_kept_header_is_found_whatever_its_case() -> None:
+    assert from_metadata({"X-Desk": "rates", "x-TRACE-id": "t-9"}) == "t-9"
+    assert from_metadata({"X-Desk": "rates"}) == ""
