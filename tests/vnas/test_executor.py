@@ -40,6 +40,16 @@ def test_a_task_document_result_is_reserialised_as_utf8_with_declaration() -> No
     assert result.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
 
 
+@pytest.mark.parametrize("output", [
+    b"<valuation xmlns='urn:x' name='x'/>",
+    b"<v:valuation xmlns:v='urn:x' name='x'/>",
+    b"<vnml xmlns='urn:x'><project><group><valuation name='x'/></group></project></vnml>",
+])
+def test_a_namespaced_result_is_refused_as_vnvs_would_refuse_it(output: bytes) -> None:
+    with pytest.raises(TaskFailed, match="no namespace"):
+        normalise_result(TASK_XML, output)
+
+
 def test_a_result_with_a_doctype_is_refused() -> None:
     with pytest.raises(TaskFailed, match="DOCTYPE"):
         normalise_result(TASK_XML, b"<!DOCTYPE valuation [<!ENTITY a 'b'>]><valuation>&a;</valuation>")

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from lxml import etree
 
 from vnas.task import TaskFailed
+from vncommon import vnml
 from vncommon.errors import MalformedXml
 from vncommon.xmlsafe import parse_xml, serialize
 
@@ -43,9 +44,9 @@ def _checked_result_xml(data: bytes) -> bytes:
         root = parse_xml(data, what="result")
     except MalformedXml as exc:
         raise TaskFailed(f"output is not valid XML: {exc.message}") from None
-    if local_name(root) != "valuation" and find_valuation(root) is None:
+    if not vnml.is_named(root, vnml.VALUATION) and find_valuation(root) is None:
         raise TaskFailed(f"result XML must be a task document with project/group/valuation or a bare "
-                         f"<valuation>; got root <{local_name(root)}>")
+                         f"<valuation> (in no namespace); got root <{root.tag}>")
     return serialize(root)
 
 
@@ -60,7 +61,7 @@ def price_into_task(task_xml: bytes, value: Decimal) -> bytes:
         root = parse_xml(task_xml, what="task XML")
     except MalformedXml as exc:
         raise TaskFailed(f"cannot write the price: {exc.message}") from None
-    valuation = root if local_name(root) == "valuation" else find_valuation(root)
+    valuation = root if vnml.is_named(root, vnml.VALUATION) else find_valuation(root)
     if valuation is None:
         raise TaskFailed("cannot write the price: the task XML has no project/group/valuation")
     amount = _ensure_path(valuation, PRICE_PATH)
@@ -72,11 +73,10 @@ def price_into_task(task_xml: bytes, value: Decimal) -> bytes:
 
 
 def find_valuation(root: etree._Element) -> etree._Element | None:
-    """The task's valuation: project/group/valuation under the root (namespace-agnostic)."""
-    for project in _children(root, "project"):
-        for group in _children(project, "group"):
-            for valuation in _children(group, "valuation"):
-                return valuation
+    """The task's valuation: project/group/valuation under the root, as vnvs finds it (vncommon.vnml)."""
+    for group in vnml.groups_of(root):
+        for valuation in vnml.valuations_of(group):
+            return valuation
     return None
 
 
@@ -84,14 +84,6 @@ def _ensure_path(parent: etree._Element, path: tuple[str, ...]) -> etree._Elemen
     """The first element along `path`, creating what is missing (a task may omit analytics)."""
     node = parent
     for name in path:
-        existing = next(iter(_children(node, name)), None)
+        existing = next(iter(vnml.children(node, name)), None)
         node = existing if existing is not None else etree.SubElement(node, name)
     return node
-
-
-def _children(parent: etree._Element, name: str) -> list[etree._Element]:
-    return [child for child in parent if isinstance(child.tag, str) and local_name(child) == name]
-
-
-def local_name(element: etree._Element) -> str:
-    return etree.QName(element).localname
