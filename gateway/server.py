@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import errno
+import logging
 from collections.abc import Mapping
 
 from aiohttp import web
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from vncommon.config import listen_address
+from vncommon.config import is_loopback, listen_address
 from vncommon.errors import BindError
 from vncommon.logs import setup_logging
 from vncommon.service import Service
+
+log = logging.getLogger(__name__)
 
 
 class GatewayService(Service):
@@ -30,6 +33,11 @@ class GatewayService(Service):
         return self.settings.shutdown_grace_ms / 1000
 
     async def bind(self) -> str:
+        if not self.settings.api_tokens and not is_loopback(self.settings.http_host):
+            log.warning("the REST API listens beyond this machine without authentication: anyone who reaches "
+                        "it may submit; set GATEWAY_API_TOKENS",
+                        extra={"fields": {"address": listen_address(self.settings.http_host,
+                                                                    self.settings.http_port)}})
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         try:

@@ -24,6 +24,7 @@ from vncommon.lifecycle import event_from_json
 from vncommon.logs import log_context
 from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
+from vncommon.traceid import validate_trace_id
 
 log = logging.getLogger(__name__)
 INLINE_CHECK_BYTES = 256 * 1024
@@ -113,6 +114,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
 
     async def _check(self, request: valuation_pb2.SubmitRequest) -> Submission:
         received_at = utc_now_iso()
+        _check_trace_id(request)
         xml = bytes(request.xml)
         args = (xml, request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes)
         # libxml2 parses without the GIL: a large document is checked in a thread so the event loop
@@ -199,6 +201,16 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         if not raw and not await self._client.exists(keys.request_state_key(request_id)):
             await self._queries.raise_missing(request_id)
         return [event_from_json(request_id, last + offset, item) for offset, item in enumerate(raw, start=1)]
+
+
+def _check_trace_id(request: valuation_pb2.SubmitRequest) -> None:
+    """The trace id the caller sent (the field, else an X-Trace-Id metadata entry) must be valid."""
+    if request.trace_id:
+        validate_trace_id(request.trace_id)
+        return
+    for name, value in request.metadata.items():
+        if name.lower() == "x-trace-id":
+            validate_trace_id(value, what=f"metadata {name}")
 
 
 async def _next_signal(subscription: Subscription, within: float) -> None:

@@ -9,6 +9,7 @@ from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from vncommon import keys
 from vncommon.errors import RequestNotFound, Unavailable
 from vncommon.grpcutil import unary_errors
+from vncommon.traceid import validate_trace_id
 from vnvs.runner import TERMINAL, RunnerPool
 
 Outcome = orchestrator_pb2.OrchestrateOutcome
@@ -24,6 +25,7 @@ class OrchestratorService(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self, request: orchestrator_pb2.OrchestrateRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.OrchestrateResponse:
         request_id = request.request_id
+        validate_trace_id(request.trace_id)
         status = await self._client.hget(keys.request_state_key(request_id), "status")
         if status is None:
             raise RequestNotFound(f"request {request_id!r} is not stored")
