@@ -122,9 +122,7 @@ def _guarded(handler: Any, method: str, refusal: grpc.Status) -> Any:
     return handler._replace(stream_stream=streaming(handler.stream_stream))
 
 
-class BearerTokenSender(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    """Adds `authorization: Bearer <token>` to every call of a channel (unless the caller set one)."""
-
+class _TokenMetadata:
     def __init__(self, token: str) -> None:
         self._entry = (AUTHORIZATION_KEY, f"Bearer {token}")
 
@@ -134,8 +132,18 @@ class BearerTokenSender(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStre
             return details
         return details._replace(metadata=grpc.aio.Metadata(*metadata, self._entry))
 
+
+class _UnaryToken(_TokenMetadata, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._with_token(details), request)
 
+
+class _StreamToken(_TokenMetadata, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._with_token(details), request)
+
+
+def token_senders(token: str) -> list[Any]:
+    """Client interceptors adding `authorization: Bearer <token>` to every call of a channel (unless the
+    caller set one). One per kind of call: a grpc.aio channel files each interceptor under one kind only."""
+    return [_UnaryToken(token), _StreamToken(token)]

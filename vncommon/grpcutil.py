@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from vncommon.auth import BearerTokenSender, TokenAuthInterceptor
+from vncommon.auth import TokenAuthInterceptor, token_senders
 from vncommon.config import TlsSettings, is_loopback
 from vncommon.errors import BindError, VnError, rebuild
 
@@ -43,7 +43,7 @@ def create_channel(
     """A channel with the mesh's options; over TLS (presenting our certificate) when configured, and
     sending `token` as `authorization: Bearer <token>` on every call when one is given."""
     options = channel_options(max_message_bytes)
-    interceptors = [BearerTokenSender(token)] if token else None
+    interceptors = token_senders(token) if token else None
     if tls is None or not tls.enabled:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
     cert, key, ca = tls.read()
