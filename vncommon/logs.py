@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 
 # scheme://user:password@ with the characters RFC 3986 allows in userinfo (no / ? # @ or whitespace).
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*):[^\s/?#@]*@")
+# The scheme is bounded so that text like "a.a.a.a…" costs linear time, not quadratic: log lines may
+# carry hostile text.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/?#@:]*):[^\s/?#@]*@")
 # redis-py also reads the password from the query (`unix:///run/redis.sock?password=...`).
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#\s]*", re.IGNORECASE)
 MASK = "***"
