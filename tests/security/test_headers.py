@@ -89,10 +89,14 @@ async def test_a_header_that_is_not_utf8_gets_400_or_401_with_a_message_never_50
     await _still_serves(mesh)
 
 
-async def test_a_nul_byte_in_a_header_is_refused_by_the_parser_with_400(mesh: RunningMesh) -> None:
+async def test_a_nul_byte_in_a_header_is_refused_by_the_parser_with_400_and_one_quiet_log_line(
+    mesh: RunningMesh,
+) -> None:
     answer = await send_raw(mesh.local.http_port, _post(AUTH, (b"X-Desk", b"a\x00b")))
     assert answer.status == 400 and answer.seconds < REFUSAL_BOUND_S
     await _still_serves(mesh)
+    lines = [json.loads(line) for line in mesh.log("gateway").splitlines() if "Error handling request" in line]
+    assert lines and all(line["level"] == "INFO" and "exc" not in line for line in lines), lines
 
 
 async def test_utf8_beyond_ascii_in_an_x_header_is_kept_as_metadata(mesh: RunningMesh) -> None:
