@@ -5,13 +5,11 @@ their token."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import grpc
@@ -19,8 +17,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from gateway.server import GatewayService
-from gateway.settings import GatewaySettings
 from tests.common.tls_certs import Pki, make_pki
 from tests.conftest import ROOT, RedisServer
 from tests.e2e.helpers import response_groups, simple_request
@@ -40,9 +36,7 @@ from tests.security.auth_support import (
 )
 from vn.v1 import task_pb2, valuation_pb2
 from vnclient import ClientSettings, Unauthenticated, ValuationClient
-from vncommon import auth
-from vncommon.config import CommonSettings, TlsSettings
-from vncommon.errors import ConfigError
+from vncommon.config import TlsSettings
 from vncommon.grpcutil import ServiceServer, create_channel, decode_error
 from vncommon.localmesh import free_port
 
@@ -228,36 +222,7 @@ async def test_a_client_certificate_verified_by_mutual_tls_takes_the_place_of_a_
     assert await _echo_code(tls_servers["mutual"], with_certificate) == grpc.StatusCode.OK  # still serving
 
 
-# --- start-up warnings, settings, the comparison -------------------------------------------------------
-
-
-def test_a_grpc_server_bound_beyond_loopback_without_tokens_or_mutual_tls_warns(
-    caplog: pytest.LogCaptureFixture, pki: Pki
-) -> None:
-    caplog.set_level(logging.WARNING, logger="vncommon.grpcutil")
-    for tokens, tls, address, warns in (((), None, "0.0.0.0:0", True), ((), None, "[::]:0", True),
-                                        (GRPC_TOKENS, None, "0.0.0.0:0", False),
-                                        ((), TlsSettings.from_env(pki.env(mutual=True)), "0.0.0.0:0", False),
-                                        ((), TlsSettings.from_env(pki.env(mutual=False)), "0.0.0.0:0", True),
-                                        ((), None, "127.0.0.1:0", False), ((), None, "[::1]:0", False)):
-        caplog.clear()
-        ServiceServer(LIMIT, ["vn.v1.Test"], tokens=tokens).bind(address, tls)
-        warned = [r for r in caplog.records if "without authentication" in r.getMessage()]
-        assert bool(warned) == warns, (tokens, tls, address)
-        if warns:
-            assert "GRPC_API_TOKENS" in warned[0].getMessage()
-
-
-async def test_a_gateway_bound_beyond_loopback_without_tokens_warns(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="gateway.server")
-    for tokens, warns in (((), True), ((REST_TOKEN,), False)):
-        caplog.clear()
-        service = GatewayService(GatewaySettings(http_host="0.0.0.0", http_port=0, api_tokens=tokens))
-        try:
-            await service.bind()
-        finally:
-            await service.close()
-        assert any("GATEWAY_API_TOKENS" in r.getMessage() for r in caplog.records) == warns
+# --- the warning a service process prints at start ----------------------------------------------------
 
 
 async def test_a_service_process_bound_to_all_interfaces_without_tokens_prints_the_warning_at_start(
@@ -270,33 +235,8 @@ async def test_a_service_process_bound_to_all_interfaces_without_tokens_prints_t
     assert "without authentication" not in mesh.log("vnas0")  # the same service with tokens is quiet
 
 
-def test_tokens_are_validated_at_start_and_never_shown_in_settings() -> None:
-    for bad in ("short", f"{GRPC_TOKENS[0]},has space in it"):
-        with pytest.raises(ConfigError, match="GRPC_API_TOKENS"):
-            CommonSettings.from_env({"GRPC_API_TOKENS": bad})
-    with pytest.raises(ConfigError, match="VN_API_TOKEN"):
-        CommonSettings.from_env({"VN_API_TOKEN": f"{GRPC_TOKENS[0]},{GRPC_TOKENS[1]}"})
-    settings = CommonSettings.from_env({"GRPC_API_TOKENS": ",".join(GRPC_TOKENS)})
-    assert settings.grpc_api_tokens == GRPC_TOKENS and settings.grpc_client_token == GRPC_TOKENS[0]
-    assert CommonSettings.from_env({"GRPC_API_TOKENS": GRPC_TOKENS[0], "VN_API_TOKEN": GRPC_TOKENS[1]}
-                                   ).grpc_client_token == GRPC_TOKENS[1]
-    assert GRPC_TOKENS[0] not in repr(settings)
-    assert ClientSettings.from_env({"VN_API_TOKEN": GRPC_TOKENS[1]}).token == GRPC_TOKENS[1]
 
 
-def test_the_token_check_compares_every_configured_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    compared: list[Any] = []
-    real = auth.hmac.compare_digest
-
-    def counting(a: Any, b: Any) -> bool:
-        compared.append(b)
-        return real(a, b)
-
-    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
-    tokens = auth.TokenSet([*GRPC_TOKENS, "a-third-token-0000"])
-    assert tokens.accepts(GRPC_TOKENS[0])  # a match on the first token still compares all three
-    assert len(compared) == 3
-    assert not tokens.accepts("") and not tokens.accepts(GRPC_TOKENS[0][:-1])
 
 
 async def test_a_refused_call_leaves_the_service_serving_others_at_once(mesh: RunningMesh) -> None:
