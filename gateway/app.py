@@ -17,8 +17,10 @@ from gateway.middleware import (
     METRICS,
     REQUEST_ID,
     SETTINGS,
+    TOKENS,
     TRACE_ID,
     observe,
+    require_clean_headers,
     require_token,
     translate_errors,
 )
@@ -26,6 +28,7 @@ from gateway.openapi import build_document
 from gateway.settings import GatewaySettings
 from vn.v1 import valuation_pb2
 from vnclient import ValuationClient, status_to_dict
+from vncommon.auth import TokenSet
 from vncommon.state import Status, SubmitAnswer
 
 log = logging.getLogger(__name__)
@@ -134,9 +137,11 @@ def _dependencies(
 def create_app(settings: GatewaySettings, client: ValuationClient | None = None) -> web.Application:
     """The gateway application; it opens its vnapi client on startup unless one is given."""
     app = web.Application(
-        client_max_size=settings.client_max_size, middlewares=[observe, translate_errors, require_token]
+        client_max_size=settings.client_max_size,
+        middlewares=[observe, translate_errors, require_clean_headers, require_token],
     )
     app[SETTINGS] = settings
+    app[TOKENS] = TokenSet(settings.api_tokens)
     app[METRICS] = GatewayMetrics()
     app[OPENAPI] = build_document(settings)
     app.cleanup_ctx.append(_dependencies(client))

@@ -14,18 +14,23 @@ import grpc
 from aiohttp import web
 
 from vnclient import parse_detail
-from vncommon.errors import VnError
+from vncommon.errors import Unauthenticated, VnError
 from vncommon.state import UNFINISHED, Status
 
 JsonBody = dict[str, Any]
 Extra = Callable[[VnError, str | None], JsonBody]
 
 
-class Unauthenticated(VnError):
-    """The route needs `Authorization: Bearer <token>` with one of GATEWAY_API_TOKENS."""
+class BearerRejected(Unauthenticated):
+    """The route needs `Authorization: Bearer <token>` with one of GATEWAY_API_TOKENS (the caller's 401).
 
-    reason = "UNAUTHENTICATED"
-    code = grpc.StatusCode.UNAUTHENTICATED
+    An UNAUTHENTICATED from vnapi is another matter: the gateway's own token was refused (`upstream_refusal`).
+    """
+
+
+def upstream_refusal(error: VnError) -> bool:
+    """True when vnapi refused the gateway's credentials: a fault of the gateway's set-up, not the caller's."""
+    return isinstance(error, Unauthenticated) and not isinstance(error, BearerRejected)
 
 
 def _position(error: VnError, request_id: str | None) -> JsonBody:

@@ -1,4 +1,5 @@
-"""Checks on an incoming POST /valuation before anything reaches vnapi: query, headers, body size."""
+"""Checks on incoming requests before anything reaches vnapi: headers on every route; query, content type
+and body size of POST /valuation."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections.abc import Mapping
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from gateway.errors import BearerRejected
 from vncommon.errors import EmptyBody, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
+from vncommon.trace import TRACE_HEADER, fresh_trace_id, validate_trace_id
 
 XML_CONTENT_TYPES = frozenset({"application/xml", "text/xml"})
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 READ_CHUNK_BYTES = 64 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+AUTHORIZATION_HEADER = "Authorization"
 
 
 def parse_sync(query: Mapping[str, str]) -> bool:
@@ -49,6 +53,39 @@ def forwarded_metadata(headers: CIMultiDictProxy[str]) -> dict[str, str]:
         first = lowered.setdefault(name.lower(), name)
         metadata[first] = f"{metadata[first]}, {value}" if first in metadata else value
     return metadata
+
+
+def _is_text(value: str) -> bool:
+    # aiohttp decodes header bytes that are not UTF-8 to lone surrogates, which nothing further on can
+    # encode (protobuf strings, gRPC metadata, token comparison).
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_headers(headers: CIMultiDictProxy[str]) -> None:
+    """Every header the gateway reads or forwards must be UTF-8: Authorization (else 401), Idempotency-Key
+    and X-* (else 400); X-Trace-Id must be a valid trace id (400)."""
+    for name, value in headers.items():
+        lowered = name.lower()
+        if _is_text(value):
+            continue
+        if lowered == AUTHORIZATION_HEADER.lower():
+            raise BearerRejected(f"the {AUTHORIZATION_HEADER} header is not valid UTF-8; send 'Bearer <token>'")
+        if lowered == IDEMPOTENCY_HEADER.lower() or lowered.startswith("x-"):
+            raise InvalidArgument(f"the {name} header is not valid UTF-8", {"header": name})
+    validate_trace_id(headers.get(TRACE_HEADER, "").strip(), what=TRACE_HEADER)
+
+
+def trace_id(headers: CIMultiDictProxy[str]) -> str:
+    """The caller's X-Trace-Id when valid; a fresh one otherwise (`check_headers` refuses an invalid one,
+    and its answer carries the fresh id)."""
+    try:
+        return validate_trace_id(headers.get(TRACE_HEADER, "").strip()) or fresh_trace_id()
+    except InvalidArgument:
+        return fresh_trace_id()
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

@@ -1,8 +1,8 @@
-"""Request middlewares (outermost first): trace id + access log + metrics, error translation, bearer auth."""
+"""Request middlewares (outermost first): trace id + access log + metrics, error translation, header
+hygiene, bearer auth."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 
@@ -10,13 +10,15 @@ import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.errors import Unauthenticated, error_response, http_error_response
+from gateway.errors import BearerRejected, error_response, http_error_response, upstream_refusal
+from gateway.intake import AUTHORIZATION_HEADER, check_headers, trace_id
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from vnclient import ValuationClient
+from vncommon.auth import TokenSet, bearer_token
 from vncommon.errors import VnError
 from vncommon.logs import log_context
-from vncommon.trace import TRACE_HEADER, resolve_trace_id
+from vncommon.trace import TRACE_HEADER
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.requests")
@@ -25,6 +27,7 @@ SETTINGS = web.AppKey("settings", GatewaySettings)
 CLIENT = web.AppKey("client", ValuationClient)
 HEALTH_REDIS = web.AppKey("health_redis", redis.Redis)
 METRICS = web.AppKey("metrics", GatewayMetrics)
+TOKENS = web.AppKey("tokens", TokenSet)
 TRACE_ID = web.RequestKey("trace_id", str)
 REQUEST_ID = web.RequestKey("request_id", str)
 
@@ -46,7 +49,7 @@ def _request_id(request: web.Request) -> str | None:
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Attach the trace id, echo it back, and write one log line and one metric sample per request."""
     started = time.perf_counter()
-    request[TRACE_ID] = resolve_trace_id(request.headers.get(TRACE_HEADER, ""))
+    request[TRACE_ID] = trace_id(request.headers)
     status = CLIENT_CLOSED_REQUEST
     try:
         with log_context(traceId=request[TRACE_ID]):
@@ -71,6 +74,10 @@ async def translate_errors(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except VnError as exc:
+        if upstream_refusal(exc):
+            log.error("vnapi refused the gateway's credentials: set the gateway's VN_API_TOKEN (or "
+                      "GRPC_API_TOKENS) to one of vnapi's GRPC_API_TOKENS", extra={"fields": {"error": exc.message}})
+            exc = VnError("the gateway's credentials for vnapi are not accepted")
         return error_response(exc, _request_id(request))
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -81,18 +88,18 @@ async def translate_errors(request: web.Request, handler: Handler) -> web.Stream
         return error_response(VnError("internal error"), _request_id(request))
 
 
-def _bearer_token(request: web.Request) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+@web.middleware
+async def require_clean_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Headers that are not UTF-8, and an invalid X-Trace-Id, are refused before anything reads them."""
+    check_headers(request.headers)
+    return await handler(request)
 
 
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     """With GATEWAY_API_TOKENS set, every route but the public ones needs one of the tokens."""
-    tokens = request.app[SETTINGS].api_tokens
-    if tokens and request.path not in PUBLIC_PATHS:
-        sent = _bearer_token(request).encode()
-        # Compare against every token in constant time, so timing does not reveal a near match.
-        if not any([hmac.compare_digest(sent, token.encode()) for token in tokens]):
-            raise Unauthenticated("Missing or invalid bearer token")
+    tokens = request.app[TOKENS]
+    sent = bearer_token(request.headers.get(AUTHORIZATION_HEADER, "")) or ""
+    if tokens and request.path not in PUBLIC_PATHS and not tokens.accepts(sent):
+        raise BearerRejected("Missing or invalid bearer token")
     return await handler(request)

@@ -11,7 +11,7 @@ from typing import Any
 from gateway.intake import MAX_IDEMPOTENCY_KEY_CHARS
 from gateway.settings import GatewaySettings
 from vncommon.state import JSON_STATUSES, Status, SubmitAnswer
-from vncommon.trace import MAX_TRACE_ID_CHARS
+from vncommon.trace import MAX_TRACE_ID_CHARS, TRACE_ID_PATTERN
 
 OPENAPI_VERSION = "3.0.3"
 Doc = dict[str, Any]
@@ -79,13 +79,34 @@ SCHEMAS: Doc = {
 }
 
 RESPONSES: Doc = {
-    "Unauthorized": {**_json(_ref("Error"), "Missing or invalid bearer token (when GATEWAY_API_TOKENS is set)"),
+    "Unauthorized": {**_json(_ref("Error"), "Missing or invalid bearer token (when GATEWAY_API_TOKENS is set), or "
+                                            "an Authorization header that is not UTF-8"),
                      "headers": {"WWW-Authenticate": {"schema": _STRING},
                                  "X-Trace-Id": {"$ref": "#/components/headers/TraceId"}}},
+    "BadHeader": _json(_ref("Error"), "a header is not UTF-8 (Idempotency-Key, any X-*), or X-Trace-Id is not "
+                                      "1-128 characters from A-Z a-z 0-9 . _ : -"),
     "Internal": _json(_ref("Error"), "Unexpected error; the gateway or vnapi log has the details"),
     "Unavailable": _json(_ref("Error"), "vnapi is unreachable"),
     "Timeout": _json(_ref("Error"), "vnapi did not answer before the gateway's deadline"),
 }
+
+# A small request every deployment with the example pricer answers; the documented body, and the one
+# API fuzzers start from.
+EXAMPLE_REQUEST = (
+    '<vnml><project name="example"><market name="M"><yield>0.0415</yield></market><portfolio>'
+    '<instrument name="I1"><coupon>0.04</coupon><maturityYears>2</maturityYears><notional>1000000</notional>'
+    '</instrument></portfolio><group name="price"><valuation name="bond" '
+    'use="vn:link(/vnml/project/portfolio, instrument)"><instrument select="."/>'
+    '<market select="/vnml/project/market"/><analytics><price><amount/></price></analytics></valuation>'
+    '</group></project></vnml>'
+)
+
+
+def _follow(request_id: str) -> Doc:
+    """OpenAPI links from a submission to its status and results (`request_id`: a runtime expression)."""
+    return {name: {"operationId": operation, "parameters": {"requestId": request_id}}
+            for name, operation in (("status", "getStatus"), ("results", "getResults"))}
+
 
 _REQUEST_ID_HEADERS: Doc = {
     "X-Request-Id": {"schema": _STRING, "description": "id of the request"},
@@ -93,8 +114,10 @@ _REQUEST_ID_HEADERS: Doc = {
 }
 _REQUEST_ID_PARAM: Doc = {"name": "requestId", "in": "path", "required": True, "schema": _STRING}
 _TRACE_PARAM: Doc = {"$ref": "#/components/parameters/TraceId"}
-_SERVICE_ERRORS: Doc = {"401": _common("Unauthorized"), "500": _common("Internal"),
-                        "503": _common("Unavailable"), "504": _common("Timeout")}
+# Every route checks its headers (400) and may refuse a malformed Authorization (401).
+_HEADER_ERRORS: Doc = {"400": _common("BadHeader"), "401": _common("Unauthorized")}
+_SERVICE_ERRORS: Doc = {**_HEADER_ERRORS, "500": _common("Internal"), "503": _common("Unavailable"),
+                        "504": _common("Timeout")}
 
 
 def _submit_operation(settings: GatewaySettings) -> Doc:
@@ -114,21 +137,23 @@ def _submit_operation(settings: GatewaySettings) -> Doc:
         "requestBody": {
             "required": True,
             "description": f"the VNML document, at most {settings.payload_max_bytes} bytes (PAYLOAD_MAX_BYTES)",
-            "content": {kind: {"schema": {"type": "string", "format": "binary"}}
+            "content": {kind: {"schema": {"type": "string", "format": "binary"}, "example": EXAMPLE_REQUEST}
                         for kind in ("application/xml", "text/xml")},
         },
         "responses": {
-            "200": _xml("sync: the response XML of the succeeded request", {"X-Request-Id": {"schema": _STRING}}),
-            "202": _json({"oneOf": [_ref("Accepted"), _ref("Pending")]},
-                         "async: accepted; sync: still running when the wait ended (pending)", _REQUEST_ID_HEADERS),
-            "400": _json({"oneOf": [_ref("MalformedXmlError"), _ref("Error")]},
+            **_SERVICE_ERRORS,  # first: the entries below refine its 400 and 500
+            "200": {**_xml("sync: the response XML of the succeeded request", {"X-Request-Id": {"schema": _STRING}}),
+                    "links": _follow("$response.header.X-Request-Id")},
+            "202": {**_json({"oneOf": [_ref("Accepted"), _ref("Pending")]},
+                            "async: accepted; sync: still running when the wait ended (pending)", _REQUEST_ID_HEADERS),
+                    "links": _follow("$response.body#/requestId")},
+            "400": _json({"anyOf": [_ref("MalformedXmlError"), _ref("Error")]},
                          "sync not Y/N, empty body, malformed XML (line/column), invalid VNML, "
-                         "Idempotency-Key too long"),
+                         "Idempotency-Key too long, a header not UTF-8, an invalid X-Trace-Id"),
             "409": _json(_ref("Error"), "Idempotency-Key reused with a different body"),
             "413": _json(_ref("Error"), "body larger than PAYLOAD_MAX_BYTES"),
             "415": _json(_ref("Error"), "Content-Type is not application/xml or text/xml"),
-            **_SERVICE_ERRORS,
-            "500": _json({"oneOf": [_ref("ProcessingFailed"), _ref("Error")]},
+            "500": _json({"anyOf": [_ref("ProcessingFailed"), _ref("Error")]},
                          "sync: the request failed (Processing failed); otherwise an unexpected error"),
         },
     }
@@ -149,7 +174,7 @@ def _paths(settings: GatewaySettings) -> Doc:
             "parameters": [_REQUEST_ID_PARAM, _TRACE_PARAM],
             "responses": {
                 "200": _xml("the response XML"),
-                "404": _json({"oneOf": [_ref("NotReady"), _ref("Error")]}, "still running, or unknown id"),
+                "404": _json({"anyOf": [_ref("NotReady"), _ref("Error")]}, "still running, or unknown id"),
                 "410": _json(_ref("Error"), "expired: the request's data was purged after its TTL"),
                 "422": _json(_ref("RequestFailed"), "the request failed"),
                 **_SERVICE_ERRORS,
@@ -157,18 +182,19 @@ def _paths(settings: GatewaySettings) -> Doc:
         }},
         "/healthz": {"get": {
             "operationId": "health", "summary": "Whether Redis and vnapi answer", "security": public,
+            "parameters": [_TRACE_PARAM],
             "responses": {"200": _json(_ref("Health"), "both answer"),
-                          "503": _json(_ref("HealthDown"), "something is down")},
+                          "503": _json(_ref("HealthDown"), "something is down"), **_HEADER_ERRORS},
         }},
         "/openapi.json": {"get": {
             "operationId": "openapi", "summary": "This document", "security": public,
-            "responses": {"200": _json({"type": "object"}, "the OpenAPI document")},
+            "parameters": [_TRACE_PARAM],
+            "responses": {"200": _json({"type": "object"}, "the OpenAPI document"), **_HEADER_ERRORS},
         }},
         "/metrics": {"get": {
-            "operationId": "metrics", "summary": "Prometheus metrics",
+            "operationId": "metrics", "summary": "Prometheus metrics", "parameters": [_TRACE_PARAM],
             "responses": {"200": {"description": "text exposition format",
-                                  "content": {"text/plain": {"schema": _STRING}}},
-                          "401": _common("Unauthorized")},
+                                  "content": {"text/plain": {"schema": _STRING}}}, **_HEADER_ERRORS},
         }},
     }
 
@@ -188,8 +214,9 @@ def build_document(settings: GatewaySettings) -> Doc:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "parameters": {"TraceId": {
                 "name": "X-Trace-Id", "in": "header", "required": False,
-                "schema": {"type": "string", "maxLength": MAX_TRACE_ID_CHARS},
-                "description": "carried through every service and log line; generated when absent",
+                "schema": {"type": "string", "maxLength": MAX_TRACE_ID_CHARS, "pattern": TRACE_ID_PATTERN},
+                "description": "carried through every service and log line; generated when absent or empty; "
+                               "any other value is a 400",
             }},
             "headers": {"TraceId": {"schema": _STRING, "description": "the request's trace id"}},
         },

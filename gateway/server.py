@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import errno
+import logging
 from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from vncommon.config import listen_address
+from vncommon.config import is_loopback, listen_address
 from vncommon.errors import BindError
 from vncommon.logs import setup_logging
 from vncommon.service import Service
+
+log = logging.getLogger(__name__)
+
+
+class QuietBadRequests(logging.Filter):
+    """aiohttp logs a request it cannot parse (a NUL in a header, a broken request line) at ERROR with a
+    traceback. Any client can send one, so it becomes one INFO line: no log flood, nothing to page on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and exc.code == 400:
+            record.levelno, record.levelname, record.exc_info = logging.INFO, "INFO", None
+            record.fields = {"error": str(exc.message).splitlines()[0][:200]}
+        return True
 
 
 class GatewayService(Service):
@@ -30,6 +46,11 @@ class GatewayService(Service):
         return self.settings.shutdown_grace_ms / 1000
 
     async def bind(self) -> str:
+        if not self.settings.api_tokens and not is_loopback(self.settings.http_host):
+            log.warning("the REST API listens beyond this machine without authentication: anyone who reaches "
+                        "it may submit; set GATEWAY_API_TOKENS",
+                        extra={"fields": {"address": listen_address(self.settings.http_host,
+                                                                    self.settings.http_port)}})
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         try:
@@ -53,4 +74,5 @@ class GatewayService(Service):
 def build(env: Mapping[str, str]) -> GatewayService:
     settings = GatewaySettings.from_env(env)
     setup_logging("gateway", settings.log_level)
+    logging.getLogger("aiohttp.server").addFilter(QuietBadRequests())
     return GatewayService(settings)

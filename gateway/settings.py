@@ -12,10 +12,9 @@ from vncommon.config import (
     TlsSettings,
     env_address,
     env_int,
-    env_list,
     env_str,
+    env_tokens,
 )
-from vncommon.errors import ConfigError
 
 DEFAULT_PAYLOAD_MAX_BYTES = 10 * 1024 * 1024
 # What aiohttp may buffer on top of the payload limit; our own streaming check decides on 413.
@@ -35,9 +34,10 @@ class GatewaySettings:
     call_timeout_ms: int = 10_000
     health_timeout_ms: int = 2_000
     shutdown_grace_ms: int = 30_000
-    api_tokens: tuple[str, ...] = ()
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
     log_level: str = "INFO"
     tls: TlsSettings = field(default_factory=TlsSettings)  # for the gRPC channel to vnapi
+    grpc_token: str = field(default="", repr=False)  # sent to vnapi when it has GRPC_API_TOKENS
 
     @property
     def call_timeout_s(self) -> float:
@@ -59,15 +59,13 @@ class GatewaySettings:
             call_timeout_s=self.call_timeout_s,
             sync_timeout_s=self.sync_deadline_s,
             tls=self.tls,
+            token=self.grpc_token,
         )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GatewaySettings:
         """Read and validate; a bad value raises ConfigError naming the variable."""
         common = CommonSettings.from_env(env)
-        tokens = env_list(env, "GATEWAY_API_TOKENS")
-        if any(len(token) < 8 or any(ch.isspace() for ch in token) for token in tokens):
-            raise ConfigError("GATEWAY_API_TOKENS holds a token shorter than 8 characters or with whitespace")
         return cls(
             http_host=env_str(env, "HTTP_HOST", "127.0.0.1"),
             http_port=env_int(env, "HTTP_PORT", 8080, minimum=0, maximum=65535),
@@ -78,7 +76,8 @@ class GatewaySettings:
             call_timeout_ms=env_int(env, "GATEWAY_CALL_TIMEOUT_MS", 10_000, minimum=1),
             health_timeout_ms=env_int(env, "GATEWAY_HEALTH_TIMEOUT_MS", 2_000, minimum=1),
             shutdown_grace_ms=env_int(env, "GATEWAY_SHUTDOWN_GRACE_MS", 30_000, minimum=0),
-            api_tokens=tokens,
+            api_tokens=env_tokens(env, "GATEWAY_API_TOKENS"),
             log_level=common.log_level,
             tls=common.tls,
+            grpc_token=common.grpc_client_token,
         )

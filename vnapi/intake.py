@@ -75,8 +75,8 @@ class Intake:
     async def submit(self, submission: Submission, request_id: str | None = None) -> Accepted:
         """Store the submission under `request_id` (or a new id), or return the earlier one with its key."""
         request_id = request_id or new_request_id()
-        # The trace_id field first (the gateway always fills it), then a kept X-Trace-Id header.
-        trace_id = trace.resolve_trace_id(submission.trace_id, trace.from_metadata(submission.metadata))
+        # Resolved (and checked) by the servicer from the field or a kept X-Trace-Id header.
+        trace_id = submission.trace_id or trace.fresh_trace_id()
         if submission.idempotency_key:
             earlier = await self._claim(submission, request_id)
             if earlier is not None:

@@ -33,12 +33,13 @@ class VnapiService(GrpcService):
         # The hub blocks in XREAD most of the time: it gets its own connection.
         self.hub_client = create_redis(common.redis_url, 1)
         self.hub = LifecycleHub(self.hub_client, common.lifecycle_block_ms)
-        self.channel = create_channel(settings.vnvs_address, common.grpc_max_message_bytes, common.tls)
+        self.channel = create_channel(settings.vnvs_address, common.grpc_max_message_bytes, common.tls,
+                                      common.grpc_client_token)
         # The generated gRPC modules carry no annotations.
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.consumer = IngestConsumer(self.client, settings, stub)
         self._hub_stop = asyncio.Event()
-        server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME])
+        server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME], common.grpc_api_tokens)
         valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
             ValuationService(self.client, settings, self.hub), server.server)
         super().__init__(server, settings.listen_address, common.tls)

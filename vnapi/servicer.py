@@ -17,7 +17,7 @@ from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
 from vnapi.queries import Queries, check_request_id
 from vnapi.settings import VnapiSettings
 from vnapi.validation import DEFAULT_CONTENT_TYPE, check_submission
-from vncommon import keys
+from vncommon import keys, trace
 from vncommon.errors import VnError
 from vncommon.grpcutil import stream_errors, unary_errors
 from vncommon.lifecycle import event_from_json
@@ -113,6 +113,8 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
 
     async def _check(self, request: valuation_pb2.SubmitRequest) -> Submission:
         received_at = utc_now_iso()
+        # The trace_id field first (the gateway always fills it), then a kept X-Trace-Id header.
+        trace_id = trace.resolve_trace_id(request.trace_id, trace.from_metadata(request.metadata))
         xml = bytes(request.xml)
         args = (xml, request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes)
         # libxml2 parses without the GIL: a large document is checked in a thread so the event loop
@@ -127,7 +129,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
             content_type=request.content_type or DEFAULT_CONTENT_TYPE,
             idempotency_key=request.idempotency_key,
             metadata=dict(request.metadata),
-            trace_id=request.trace_id,
+            trace_id=trace_id,
             received_at=received_at,
         )
 

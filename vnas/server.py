@@ -32,7 +32,8 @@ class VnasService(GrpcService):
         self.client = create_redis(settings.redis_url,
                                    max_connections=settings.concurrency * 2 + EXTRA_REDIS_CONNECTIONS)
         self.consumer = TaskConsumer(self.client, settings, executor)
-        server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME])
+        server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME],
+                               settings.common.grpc_api_tokens)
         add_task_service(server.server, executor)
         super().__init__(server, settings.grpc_address, settings.common.tls)
 

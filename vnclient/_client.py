@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
-from vncommon.config import TlsSettings, env_address, env_int
+from vncommon.config import TlsSettings, env_address, env_client_token, env_int
 from vncommon.errors import VnError
 from vncommon.grpcutil import create_channel, decode_error
 
@@ -33,9 +33,11 @@ SYNC_DEADLINE_MARGIN_S = 10.0
 DEFAULT_WATCH_TIMEOUT_S = 24 * 3600.0
 VALUATION_SERVICE = valuation_pb2.DESCRIPTOR.services_by_name["ValuationService"].full_name
 
+
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
-    """Where vnapi is and how long calls may take."""
+    """Where vnapi is, how long calls may take, and the bearer token sent on every call (when vnapi has
+    GRPC_API_TOKENS)."""
 
     address: str = DEFAULT_ADDRESS
     payload_max_bytes: int = DEFAULT_PAYLOAD_MAX_BYTES
@@ -43,6 +45,7 @@ class ClientSettings:
     sync_timeout_s: float = DEFAULT_SYNC_WAIT_S + SYNC_DEADLINE_MARGIN_S
     watch_timeout_s: float = DEFAULT_WATCH_TIMEOUT_S
     tls: TlsSettings = field(default_factory=TlsSettings)
+    token: str = field(default="", repr=False)
 
     @property
     def grpc_max_message_bytes(self) -> int:
@@ -50,14 +53,15 @@ class ClientSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], address: str | None = None) -> ClientSettings:
-        """Read VNAPI_ADDRESS, PAYLOAD_MAX_BYTES, SYNC_WAIT_TIMEOUT_MS and GRPC_TLS_*; `address` overrides
-        the first."""
+        """Read VNAPI_ADDRESS, PAYLOAD_MAX_BYTES, SYNC_WAIT_TIMEOUT_MS, GRPC_TLS_* and VN_API_TOKEN (else the
+        first of GRPC_API_TOKENS); `address` overrides the first."""
         sync_wait_ms = env_int(env, "SYNC_WAIT_TIMEOUT_MS", int(DEFAULT_SYNC_WAIT_S * 1000), minimum=1)
         return cls(
             address=address or env_address(env, "VNAPI_ADDRESS", DEFAULT_ADDRESS),
             payload_max_bytes=env_int(env, "PAYLOAD_MAX_BYTES", DEFAULT_PAYLOAD_MAX_BYTES, minimum=1024),
             sync_timeout_s=sync_wait_ms / 1000 + SYNC_DEADLINE_MARGIN_S,
             tls=TlsSettings.from_env(env),
+            token=env_client_token(env),
         )
 
 
@@ -72,7 +76,7 @@ class ValuationClient:
     def __init__(self, settings: ClientSettings | None = None) -> None:
         self.settings = settings or ClientSettings()
         self._channel = create_channel(self.settings.address, self.settings.grpc_max_message_bytes,
-                                       self.settings.tls)
+                                       self.settings.tls, self.settings.token)
         self._stub: Any = valuation_pb2_grpc.ValuationServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
 

@@ -6,6 +6,7 @@ reads `os.environ`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from urllib.parse import urlparse
 from vncommon.errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+MIN_TOKEN_CHARS = 8
 
 
 def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> str:
@@ -44,6 +46,22 @@ def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.replace(";", ",").split(",") if part.strip())
 
 
+def env_tokens(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated bearer tokens; each at least MIN_TOKEN_CHARS long and without whitespace."""
+    tokens = env_list(env, name)
+    if any(len(token) < MIN_TOKEN_CHARS or any(ch.isspace() for ch in token) for token in tokens):
+        raise ConfigError(f"{name} holds a token shorter than {MIN_TOKEN_CHARS} characters or with whitespace")
+    return tokens
+
+
+def env_client_token(env: Mapping[str, str]) -> str:
+    """The token this process sends on its gRPC calls: VN_API_TOKEN, else the first of GRPC_API_TOKENS."""
+    own = env_tokens(env, "VN_API_TOKEN")
+    if len(own) > 1:
+        raise ConfigError("VN_API_TOKEN holds more than one token; a client sends exactly one")
+    return (own or env_tokens(env, "GRPC_API_TOKENS") or ("",))[0]
+
+
 def env_redis_url(env: Mapping[str, str]) -> str:
     url = env_str(env, "REDIS_URL", DEFAULT_REDIS_URL)
     if urlparse(url).scheme not in ("redis", "rediss", "unix"):
@@ -57,6 +75,17 @@ def env_address(env: Mapping[str, str], name: str, default: str) -> str:
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"{name}={value!r} must be host:port")
     return value
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host only this machine can reach (127.0.0.0/8, ::1, localhost); False for 0.0.0.0 and names."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def listen_address(host: str, port: int) -> str:
@@ -117,6 +146,10 @@ class CommonSettings:
     log_level: str = "INFO"
     metrics_port: int | None = None  # METRICS_PORT: Prometheus /metrics over HTTP when set
     tls: TlsSettings = field(default_factory=TlsSettings)
+    # GRPC_API_TOKENS: when set, the gRPC server of this service accepts only calls that carry one.
+    grpc_api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    # What this service sends when it calls another one (VN_API_TOKEN, else the first of the above).
+    grpc_client_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CommonSettings:
@@ -133,6 +166,8 @@ class CommonSettings:
             log_level=level,
             metrics_port=env_int(env, "METRICS_PORT", 0, maximum=65535) if env.get("METRICS_PORT") else None,
             tls=TlsSettings.from_env(env),
+            grpc_api_tokens=env_tokens(env, "GRPC_API_TOKENS"),
+            grpc_client_token=env_client_token(env),
         )
 
     @property

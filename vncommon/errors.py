@@ -60,6 +60,13 @@ class UnsupportedMediaType(InvalidArgument):
     reason = "UNSUPPORTED_MEDIA_TYPE"
 
 
+class Unauthenticated(VnError):
+    """The call carries no accepted credential (bearer token, or a verified client certificate)."""
+
+    reason = "UNAUTHENTICATED"
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
 class PayloadTooLarge(VnError):
     """The body is larger than PAYLOAD_MAX_BYTES."""
 
@@ -142,6 +149,7 @@ ERRORS_BY_REASON: dict[str, type[VnError]] = {
         InvalidVnml,
         MalformedXml,
         UnsupportedMediaType,
+        Unauthenticated,
         PayloadTooLarge,
         IdempotencyKeyReused,
         RequestNotFound,
@@ -159,6 +167,7 @@ ERRORS_BY_CODE: dict[grpc.StatusCode, type[VnError]] = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.RESOURCE_EXHAUSTED: PayloadTooLarge,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
 }
 
 

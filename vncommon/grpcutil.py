@@ -14,7 +14,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
-from vncommon.config import TlsSettings
+from vncommon.auth import TokenAuthInterceptor, token_senders
+from vncommon.config import TlsSettings, is_loopback
 from vncommon.errors import BindError, VnError, rebuild
 
 log = logging.getLogger(__name__)
@@ -36,31 +37,45 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
     ]
 
 
-def create_channel(address: str, max_message_bytes: int, tls: TlsSettings | None = None) -> grpc.aio.Channel:
-    """A channel with the mesh's options; over TLS (presenting our certificate) when configured."""
+def create_channel(
+    address: str, max_message_bytes: int, tls: TlsSettings | None = None, token: str = ""
+) -> grpc.aio.Channel:
+    """A channel with the mesh's options; over TLS (presenting our certificate) when configured, and
+    sending `token` as `authorization: Bearer <token>` on every call when one is given."""
     options = channel_options(max_message_bytes)
+    interceptors = token_senders(token) if token else None
     if tls is None or not tls.enabled:
-        return grpc.aio.insecure_channel(address, options=options)
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
     cert, key, ca = tls.read()
     credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
-    return grpc.aio.secure_channel(address, credentials, options=options)
+    return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
+
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# Load balancers and tools reach these without credentials; they reveal nothing a request could use.
+OPEN_SERVICES = (HEALTH_SERVICE, reflection.SERVICE_NAME)
 
 
 class ServiceServer:
-    """A grpc.aio server with health checking and reflection for the given service descriptors."""
+    """A grpc.aio server with health checking and reflection for the given service descriptors.
 
-    def __init__(self, max_message_bytes: int, service_names: Sequence[str]) -> None:
-        self.server = grpc.aio.server(options=channel_options(max_message_bytes))
+    With `tokens` (GRPC_API_TOKENS), every call but health and reflection needs one of them, or a client
+    certificate verified under mutual TLS.
+    """
+
+    def __init__(self, max_message_bytes: int, service_names: Sequence[str], tokens: Sequence[str] = ()) -> None:
+        interceptors = [TokenAuthInterceptor(tokens, OPEN_SERVICES, to_status)] if tokens else None
+        self.server = grpc.aio.server(options=channel_options(max_message_bytes), interceptors=interceptors)
         self.health = health.aio.HealthServicer()
         self._service_names = list(service_names)
+        self._authenticated = bool(tokens)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = [*self._service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, self.server)
+        reflection.enable_server_reflection([*self._service_names, *OPEN_SERVICES], self.server)
         self.port = 0
 
     def bind(self, address: str, tls: TlsSettings | None = None) -> int:
         """Listen on `address`; with TLS configured, only over TLS (mutual when a CA is set)."""
+        self._warn_if_open(address, tls)
         try:
             if tls is not None and tls.cert_file:
                 cert, key, ca = tls.read()
@@ -75,6 +90,15 @@ class ServiceServer:
         if self.port == 0:
             raise BindError(f"cannot listen on {address}: the address is in use or not available")
         return self.port
+
+    def _warn_if_open(self, address: str, tls: TlsSettings | None) -> None:
+        mutual = tls is not None and bool(tls.cert_file and tls.ca_file)
+        if self._authenticated or mutual or is_loopback(address.rpartition(":")[0]):
+            return
+        log.warning(
+            "gRPC listens beyond this machine without authentication: anyone who reaches the port may call "
+            "every method; set GRPC_API_TOKENS or mutual TLS (GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, "
+            "GRPC_TLS_CA_FILE)", extra={"fields": {"address": address}})
 
     async def start(self) -> None:
         await self.server.start()

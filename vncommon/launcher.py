@@ -17,6 +17,7 @@ import time
 from vncommon.config import env_int
 from vncommon.errors import ConfigError
 from vncommon.localmesh import ROOT, LocalMesh, free_port, start_redis, stop_processes
+from vncommon.logs import mask_secrets
 from vncommon.service import EXIT_CONFIG
 
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         except RuntimeError as exc:
-            print(f"vn-run: {exc}", file=sys.stderr)
+            print(f"vn-run: {mask_secrets(str(exc))}", file=sys.stderr)
             return 1
         finally:
             if mesh is not None:
@@ -86,7 +87,7 @@ def _announce(args: argparse.Namespace, redis_url: str, embedded: bool) -> None:
         f"  gRPC vnvs      127.0.0.1:{args.vnvs_port}  (vn.v1.OrchestratorService)\n"
         f"  gRPC vnas      127.0.0.1:{args.vnas_port}..{args.vnas_port + args.vnas - 1}  "
         f"({args.vnas} workers, vn.v1.TaskService)\n"
-        f"  Redis          {redis_url} ({kind})\n"
+        f"  Redis          {mask_secrets(redis_url)} ({kind})\n"
         f"Press Ctrl-C to stop.\n",
         flush=True,
     )

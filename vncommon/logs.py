@@ -1,14 +1,45 @@
-"""Structured JSON logs with the request context (requestId, groupIndex, taskId, traceId) attached."""
+"""Structured JSON logs with the request context (requestId, groupIndex, taskId, traceId) attached.
+
+Passwords in URLs (`redis://user:secret@host`, `redis://:secret@host`) are masked in every line: in the
+message, the fields, the context and the traceback.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+# scheme://user:password@ with the characters RFC 3986 allows in userinfo (no / ? # @ or whitespace).
+# The scheme is bounded so that text like "a.a.a.a…" costs linear time, not quadratic: log lines may
+# carry hostile text.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s/?#@:]*):[^\s/?#@]*@")
+# redis-py also reads the password from the query (`unix:///run/redis.sock?password=...`).
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#\s]*", re.IGNORECASE)
+MASK = "***"
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with the password of every URL in it replaced by ***."""
+    return _QUERY_PASSWORD.sub(rf"\g<head>{MASK}", _URL_PASSWORD.sub(rf"\g<head>:{MASK}@", text))
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return mask_secrets(str(value))  # what json.dumps(default=str) would write, masked
+
 
 _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("vn_log_context", default=None)
 
@@ -43,7 +74,7 @@ class JsonFormatter(logging.Formatter):
             line.update(extra)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return json.dumps(_masked(line))
 
 
 def setup_logging(service: str, level: str) -> None:

@@ -1,29 +1,52 @@
-"""The trace id of a request, resolved by one rule wherever it enters the mesh (gateway and vnapi).
+"""The trace id of a request: what it may be, and the one rule that picks it where it enters the mesh.
 
-The id travels in the `trace_id` field of each call and stream entry, never in call metadata, so a
-server reads it from one place.
+A trace id goes into every log line, Redis hash and stream entry of a request, so a hostile one (a
+megabyte, a newline that forges a log line, bytes that are not text) is refused where it enters: the
+gateway's X-Trace-Id header and the `trace_id` of Submit and Orchestrate. It travels in the `trace_id`
+field of each call and stream entry, never in call metadata, so a server reads it from one place.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 
+from vncommon.errors import InvalidArgument
+
 TRACE_HEADER = "X-Trace-Id"
 MAX_TRACE_ID_CHARS = 128
+TRACE_ID_CHARACTERS = "A-Za-z0-9._:-"
+# The rule as a JSON-schema pattern for a field or header that may be empty (absent: one is generated);
+# the gateway's OpenAPI document publishes it.
+TRACE_ID_PATTERN = f"^[{TRACE_ID_CHARACTERS}]{{0,{MAX_TRACE_ID_CHARS}}}$"
+_TRACE_ID = re.compile(f"[{TRACE_ID_CHARACTERS}]{{1,{MAX_TRACE_ID_CHARS}}}")
 
 
-def is_usable(value: str) -> bool:
-    """1-128 visible ASCII characters: safe in a header, a log line and a Redis field."""
-    return 0 < len(value) <= MAX_TRACE_ID_CHARS and all("!" <= ch <= "~" for ch in value)
+def validate_trace_id(value: str, what: str = "trace_id") -> str:
+    """`value` when it is a valid trace id, "" when it is empty (absent: the caller generates one);
+    InvalidArgument naming `what` and the rule otherwise. The value itself is not echoed: it may be huge
+    or hostile."""
+    if not value or _TRACE_ID.fullmatch(value):
+        return value
+    raise InvalidArgument(
+        f"{what} must be 1-{MAX_TRACE_ID_CHARS} characters from A-Z a-z 0-9 . _ : - "
+        f"(the one sent has {len(value)} characters); send a valid one or none, and one is generated",
+        {"field": what, "limit": str(MAX_TRACE_ID_CHARS)},
+    )
 
 
 def resolve_trace_id(*candidates: str) -> str:
-    """The first usable candidate (surrounding blanks dropped), else a fresh id."""
+    """The first non-empty candidate (surrounding blanks dropped), each checked with `validate_trace_id`
+    (an invalid one is refused, not skipped); a fresh id when all are empty."""
     for candidate in candidates:
-        value = candidate.strip()
-        if is_usable(value):
+        value = validate_trace_id(candidate.strip())
+        if value:
             return value
+    return uuid.uuid4().hex
+
+
+def fresh_trace_id() -> str:
     return uuid.uuid4().hex
 
 

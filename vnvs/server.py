@@ -32,7 +32,8 @@ class VnvsService(GrpcService):
         self.client = create_redis(settings.common.redis_url,
                                    max_connections=settings.max_concurrent_requests + EXTRA_REDIS_CONNECTIONS)
         self.runners = RunnerPool(self.client, settings)
-        server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME])
+        server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME],
+                               settings.common.grpc_api_tokens)
         orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(  # type: ignore[no-untyped-call]
             OrchestratorService(self.client, self.runners), server.server)
         super().__init__(server, listen_address(settings.grpc_host, settings.grpc_port), settings.common.tls)

@@ -10,6 +10,7 @@ from vncommon import keys
 from vncommon.errors import RequestNotFound, Unavailable
 from vncommon.grpcutil import unary_errors
 from vncommon.state import REQUEST_HASH, is_terminal
+from vncommon.trace import validate_trace_id
 from vnvs.runner import RunnerPool
 
 Outcome = orchestrator_pb2.OrchestrateOutcome
@@ -25,6 +26,7 @@ class OrchestratorService(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         self, request: orchestrator_pb2.OrchestrateRequest, context: grpc.aio.ServicerContext
     ) -> orchestrator_pb2.OrchestrateResponse:
         request_id = request.request_id
+        validate_trace_id(request.trace_id)
         status = await self._client.hget(keys.request_state_key(request_id), REQUEST_HASH.status)
         if status is None:
             raise RequestNotFound(f"request {request_id!r} is not stored")

@@ -260,13 +260,15 @@ async def test_trace_id_is_forwarded_to_vnapi_and_echoed_back(
 
 
 @pytest.mark.parametrize("sent", ["two words", "t" * 129, "caf\u00e9"])
-async def test_an_unusable_trace_id_is_replaced_by_a_fresh_one(
+async def test_an_invalid_trace_id_is_refused_and_the_answer_carries_a_fresh_one(
     gateway: TestClient[Any, Any], vnapi: ScriptedVnapi, sent: str
 ) -> None:
     response = await gateway.post("/valuation", data=VNML, headers={**XML, "X-Trace-Id": sent})
+    assert response.status == 400
+    assert "X-Trace-Id must be 1-128 characters" in (await response.json())["message"]
     generated = response.headers["X-Trace-Id"]
     assert generated != sent and len(generated) == 32
-    assert vnapi.service.calls("Submit")[0].request.trace_id == generated
+    assert vnapi.service.calls("Submit") == []
 
 
 async def test_missing_trace_id_is_generated_forwarded_and_echoed_back(
