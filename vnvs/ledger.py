@@ -17,6 +17,19 @@ from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
 from vnvs.retention import queue_expiry
 
+# Marks the request started unless it already ended (ARGV[2], ARGV[3]): a run that took the lease just
+# after another one finished and freed it must not bring the request back, nor end it a second time.
+_BEGIN_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == ARGV[2] or status == ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+return 1
+"""
+
+
+class RequestEnded(Exception):
+    """The request succeeded or failed before this run began: there is nothing to run."""
+
 
 class RunLedger:
     def __init__(self, client: redis.Redis, request_id: str, ttl_seconds: int) -> None:
@@ -38,14 +51,17 @@ class RunLedger:
         lifecycle.queue_publish(pipe, event)
 
     async def begin(self) -> bytes | None:
-        """Read the request and mark it started; publishes `started` only the first time."""
+        """Read the request and mark it started; publishes `started` only the first time.
+        Raises RequestEnded if the request already succeeded or failed."""
         pipe = self.pipeline()
         pipe.get(keys.request_xml_key(self.request_id))
         pipe.hsetnx(self._state_key, "startedAt", utc_now_iso())
-        pipe.hset(self._state_key, "status", "started")
+        pipe.eval(_BEGIN_SCRIPT, 1, self._state_key, "started", *sorted(lifecycle.TERMINAL))
         pipe.hsetnx(self._state_key, "startedPublished", "1")
         pipe.llen(keys.request_events_key(self.request_id))
-        xml, _, _, first_start, events = await pipe.execute()
+        xml, _, started, first_start, events = await pipe.execute()
+        if not started:
+            raise RequestEnded(f"request {self.request_id} already ended")
         self._sequence = int(events)
         if first_start:
             pipe = self.pipeline()

@@ -27,7 +27,7 @@ from vnvs import metrics
 from vnvs.assembly import apply_results, assemble_response
 from vnvs.dispatch import Dispatcher, TaskRef
 from vnvs.hydration import HydrationEngine, TaskDocument
-from vnvs.ledger import RunLedger
+from vnvs.ledger import RequestEnded, RunLedger
 from vnvs.settings import VnvsSettings
 from vnvs.tracker import Decision, GroupTracker, backoff_seconds
 
@@ -56,6 +56,8 @@ class RequestRun:
         with log_context(requestId=self.request_id, traceId=self.trace_id):
             try:
                 await self._run()
+            except RequestEnded:
+                log.info("request already ended; nothing to run")
             except VnError as exc:
                 await self._fail(exc)
             except (asyncio.CancelledError, *_REDIS_DOWN):

@@ -28,6 +28,7 @@ COMPLETED = "completed"
 FAILED = "failed"
 
 TaskKey = tuple[int, str]  # (group index, task id)
+AttemptKey = tuple[int, str, int]  # (group index, task id, attempt)
 Pricer = Callable[[streams_pb2.TaskDispatch, etree._Element], None]
 """Fills in the valuation of a parsed task document in place, or raises TaskFailed."""
 
@@ -50,17 +51,17 @@ class FakeWorker:
         self._ttl = result_ttl_s
         self.executions: Counter[TaskKey] = Counter()
         self.runs: list[tuple[int, str, int]] = []  # (group index, task id, attempt) in the order run
-        self.holding: set[TaskKey] = set()  # held tasks already taken from the stream
-        self._gates: dict[TaskKey, asyncio.Event] = {}
+        self.holding: set[AttemptKey] = set()  # held attempts already taken from the stream
+        self._gates: dict[AttemptKey, asyncio.Event] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._errors: list[BaseException] = []
 
-    def hold(self, group_index: int, task_id: str) -> None:
-        """Take this task from the stream but do not run it until `release`."""
-        self._gates[(group_index, task_id)] = asyncio.Event()
+    def hold(self, group_index: int, task_id: str, attempt: int = 1) -> None:
+        """Take this attempt from the stream but do not run it until `release`."""
+        self._gates[(group_index, task_id, attempt)] = asyncio.Event()
 
-    def release(self, group_index: int, task_id: str) -> None:
-        self._gates[(group_index, task_id)].set()
+    def release(self, group_index: int, task_id: str, attempt: int = 1) -> None:
+        self._gates[(group_index, task_id, attempt)].set()
 
     @contextlib.asynccontextmanager
     async def running(self, consumer: str = "fake-worker") -> AsyncIterator[FakeWorker]:
@@ -88,13 +89,13 @@ class FakeWorker:
                     self._handlers.add(handler)
                     handler.add_done_callback(self._handlers.discard)
 
-    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+    async def _handle(self, entry_id: bytes, fields: dict[bytes | str, bytes | str]) -> None:
         try:
             dispatch = from_fields(streams_pb2.TaskDispatch, fields)
-            task: TaskKey = (dispatch.group_index, dispatch.task_id)
-            gate = self._gates.get(task)
+            attempt: AttemptKey = (dispatch.group_index, dispatch.task_id, dispatch.attempt)
+            gate = self._gates.get(attempt)
             if gate is not None:
-                self.holding.add(task)
+                self.holding.add(attempt)
                 await gate.wait()
             update, result = await self._execute(dispatch)
             await self._settle(entry_id, dispatch, update, result)

@@ -18,7 +18,7 @@ from tests.vnvs.fake_worker import TaskFailed, valuation
 from vn.v1 import streams_pb2
 from vncommon import keys, lifecycle
 from vncommon.config import CommonSettings
-from vncommon.streams import from_fields
+from vncommon.streams import from_fields, text
 from vncommon.xmlsafe import parse_xml
 from vnvs.ledger import RunLedger
 from vnvs.sequencer import RequestRun
@@ -125,20 +125,20 @@ async def run(client: redis.Redis, settings: VnvsSettings, request_id: str) -> N
 
 async def events(client: redis.Redis, request_id: str) -> list[tuple[str, int]]:
     """(status, group index) of the request's recorded events, in order."""
-    raw = await client.lrange(keys.request_events_key(request_id), 0, -1)  # type: ignore[misc]
+    raw = await client.lrange(keys.request_events_key(request_id), 0, -1)
     return [(data["status"], data["groupIndex"]) for data in map(json.loads, raw)]
 
 
 async def published(client: redis.Redis, request_id: str) -> list[streams_pb2.LifecycleEvent]:
     """The request's events as announced on the lifecycle stream."""
-    entries = await client.xrange(keys.LIFECYCLE_STREAM)
+    entries: Any = await client.xrange(keys.LIFECYCLE_STREAM)
     found = [from_fields(streams_pb2.LifecycleEvent, fields) for _, fields in entries]
     return [event for event in found if event.request_id == request_id]
 
 
 async def status(client: redis.Redis, request_id: str) -> str:
-    value = await client.hget(keys.request_state_key(request_id), "status")  # type: ignore[misc]
-    return "" if value is None else str(value.decode())
+    value = await client.hget(keys.request_state_key(request_id), "status")
+    return "" if value is None else text(value)
 
 
 async def failure(client: redis.Redis, request_id: str) -> dict[str, Any]:
@@ -156,13 +156,16 @@ def success_events() -> list[tuple[str, int]]:
 
 async def assert_succeeded_once(client: redis.Redis, request_id: str) -> bytes:
     """The request succeeded, every event was published exactly once and in order; returns the response."""
-    assert await status(client, request_id) == "succeeded"
-    assert await events(client, request_id) == success_events()
-    announced = await published(client, request_id)
-    assert [(event.status, event.group_index) for event in announced] == success_events()
-    assert [event.sequence for event in announced[1:]] == list(range(2, len(announced) + 1))
-    response = await client.get(keys.request_response_key(request_id))
-    assert response is not None
+    # Helpers are not assertion-rewritten by pytest: each assert says what it found.
+    found = await status(client, request_id)
+    assert found == "succeeded", f"status {found!r}"
+    recorded = await events(client, request_id)
+    assert recorded == success_events(), f"recorded events {recorded}"
+    announced = [(event.status, event.group_index, event.sequence) for event in await published(client, request_id)]
+    expected = [(kind, group, n) for n, (kind, group) in enumerate(success_events(), 1)]
+    assert announced == expected, f"announced events {announced}"
+    response: Any = await client.get(keys.request_response_key(request_id))
+    assert response is not None, "no response stored"
     return bytes(response)
 
 
@@ -201,3 +204,17 @@ def crash_once(monkeypatch: pytest.MonkeyPatch, method: str, when: Callable[...,
         return await original(self, *args, **kwargs)
 
     monkeypatch.setattr(RunLedger, method, step)
+
+
+def record(monkeypatch: pytest.MonkeyPatch, method: str) -> list[tuple[tuple[Any, ...], Any]]:
+    """Every call of RunLedger.<method> from now on, as (arguments, what it returned)."""
+    original: Step = getattr(RunLedger, method)
+    calls: list[tuple[tuple[Any, ...], Any]] = []
+
+    async def step(self: RunLedger, *args: Any, **kwargs: Any) -> Any:
+        result = await original(self, *args, **kwargs)
+        calls.append((args, result))
+        return result
+
+    monkeypatch.setattr(RunLedger, method, step)
+    return calls
