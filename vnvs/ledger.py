@@ -57,15 +57,17 @@ class RunLedger:
         pipe.get(keys.request_xml_key(self.request_id))
         pipe.hsetnx(self._state_key, "startedAt", utc_now_iso())
         pipe.eval(_BEGIN_SCRIPT, 1, self._state_key, "started", *sorted(lifecycle.TERMINAL))
-        pipe.hsetnx(self._state_key, "startedPublished", "1")
+        pipe.hget(self._state_key, "startedPublished")
         pipe.llen(keys.request_events_key(self.request_id))
-        xml, _, started, first_start, events = await pipe.execute()
+        xml, _, started, published, events = await pipe.execute()
         if not started:
             raise RequestEnded(f"request {self.request_id} already ended")
         self._sequence = int(events)
-        if first_start:
+        if published is None:
+            # The mark goes after its event, in one step: a run that dies before it leaves both to the next.
             pipe = self.pipeline()
             self.queue_event(pipe, "started")
+            pipe.hset(self._state_key, "startedPublished", "1")
             await pipe.execute()
         return xml if isinstance(xml, bytes) else None
 
@@ -76,16 +78,22 @@ class RunLedger:
         return status == b"completed", int(expected or 0)
 
     async def open_group(self, group_index: int, task_ids: Sequence[str]) -> tuple[bool, set[str], dict[str, int]]:
-        """Make the group current. Returns (first time opened?, tasks with stored results, dispatched attempts)."""
+        """Make the group current. Returns (`group_started` not yet published?, tasks with stored results,
+        dispatched attempts). The caller publishes the event and `queue_group_started`'s mark in one step."""
         pipe = self.pipeline()
         pipe.hset(self._state_key, "currentGroup", group_index)
-        pipe.hsetnx(keys.group_state_key(self.request_id, group_index), "startedPublished", "1")
+        pipe.hget(keys.group_state_key(self.request_id, group_index), "startedPublished")
         pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
-        _, first, attempts = await pipe.execute()
+        _, published, attempts = await pipe.execute()
         in_flight = {text(task_id): int(attempt) for task_id, attempt in attempts.items()}
         # Results can only exist for tasks that were dispatched: a fresh group skips the lookup.
         done = await self._stored_results(group_index, list(in_flight)) if in_flight else set()
-        return bool(first), done, in_flight
+        return published is None, done, in_flight
+
+    def queue_group_started(self, pipe: redis.client.Pipeline, group_index: int) -> None:
+        """`group_started`, then the mark that it was published."""
+        self.queue_event(pipe, "group_started", group_index)
+        self.queue_group_state(pipe, group_index, startedPublished=1)
 
     async def _stored_results(self, group_index: int, task_ids: Sequence[str]) -> set[str]:
         pipe = self.pipeline()

@@ -49,7 +49,7 @@ class RequestRun:
         self._dispatcher = Dispatcher(settings.common.request_ttl_seconds)
         self._updates_from = "0-0"
         self._task_counts: list[int] = []
-        self._current_group = 0
+        self._current_group = -1  # no group reached yet (the whole-document pass)
         self._offload = False
 
     async def run(self) -> None:
@@ -114,7 +114,7 @@ class RequestRun:
         to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
         pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole group at once
         if first:
-            self._ledger.queue_event(pipe, "group_started", group_index)
+            self._ledger.queue_group_started(pipe, group_index)
         self._ledger.queue_group_state(pipe, group_index, expected=len(tasks), completed=len(done), failed=0,
                                        status="running")
         self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
@@ -210,10 +210,11 @@ class RequestRun:
     async def _fail(self, exc: VnError) -> None:
         detail = json.dumps({"reason": exc.reason, "message": exc.message, "groupIndex": self._current_group,
                              **exc.metadata})
-        pipe = self._ledger.pipeline()
-        self._ledger.queue_group_state(pipe, self._current_group, status="failed",
-                                       failed=int(isinstance(exc, TaskRetriesExhausted)))
-        await pipe.execute()
+        if self._current_group >= 0:
+            pipe = self._ledger.pipeline()
+            self._ledger.queue_group_state(pipe, self._current_group, status="failed",
+                                           failed=int(isinstance(exc, TaskRetriesExhausted)))
+            await pipe.execute()
         if await self._ledger.finish("failed", detail.encode(), detail, self._task_counts):
             metrics.REQUESTS_FINISHED.labels("failed").inc()
             log.warning("request failed", extra={"fields": {"reason": exc.reason, "error": exc.message}})

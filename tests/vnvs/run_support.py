@@ -218,3 +218,19 @@ def record(monkeypatch: pytest.MonkeyPatch, method: str) -> list[tuple[tuple[Any
 
     monkeypatch.setattr(RunLedger, method, step)
     return calls
+
+
+def crash_before_event(monkeypatch: pytest.MonkeyPatch, status_word: str, group_index: int = -1) -> None:
+    """The first run dies just as it is about to publish this event: the step that carries it is never
+    written."""
+    original = lifecycle.queue_publish
+    fired = False
+
+    def publish(pipe: Any, event: streams_pb2.LifecycleEvent) -> None:
+        nonlocal fired
+        if not fired and (event.status, event.group_index) == (status_word, group_index):
+            fired = True
+            raise Crash(f"died before publishing {status_word} of group {group_index}")
+        original(pipe, event)
+
+    monkeypatch.setattr(lifecycle, "queue_publish", publish)
