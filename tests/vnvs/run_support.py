@@ -234,3 +234,31 @@ def crash_before_event(monkeypatch: pytest.MonkeyPatch, status_word: str, group_
         original(pipe, event)
 
     monkeypatch.setattr(lifecycle, "queue_publish", publish)
+
+
+def lose_one_cancellation(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The first cancellation that reaches a step of the run is lost and the step returns as if it had
+    completed (every reply None), as CPython 3.11's asyncio.wait_for, through which redis-py sends each
+    command, can do. Returns a list that gets one entry when that happened."""
+    original = RunLedger.pipeline
+    lost: list[int] = []
+
+    def pipeline(self: RunLedger, atomic: bool = False) -> Any:
+        pipe = original(self, atomic)
+        execute = pipe.execute
+
+        async def execute_losing_a_cancel(raise_on_error: bool = True) -> list[Any]:
+            size = len(pipe.command_stack)
+            try:
+                return await execute(raise_on_error)
+            except asyncio.CancelledError:
+                if lost:
+                    raise
+                lost.append(1)
+                return [None] * size
+
+        pipe.execute = execute_losing_a_cancel  # type: ignore[method-assign]
+        return pipe
+
+    monkeypatch.setattr(RunLedger, "pipeline", pipeline)
+    return lost
