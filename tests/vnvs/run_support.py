@@ -59,6 +59,8 @@ BOOK = """<?xml version="1.0" encoding="UTF-8"?>
 </vnml>
 """
 TASKS = {0: ["1", "2"], 1: ["1", "2"], 2: ["1"]}
+ONCE_EACH = {(group, task): 1 for group, ids in TASKS.items() for task in ids}  # executions, none repeated
+ALL_TASKS = sum(len(ids) for ids in TASKS.values())
 # (group, task) -> amount the pricer below computes: price = 2 x notional, risk = price + 1, total = sum.
 AMOUNTS = {(0, "1"): 200, (0, "2"): 500, (1, "1"): 201, (1, "2"): 501, (2, "1"): 702}
 

@@ -10,7 +10,7 @@ from tests.conftest import RedisServer
 from tests.vnvs.fake_worker import FakeWorker
 from tests.vnvs.run_support import (
     AMOUNTS,
-    TASKS,
+    ONCE_EACH,
     Crash,
     amounts,
     assert_succeeded_once,
@@ -22,8 +22,6 @@ from tests.vnvs.run_support import (
     run,
     store_request,
 )
-
-ONCE_EACH = {(group, task): 1 for group, ids in TASKS.items() for task in ids}
 
 
 @pytest.mark.parametrize("event", [("started", -1), ("group_started", 0), ("group_completed", 0),

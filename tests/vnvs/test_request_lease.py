@@ -12,8 +12,9 @@ import redis.asyncio as redis
 from tests.conftest import RedisServer, wait_until
 from tests.vnvs.fake_worker import FakeWorker
 from tests.vnvs.run_support import (
+    ALL_TASKS,
     AMOUNTS,
-    TASKS,
+    ONCE_EACH,
     TRACE_ID,
     amounts,
     assert_succeeded_once,
@@ -29,8 +30,6 @@ from vncommon import keys
 from vnvs.lease import orphaned_requests
 from vnvs.runner import RunnerPool
 
-ONCE_EACH = {(group, task): 1 for group, ids in TASKS.items() for task in ids}
-ALL_TASKS = sum(len(ids) for ids in TASKS.values())
 Pools = Callable[[str], RunnerPool]
 
 

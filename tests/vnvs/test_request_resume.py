@@ -11,8 +11,9 @@ import redis.asyncio as redis
 from tests.conftest import RedisServer, wait_until
 from tests.vnvs.fake_worker import FakeWorker
 from tests.vnvs.run_support import (
+    ALL_TASKS,
     AMOUNTS,
-    TASKS,
+    ONCE_EACH,
     TRACE_ID,
     Crash,
     amounts,
@@ -32,9 +33,6 @@ from vncommon import keys
 from vnvs.ledger import RunLedger
 from vnvs.sequencer import RequestRun
 from vnvs.settings import VnvsSettings
-
-ONCE_EACH = {(group, task): 1 for group, ids in TASKS.items() for task in ids}
-ALL_TASKS = sum(len(ids) for ids in TASKS.values())
 
 
 def start(client: redis.Redis, settings: VnvsSettings, request_id: str) -> asyncio.Task[None]:
