@@ -264,3 +264,8 @@ def lose_one_cancellation(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(RunLedger, "pipeline", pipeline)
     return lost
+
+
+async def opened(calls: list[tuple[tuple[Any, ...], Any]], group_index: int, times: int) -> bool:
+    """Whether the recorded RunLedger.open_group calls opened the group `times` times."""
+    return [args[0] for args, _ in calls].count(group_index) == times

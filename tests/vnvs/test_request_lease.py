@@ -22,7 +22,9 @@ from tests.vnvs.run_support import (
     events,
     lose_one_cancellation,
     make_settings,
+    opened,
     price_book,
+    record,
     status,
     store_request,
 )
@@ -59,9 +61,10 @@ async def _take_over_lease(client: redis.Redis, request_id: str, instance_id: st
 
 
 async def test_an_instance_that_lost_the_lease_stops_and_the_new_holder_finishes_once(
-    redis_client: redis.Redis, pools: Pools
+    redis_client: redis.Redis, pools: Pools, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rid = await store_request(redis_client, book())
+    calls = record(monkeypatch, "open_group")
     first, second = pools("vnvs-a"), pools("vnvs-b")
     worker = FakeWorker(redis_client, price_book)
     worker.hold(1, "2")
@@ -75,6 +78,7 @@ async def test_an_instance_that_lost_the_lease_stops_and_the_new_holder_finishes
         before = await events(redis_client, rid)
         assert before[-1] == ("group_started", 1) and await status(redis_client, rid) == "started"
         assert await second.try_start(rid, TRACE_ID)
+        await wait_until(lambda: opened(calls, 1, times=2))  # the new holder found task 2 in flight
         worker.release(1, "2")
         await wait_until(lambda: _stopped(second, rid))
     assert amounts(await assert_succeeded_once(redis_client, rid)) == AMOUNTS

@@ -23,6 +23,7 @@ from tests.vnvs.run_support import (
     events,
     failing,
     make_settings,
+    opened,
     price_book,
     record,
     run,
@@ -86,7 +87,7 @@ async def test_a_run_that_died_mid_group_leaves_done_and_dispatched_tasks_alone(
 ) -> None:
     rid = await store_request(redis_client, book())
     settings = make_settings(redis_server)
-    opened = record(monkeypatch, "open_group")
+    calls = record(monkeypatch, "open_group")
     worker = FakeWorker(redis_client, price_book)
     worker.hold(1, "2")
     async with worker.running():
@@ -98,19 +99,15 @@ async def test_a_run_that_died_mid_group_leaves_done_and_dispatched_tasks_alone(
         await wait_until(one_done_one_taken)
         await kill(first)
         second = start(redis_client, settings, rid)
-        await wait_until(lambda: _opened_twice(opened, 1))
+        await wait_until(lambda: opened(calls, 1, times=2))
         worker.release(1, "2")
         await asyncio.wait_for(second, 20)
     # The resumed run found task 1 done and task 2 in flight, so it sent neither again.
-    resumed = [result for args, result in opened if args[0] == 1][-1]
+    resumed = [result for args, result in calls if args[0] == 1][-1]
     assert resumed == (False, {"1"}, {"1": 1, "2": 1})
     assert amounts(await assert_succeeded_once(redis_client, rid)) == AMOUNTS
     assert worker.executions == ONCE_EACH
     assert await redis_client.xlen(keys.DISPATCH_STREAM) == ALL_TASKS
-
-
-async def _opened_twice(opened: list[tuple[tuple[object, ...], object]], group_index: int) -> bool:
-    return [args[0] for args, _ in opened].count(group_index) == 2
 
 
 async def test_a_run_that_died_while_a_retry_was_due_retries_the_task_on_resume(
@@ -135,7 +132,7 @@ async def test_a_run_that_died_with_a_retry_in_flight_waits_for_that_attempt(
     rid = await store_request(redis_client, book())
     settings = make_settings(redis_server)
     price = failing(price_book, lambda d: (d.group_index, d.task_id, d.attempt) == (1, "2", 1))
-    opened = record(monkeypatch, "open_group")
+    calls = record(monkeypatch, "open_group")
     worker = FakeWorker(redis_client, price)
     worker.hold(1, "2", attempt=2)
     async with worker.running():
@@ -143,7 +140,7 @@ async def test_a_run_that_died_with_a_retry_in_flight_waits_for_that_attempt(
         await wait_until(lambda: _holding(worker, (1, "2", 2)))
         await kill(first)
         second = start(redis_client, settings, rid)
-        await wait_until(lambda: _opened_twice(opened, 1))
+        await wait_until(lambda: opened(calls, 1, times=2))
         worker.release(1, "2", attempt=2)
         await asyncio.wait_for(second, 20)
     # Attempt 1's failure, read again by the resumed run, is stale: it neither retries nor fails again.
