@@ -13,10 +13,24 @@ from typing import Any
 import redis.asyncio as redis
 
 from vncommon import keys, lifecycle
-from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, word
+from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, lua_is_terminal, word
 from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
 from vnvs.retention import queue_expiry
+
+# Marks the request started unless it already ended (ARGV[2], ARGV[3]): a run that took the lease just
+# after another one finished and freed it must not bring the request back, nor end it a second time.
+# Moves a request to `started` unless it already ended: 1 when the run may go on, 0 when it must not.
+_BEGIN_SCRIPT = f"""
+local current = redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}')
+if {lua_is_terminal("current")} then return 0 end
+redis.call('HSET', KEYS[1], '{REQUEST_HASH.status}', '{Status.STARTED}')
+return 1
+"""
+
+
+class RequestEnded(Exception):
+    """The request succeeded or failed before this run began: there is nothing to run."""
 
 
 class RunLedger:
@@ -39,18 +53,23 @@ class RunLedger:
         lifecycle.queue_publish(pipe, event)
 
     async def begin(self) -> bytes | None:
-        """Read the request and mark it started; publishes `started` only the first time."""
+        """Read the request and mark it started; publishes `started` only the first time.
+        Raises RequestEnded if the request already succeeded or failed."""
         pipe = self.pipeline()
         pipe.get(keys.request_xml_key(self.request_id))
         pipe.hsetnx(self._state_key, REQUEST_HASH.started_at, utc_now_iso())
-        pipe.hset(self._state_key, REQUEST_HASH.status, Status.STARTED)
-        pipe.hsetnx(self._state_key, REQUEST_HASH.started_published, "1")
+        pipe.eval(_BEGIN_SCRIPT, 1, self._state_key)
+        pipe.hget(self._state_key, REQUEST_HASH.started_published)
         pipe.llen(keys.request_events_key(self.request_id))
-        xml, _, _, first_start, events = await pipe.execute()
+        xml, _, started, published, events = await pipe.execute()
+        if not started:
+            raise RequestEnded(f"request {self.request_id} already ended")
         self._sequence = int(events)
-        if first_start:
+        if published is None:
+            # The mark goes after its event, in one step: a run that dies before it leaves both to the next.
             pipe = self.pipeline()
             self.queue_event(pipe, Status.STARTED)
+            pipe.hset(self._state_key, REQUEST_HASH.started_published, "1")
             await pipe.execute()
         return xml if isinstance(xml, bytes) else None
 
@@ -61,16 +80,22 @@ class RunLedger:
         return word(status) == GroupStatus.COMPLETED, int(expected or 0)
 
     async def open_group(self, group_index: int, task_ids: Sequence[str]) -> tuple[bool, set[str], dict[str, int]]:
-        """Make the group current. Returns (first time opened?, tasks with stored results, dispatched attempts)."""
+        """Make the group current. Returns (`group_started` not yet published?, tasks with stored results,
+        dispatched attempts). The caller publishes the event and `queue_group_started`'s mark in one step."""
         pipe = self.pipeline()
         pipe.hset(self._state_key, REQUEST_HASH.current_group, group_index)
-        pipe.hsetnx(keys.group_state_key(self.request_id, group_index), GROUP_HASH.started_published, "1")
+        pipe.hget(keys.group_state_key(self.request_id, group_index), GROUP_HASH.started_published)
         pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
-        _, first, attempts = await pipe.execute()
+        _, published, attempts = await pipe.execute()
         in_flight = {text(task_id): int(attempt) for task_id, attempt in attempts.items()}
         # Results can only exist for tasks that were dispatched: a fresh group skips the lookup.
         done = await self._stored_results(group_index, list(in_flight)) if in_flight else set()
-        return bool(first), done, in_flight
+        return published is None, done, in_flight
+
+    def queue_group_started(self, pipe: redis.client.Pipeline, group_index: int) -> None:
+        """`group_started`, then the mark that it was published."""
+        self.queue_event(pipe, Status.GROUP_STARTED, group_index)
+        self.queue_group_state(pipe, group_index, {GROUP_HASH.started_published: 1})
 
     async def _stored_results(self, group_index: int, task_ids: Sequence[str]) -> set[str]:
         pipe = self.pipeline()

@@ -19,6 +19,19 @@ from vnvs.settings import VnvsSettings
 
 log = logging.getLogger(__name__)
 
+# How long a cancelled run gets to stop before it is cancelled again (see `_stop`).
+RECANCEL_S = 0.2
+
+
+async def _stop(work: asyncio.Task[None]) -> None:
+    """Cancel a run and wait until it stopped. A cancellation can be lost on Python 3.11: redis-py sends
+    every command through asyncio.wait_for (its socket timeout), which swallows a cancellation that lands
+    as the send completes (CPython gh-86296), and the run would go on. So it is cancelled until it ends."""
+    while not work.done():
+        work.cancel()
+        await asyncio.wait({work}, timeout=RECANCEL_S)
+
+
 class RunnerPool:
     """Starts a RequestRun per request under a lease, keeps the lease fresh, and reaps finished runs."""
 
@@ -79,9 +92,7 @@ class RunnerPool:
                         extra={"fields": {"requestId": run.request_id}})
         finally:
             self._works.pop(run.request_id, None)
-            if not work.done():
-                work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
+            await _stop(work)
             if work.cancelled() and self._stopping.is_set():
                 await self._hand_over(lease)
         error = None if work.cancelled() else work.exception()
@@ -139,7 +150,6 @@ class RunnerPool:
     async def hand_back(self) -> None:
         """Stop the runs still going; each hands its lease over so another instance resumes at once."""
         self._stopping.set()
-        # Cancel the runs, not their drives: each drive then hands its lease over (see _drive).
-        for work in list(self._works.values()):
-            work.cancel()
+        # Stop the runs, not their drives: each drive then hands its lease over (see _drive).
+        await asyncio.gather(*(_stop(work) for work in list(self._works.values())))
         await asyncio.gather(*self._runs.values(), return_exceptions=True)

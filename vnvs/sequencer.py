@@ -28,7 +28,7 @@ from vnvs import metrics
 from vnvs.assembly import apply_results, assemble_response
 from vnvs.dispatch import Dispatcher, TaskRef
 from vnvs.hydration import HydrationEngine, TaskDocument
-from vnvs.ledger import RunLedger
+from vnvs.ledger import RequestEnded, RunLedger
 from vnvs.settings import VnvsSettings
 from vnvs.tracker import Decision, GroupTracker, backoff_seconds
 
@@ -50,13 +50,15 @@ class RequestRun:
         self._dispatcher = Dispatcher(settings.common.request_ttl_seconds)
         self._updates_from = "0-0"
         self._task_counts: list[int] = []
-        self._current_group = 0
+        self._current_group = -1  # no group reached yet (the whole-document pass)
         self._offload = False
 
     async def run(self) -> None:
         with log_context(requestId=self.request_id, traceId=self.trace_id):
             try:
                 await self._run()
+            except RequestEnded:
+                log.info("request already ended; nothing to run")
             except VnError as exc:
                 await self._fail(exc)
             except (asyncio.CancelledError, *_REDIS_DOWN):
@@ -115,7 +117,7 @@ class RequestRun:
         to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
         pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole group at once
         if first:
-            self._ledger.queue_event(pipe, Status.GROUP_STARTED, group_index)
+            self._ledger.queue_group_started(pipe, group_index)
         self._ledger.queue_group_state(pipe, group_index, {
             GROUP_HASH.expected: len(tasks), GROUP_HASH.completed: len(done), GROUP_HASH.failed: 0,
             GROUP_HASH.status: GroupStatus.RUNNING})
@@ -212,10 +214,12 @@ class RequestRun:
     async def _fail(self, exc: VnError) -> None:
         detail = json.dumps({"reason": exc.reason, "message": exc.message, "groupIndex": self._current_group,
                              **exc.metadata})
-        pipe = self._ledger.pipeline()
-        self._ledger.queue_group_state(pipe, self._current_group, {
-            GROUP_HASH.status: GroupStatus.FAILED, GROUP_HASH.failed: int(isinstance(exc, TaskRetriesExhausted))})
-        await pipe.execute()
+        if self._current_group >= 0:
+            pipe = self._ledger.pipeline()
+            self._ledger.queue_group_state(pipe, self._current_group, {
+                GROUP_HASH.status: GroupStatus.FAILED,
+                GROUP_HASH.failed: int(isinstance(exc, TaskRetriesExhausted))})
+            await pipe.execute()
         if await self._ledger.finish(Status.FAILED, detail.encode(), detail, self._task_counts):
             metrics.REQUESTS_FINISHED.labels(Status.FAILED).inc()
             log.warning("request failed", extra={"fields": {"reason": exc.reason, "error": exc.message}})

@@ -10,8 +10,9 @@ import grpc
 import redis.asyncio as redis
 
 from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc, valuation_pb2
-from vncommon import keys, lifecycle
-from vncommon.timeutil import utc_now_iso
+from vncommon import keys
+from vncommon.config import CommonSettings
+from vnvs.ledger import RunLedger
 
 VALID_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
 <?vnvs $VALUATION_DATE = "2025-06-30" ?>
@@ -62,33 +63,49 @@ class FakeOrchestrator(orchestrator_pb2_grpc.OrchestratorServiceServicer):  # ty
 
 
 class VnvsStandIn:
-    """Plays vnvs's part in Redis (SPEC sections 5 and 6) so that vnapi's readers see real state."""
+    """Plays vnvs's part in Redis (SPEC sections 5 and 6) so that vnapi's readers see real state.
+
+    It writes through vnvs's own RunLedger: the start, the group steps and the terminal compare-and-set
+    with its single terminal event are the production code paths, so a waiter tested against it waits
+    for exactly what a running vnvs writes.
+    """
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
+        self._ledgers: dict[str, RunLedger] = {}
+        self._task_counts: dict[str, list[int]] = {}
 
     async def start(self, request_id: str) -> None:
-        await self.client.hset(keys.request_state_key(request_id),
-                               mapping={"status": "started", "startedAt": utc_now_iso(), "currentGroup": 0})
-        await lifecycle.publish(self.client, lifecycle.new_event(request_id, "started"))
+        self._ledgers[request_id] = RunLedger(self.client, request_id, CommonSettings().request_ttl_seconds)
+        self._task_counts[request_id] = []
+        await self._ledgers[request_id].begin()
+
+    async def _ledger(self, request_id: str) -> RunLedger:
+        """The ledger of a started request. One that was never started is begun as a resumed run begins
+        one whose `started` is already out: without a new event, numbering after the recorded ones."""
+        if request_id not in self._ledgers:
+            await self.client.hset(keys.request_state_key(request_id), "startedPublished", "1")
+            await self.start(request_id)
+        return self._ledgers[request_id]
 
     async def run_group(self, request_id: str, group_index: int, tasks: int = 2) -> None:
-        group_key = keys.group_state_key(request_id, group_index)
-        await self.client.hset(keys.request_state_key(request_id), "currentGroup", group_index)
-        await self.client.hset(group_key, mapping={"expected": tasks, "completed": 0, "failed": 0,
-                                                   "status": "running"})
-        await lifecycle.publish(self.client, lifecycle.new_event(request_id, "group_started", group_index))
-        await self.client.hset(group_key, mapping={"completed": tasks, "status": "completed"})
-        await lifecycle.publish(self.client, lifecycle.new_event(request_id, "group_completed", group_index))
+        ledger = await self._ledger(request_id)
+        await ledger.open_group(group_index, [str(n) for n in range(1, tasks + 1)])
+        pipe = ledger.pipeline(atomic=True)
+        ledger.queue_group_started(pipe, group_index)
+        ledger.queue_group_state(pipe, group_index, {"expected": tasks, "completed": 0, "failed": 0, "status": "running"})
+        await pipe.execute()
+        await ledger.close_group(group_index, tasks)
+        self._task_counts[request_id].append(tasks)
 
     async def succeed(self, request_id: str, body: bytes = RESPONSE_XML) -> None:
-        await self.client.set(keys.request_response_key(request_id), body)
-        assert await lifecycle.finish(self.client, request_id, "succeeded")
+        ledger = await self._ledger(request_id)
+        assert await ledger.finish("succeeded", body, "", self._task_counts[request_id])
 
     async def fail(self, request_id: str, detail: dict[str, str]) -> str:
         raw = json.dumps(detail)
-        await self.client.set(keys.request_failure_key(request_id), raw)
-        assert await lifecycle.finish(self.client, request_id, "failed", raw)
+        ledger = await self._ledger(request_id)
+        assert await ledger.finish("failed", raw.encode(), raw, self._task_counts[request_id])
         return raw
 
     async def expire(self, request_id: str) -> None:
