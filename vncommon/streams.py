@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
-from redis.typing import EncodableT, FieldT
+
+if TYPE_CHECKING:  # the redis package costs ~80 ms to import; the SDK and `vn` need none of it
+    from redis.typing import EncodableT, FieldT
 
 M = TypeVar("M", bound=Message)
 
