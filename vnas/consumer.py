@@ -33,6 +33,7 @@ from vnas.dispatch import (
 from vnas.executor import Executor, TaskContext, TaskOutcome
 from vnas.settings import VnasSettings
 from vnas.settler import Settler
+from vncommon import errortext
 from vncommon.backoff import Backoff
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS
@@ -305,8 +306,10 @@ class TaskConsumer:
             fields["resultStored"] = stored  # False: an earlier attempt's result was kept (SET NX)
             log.info("task completed", extra={"fields": fields})
         else:
-            fields["error"] = outcome.error
+            # The error's first line only: what follows quotes the script's stderr and output (DEBUG).
+            fields["error"] = errortext.summary(outcome.error)
             log.info("task failed", extra={"fields": fields})
+            log.debug("task failed", extra={"fields": {"entryId": entry_id, "error": outcome.error}})
 
     async def _retrying(self, what: str, operation: Callable[[], Awaitable[T]], give_up_on_stop: bool) -> T:
         """Retry `operation` across Redis outages; give up (Abandoned) once stopping, or past the grace."""

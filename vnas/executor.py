@@ -19,7 +19,9 @@ from typing import Any, Protocol
 
 from lxml import etree
 
-from vnas.settings import VnasSettings
+from vnas.limits import ResultTooLarge, check_size
+from vnas.settings import DEFAULT_MAX_RESULT_BYTES, VnasSettings
+from vncommon import errortext
 from vncommon.errors import ConfigError, MalformedXml
 from vncommon.xmlsafe import parse_xml, serialize
 
@@ -88,15 +90,15 @@ def normalise_result(task_xml: bytes, output: bytes) -> bytes:
         raise TaskFailed(f"output is neither XML nor a number ({len(text)} bytes, not UTF-8)") from None
     if _NUMBER.match(decoded):
         return price_into_task(task_xml, Decimal(decoded))
-    raise TaskFailed(f"output is neither XML nor a single number ({len(text)} bytes, starts with "
-                     f"{decoded[:_PREVIEW_CHARS]!r})")
+    raise TaskFailed(errortext.compose(f"output is neither XML nor a single number ({len(text)} bytes)",
+                                       f"output starts with {decoded[:_PREVIEW_CHARS]!r}"))
 
 
 def _checked_result_xml(data: bytes) -> bytes:
     try:
         root = parse_xml(data, what="result")
     except MalformedXml as exc:
-        raise TaskFailed(f"output is not valid XML: {exc.message}") from None
+        raise TaskFailed(errortext.compose("output is not valid XML", exc.message)) from None
     if local_name(root) != "valuation" and find_valuation(root) is None:
         raise TaskFailed(f"result XML must be a task document with project/group/valuation or a bare "
                          f"<valuation>; got root <{local_name(root)}>")
@@ -160,8 +162,9 @@ class PythonExecutor:
     while the call finishes in the background.
     """
 
-    def __init__(self, target: str, timeout_s: float) -> None:
+    def __init__(self, target: str, timeout_s: float, max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> None:
         self.target = target
+        self._max_result_bytes = max_result_bytes
         self._function = load_function(target)
         self._timeout_s = timeout_s
         self._is_async = inspect.iscoroutinefunction(self._function)
@@ -171,15 +174,19 @@ class PythonExecutor:
         started = time.monotonic()
         try:
             output = await asyncio.wait_for(self._call(ctx, task_xml), self._timeout_s)
-            result = normalise_result(task_xml, _as_bytes(output))
+            output = check_size(_as_bytes(output), self._max_result_bytes)  # before parsing it
+            result = check_size(normalise_result(task_xml, output), self._max_result_bytes)
         except TimeoutError:
             error = f"{self.target} ran past VNAS_TASK_TIMEOUT_MS ({int(self._timeout_s * 1000)} ms)"
             return TaskOutcome.failed(error, elapsed_ms(started))
-        except TaskFailed as exc:
+        except (TaskFailed, ResultTooLarge) as exc:
             return TaskOutcome.failed(f"{self.target}: {exc}", elapsed_ms(started))
         except Exception as exc:
-            log.warning("in-process executor raised", exc_info=True, extra={"fields": ctx.log_fields()})
-            return TaskOutcome.failed(f"{self.target} raised {type(exc).__name__}: {exc}", elapsed_ms(started))
+            # The exception's text may quote the task: the traceback is for DEBUG only.
+            log.warning("in-process executor raised %s", type(exc).__name__, extra={"fields": ctx.log_fields()})
+            log.debug("in-process executor raised", exc_info=True, extra={"fields": ctx.log_fields()})
+            error = errortext.compose(f"{self.target} raised {type(exc).__name__}", f"{type(exc).__name__}: {exc}")
+            return TaskOutcome.failed(error, elapsed_ms(started))
         return TaskOutcome(True, result, elapsed_ms(started))
 
     def _call(self, ctx: TaskContext, task_xml: bytes) -> Awaitable[Any]:
@@ -226,7 +233,9 @@ def build_executor(settings: VnasSettings, base_env: Mapping[str, str] | None = 
     if settings.script:
         from vnas.script import ScriptExecutor
 
-        return ScriptExecutor(settings.script, settings.task_timeout_s, base_env)
+        # The worker's own executor: it adopts what scripts leave behind (vnas.reaper).
+        return ScriptExecutor(settings.script, settings.task_timeout_s, base_env, allow_env=settings.script_env,
+                              max_result_bytes=settings.result_limit, adopt_orphans=True)
     if settings.executor:
-        return PythonExecutor(settings.executor, settings.task_timeout_s)
+        return PythonExecutor(settings.executor, settings.task_timeout_s, settings.result_limit)
     raise ConfigError("set exactly one of VNAS_SCRIPT or VNAS_EXECUTOR")

@@ -9,6 +9,7 @@ import grpc
 from vn.v1 import task_pb2, task_pb2_grpc
 from vnas import metrics
 from vnas.executor import Executor, TaskContext
+from vncommon import errortext
 from vncommon.errors import InvalidArgument
 from vncommon.grpcutil import unary_errors
 from vncommon.logs import log_context
@@ -44,7 +45,8 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             metrics.observe_outcome(outcome.completed, outcome.duration_ms)
             log.info("ExecuteTask finished", extra={"fields": {
                 "status": "completed" if outcome.completed else "failed",
-                "durationMs": outcome.duration_ms, "error": outcome.error or None}})
+                "durationMs": outcome.duration_ms, "error": errortext.summary(outcome.error) or None}})
+            log.debug("ExecuteTask finished", extra={"fields": {"error": outcome.error or None}})
         status = (task_pb2.TASK_OUTCOME_STATUS_COMPLETED if outcome.completed
                   else task_pb2.TASK_OUTCOME_STATUS_FAILED)
         return task_pb2.ExecuteTaskResponse(status=status, result_xml=outcome.result_xml,
