@@ -52,14 +52,21 @@ class Reaper:
         self._running: dict[int, int] = {}  # script pid -> its start time, in clock ticks after boot
         self._sweep_due: asyncio.TimerHandle | None = None
 
-    def started(self, pid: int) -> None:
-        """A script is running as `pid`; the first one makes the worker a subreaper."""
+    def starting(self) -> None:
+        """Before a script starts: the first time, the worker becomes a subreaper.
+
+        Before, not after: a process forked while the flag is being set may miss it, and its orphans
+        would go to init.
+        """
         if self._adopt and not self.adopting:
             self._adopt = False  # asked once: a kernel that says no will not change its mind
             self.adopting = become_subreaper()
             if not self.adopting:
                 log.warning("cannot become a child subreaper; processes that leave a script's session "
                             "(setsid) outlive their task")
+
+    def started(self, pid: int) -> None:
+        """A script is running as `pid`."""
         proc = proctree.read_proc(pid) if self.adopting else None
         self._running[pid] = proc.start if proc is not None else 0
 

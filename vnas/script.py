@@ -131,6 +131,7 @@ class ScriptExecutor:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(task_xml)
+            self._reaper.starting()
             child = process.start([self.script, path], script_env(self._base_env, ctx))
             self._reaper.started(child.pid)
             try:
