@@ -63,10 +63,11 @@ async def run_task(client: redis.Redis, request_id: str, timeout: float = 30.0) 
     return (await read_updates(client, request_id))[0], time.monotonic() - started
 
 
-def branching_script(directory: Path, cases: dict[str, str], default: str = "echo 42") -> str:
-    """A /bin/sh valuation script that runs `cases[prefix]` for requests whose id starts with `prefix`."""
+def branching_script(directory: Path, cases: dict[str, str], default: str = "    echo 42",
+                     variable: str = "VN_REQUEST_ID") -> str:
+    """A /bin/sh valuation script running `cases[prefix]` for tasks whose `variable` starts with `prefix`."""
     arms = "".join(f'  {prefix}*)\n{body}\n    ;;\n' for prefix, body in cases.items())
-    return write_script(directory, f'case "$VN_REQUEST_ID" in\n{arms}  *)\n{default}\n    ;;\nesac')
+    return write_script(directory, f'case "${variable}" in\n{arms}  *)\n{default}\n    ;;\nesac')
 
 
 # -- /proc --------------------------------------------------------------------------------------------
@@ -92,6 +93,12 @@ def peak_rss(pid: int) -> int:
 
 def rss(pid: int) -> int:
     return _status(pid, "VmRSS")
+
+
+def environ_of(pid: int) -> bytes:
+    """The environment `pid` started with, as /proc holds it (NUL-separated NAME=value)."""
+    with open(f"/proc/{pid}/environ", "rb") as handle:
+        return handle.read()
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
