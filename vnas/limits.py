@@ -33,6 +33,7 @@ class BoundedOutput:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.overflowed = False
         self._data = bytearray()
 
     def room(self) -> int:
@@ -42,6 +43,7 @@ class BoundedOutput:
     def add(self, chunk: bytes) -> None:
         self._data += chunk
         if len(self._data) > self.limit:
+            self.overflowed = True
             self._data = bytearray()  # the output is refused: free it now, not when the run ends
             raise ResultTooLarge(self.limit)
 

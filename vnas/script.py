@@ -113,8 +113,8 @@ class ScriptExecutor:
                 f"every process it started; {exit_code}", stderr))
         if run.too_large:
             raise TaskFailed(errortext.compose(
-                f"{limits.ResultTooLarge(self._max_result_bytes)}: the script was killed with every process it "
-                f"started; {exit_code}", stderr))
+                f"{limits.ResultTooLarge(self._max_result_bytes)}; the output was not read further and the script "
+                f"was killed with every process it started; {exit_code}", stderr))
         if run.returncode != 0:
             raise TaskFailed(errortext.compose(f"script failed with {exit_code}", stderr))
         try:
@@ -154,8 +154,9 @@ class ScriptExecutor:
             # `ending` is None when the caller gave up (shutdown, gRPC cancel).
             await self._end(child, io, kill=ending is not Ending.EXITED)
         returncode = child.returncode if child.returncode is not None else -signal.SIGKILL
+        # Checked on the buffer, not on `ending`: the last bytes may pass the limit after the exit was seen.
         return ScriptRun(returncode, stdout.value(), stderr.value(), timed_out=ending is Ending.TIMED_OUT,
-                         too_large=ending is Ending.TOO_LARGE)
+                         too_large=stdout.overflowed)
 
     async def _until_exit(self, child: subprocess.Popen[bytes], io: asyncio.Future[None]) -> Ending:
         """Wait for the script to exit, for its output to pass the limit, or for the timeout."""
@@ -163,7 +164,7 @@ class ScriptExecutor:
         waiting: set[asyncio.Future[Any]] = {exited, io}
         deadline = asyncio.get_running_loop().time() + self._timeout_s
         try:
-            while not exited.done():
+            while True:
                 remaining = deadline - asyncio.get_running_loop().time()
                 done, _ = await asyncio.wait(waiting, timeout=max(remaining, 0),
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -173,7 +174,8 @@ class ScriptExecutor:
                     waiting.discard(io)
                     if isinstance(io.exception(), limits.ResultTooLarge):
                         return Ending.TOO_LARGE
-            return Ending.EXITED
+                if exited in done:
+                    return Ending.EXITED
         finally:
             exited.cancel()
 
@@ -193,5 +195,5 @@ class ScriptExecutor:
         except TimeoutError:
             io.cancel()  # something the reaper may not kill yet (a task beside it runs) still holds the pipes
         except limits.ResultTooLarge:
-            pass  # already reported as the ending
+            pass  # the buffer says so (`overflowed`)
 

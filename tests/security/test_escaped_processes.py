@@ -130,12 +130,34 @@ async def test_escapees_die_when_the_worker_stops_without_grace(
         assert await wait_gone(marker, GONE_WITHIN_S) < GONE_WITHIN_S
 
 
-async def wait_started(marker: str) -> None:
+async def wait_started(marker: str, count: int = ESCAPEES) -> None:
     """Until every escapee runs: a survivor check on processes that never started would prove nothing."""
     async def all_started() -> bool:
-        return len(live_with(marker)) == ESCAPEES
+        return len(live_with(marker)) == count
 
     await wait_until(all_started, timeout=15)
+
+
+async def test_a_task_ending_beside_a_running_one_leaves_the_running_ones_processes_alone(
+        redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path) -> None:
+    path, marker = escapee(tmp_path)
+    script = branching_script(tmp_path, {"long-": f'    ( setsid "{path}" 2000 </dev/null >/dev/null 2>&1 & )\n'
+                                                  f"    sleep 2.5; echo 42"})
+    with running(service_env(redis_server.url, VNAS_SCRIPT=script, VNAS_CONCURRENCY="2"), tmp_path / "logs") as mesh:
+        await dispatch(redis_client, request_id="long-1")
+        await wait_started(marker, count=1)
+        short, _ = await run_task(redis_client, "short-1")  # ends while long-1 runs, and sweeps
+        assert short.status == "completed", short.error
+        await asyncio.sleep(0.6)
+        # The orphan may be long-1's (it started after long-1 did): it lives while long-1 runs.
+        assert len(live_with(marker)) == 1
+
+        async def long_done() -> bool:
+            return await redis_client.get(keys.task_result_key("long-1", 0, "1")) is not None
+
+        await wait_until(long_done, timeout=15)
+        assert await wait_gone(marker, GONE_WITHIN_S) < GONE_WITHIN_S
+        await assert_serves_a_normal_task(redis_client, worker_pid(mesh))
 
 
 def test_the_marker_finds_a_live_escapee(tmp_path: Path) -> None:
