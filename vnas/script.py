@@ -183,7 +183,8 @@ class ScriptExecutor:
         """Kill what is left of the run, wait for the script, and collect the rest of its output."""
         if kill:
             self._reaper.kill(child.pid)
-        await process.wait_exit(child)
+        if child.returncode is None:  # already waited for when it exited by itself
+            await process.wait_exit(child)
         self._reaper.finished(child.pid, sweep_now=kill)
         if not kill:
             # Pipes still open after the exit and the group kill: a leftover that left the session holds them.
