@@ -24,6 +24,7 @@ from vnas.settings import VnasSettings
 from vnas.settler import RedisSettleError, Settler
 from vnas.stream import DispatchStream, Entry, is_poison, parse_dispatch, task_context
 from vnas.task import TaskContext, TaskOutcome
+from vncommon import errortext
 from vncommon.consumer import Loop, StreamConsumer
 from vncommon.consumergroup import StreamEntry
 from vncommon.logs import log_context
@@ -175,8 +176,10 @@ class TaskConsumer(StreamConsumer[Entry]):
             fields["resultStored"] = stored  # False: an earlier attempt's result was kept (SET NX)
             log.info("task completed", extra={"fields": fields})
         else:
-            fields["error"] = outcome.error
+            # The error's first line only: what follows quotes the script's stderr and output (DEBUG).
+            fields["error"] = errortext.summary(outcome.error)
             log.info("task failed", extra={"fields": fields})
+            log.debug("task failed", extra={"fields": {"entryId": entry_id, "error": outcome.error}})
 
     # -- keep fresh --------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 CHUNK_BYTES = 64 * 1024
 
@@ -29,16 +30,30 @@ def start(argv: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes
     return child
 
 
-async def exchange(child: subprocess.Popen[bytes], data: bytes) -> tuple[bytes, bytes]:
-    """Feed `data` to stdin while reading stdout and stderr to EOF, then wait for the exit."""
+class Sink(Protocol):
+    """Where output read from a pipe goes; `add` may raise to stop the run (a result over its limit)."""
+
+    def room(self) -> int: ...
+
+    def add(self, chunk: bytes) -> None: ...
+
+
+async def pump(child: subprocess.Popen[bytes], data: bytes, stdout: Sink, stderr: Sink) -> None:
+    """Feed `data` to stdin while reading stdout and stderr to EOF into their sinks.
+
+    The exit is not awaited here: a descendant that keeps the pipes open must not hide that the
+    child itself has ended. When a sink raises, the other streams stop too and the error propagates.
+    """
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     stdin = child.stdin
-    _fed, stdout, stderr = await asyncio.gather(
-        _feed(stdin.fileno(), data, stdin.close), _read_to_eof(child.stdout.fileno()),
-        _read_to_eof(child.stderr.fileno()),
-    )
-    await wait_exit(child)
-    return stdout, stderr
+    streams = [asyncio.ensure_future(_feed(stdin.fileno(), data, stdin.close)),
+               asyncio.ensure_future(_read_to_eof(child.stdout.fileno(), stdout)),
+               asyncio.ensure_future(_read_to_eof(child.stderr.fileno(), stderr))]
+    try:
+        await asyncio.gather(*streams)
+    finally:
+        for stream in streams:
+            stream.cancel()
 
 
 def close_pipes(child: subprocess.Popen[bytes]) -> None:
@@ -79,17 +94,16 @@ async def _feed(fd: int, data: bytes, close: Callable[[], None]) -> None:
             close()  # EOF for a script that reads stdin to the end
 
 
-async def _read_to_eof(fd: int) -> bytes:
-    chunks: list[bytes] = []
+async def _read_to_eof(fd: int, sink: Sink) -> None:
     while True:
         try:
-            chunk = os.read(fd, CHUNK_BYTES)
+            chunk = os.read(fd, sink.room())
         except BlockingIOError:
             await _ready(fd, writable=False)
             continue
         if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+            return
+        sink.add(chunk)
 
 
 async def _ready(fd: int, writable: bool) -> None:

@@ -10,6 +10,7 @@ from vn.v1 import task_pb2, task_pb2_grpc
 from vnas import metrics
 from vnas.executors import Executor
 from vnas.task import TaskContext
+from vncommon import errortext
 from vncommon.errors import InvalidArgument
 from vncommon.grpcutil import unary_errors
 from vncommon.logs import log_context
@@ -46,7 +47,8 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             metrics.observe_outcome(outcome.completed, outcome.duration_ms)
             log.info("ExecuteTask finished", extra={"fields": {
                 "status": task_status(outcome.completed),
-                "durationMs": outcome.duration_ms, "error": outcome.error or None}})
+                "durationMs": outcome.duration_ms, "error": errortext.summary(outcome.error) or None}})
+            log.debug("ExecuteTask finished", extra={"fields": {"error": outcome.error or None}})
         status = task_status_to_proto(task_status(outcome.completed))
         return task_pb2.ExecuteTaskResponse(status=status, result_xml=outcome.result_xml,
                                             duration_ms=outcome.duration_ms, error=outcome.error)

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from vnas.scriptenv import parse_allowlist
 from vncommon.config import CommonSettings, env_int, env_str, listen_address
 from vncommon.errors import ConfigError
 
@@ -18,6 +19,8 @@ DEFAULT_TASK_TIMEOUT_MS = 300_000
 DEFAULT_CLAIM_IDLE_MS = 30_000
 DEFAULT_CONCURRENCY = 4
 DEFAULT_SHUTDOWN_GRACE_MS = 10_000
+# PAYLOAD_MAX_BYTES's default: a stored result must fit in a gRPC message again (ExecuteTask, GetResults).
+DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024
 MAX_CONCURRENCY = 1024
 # The keep-fresh task renews entries several times per idle window, so claims need some room.
 MIN_CLAIM_IDLE_MS = 50
@@ -47,12 +50,15 @@ class VnasSettings:
     consumer_name: str = field(default_factory=default_consumer_name)
     shutdown_grace_ms: int = DEFAULT_SHUTDOWN_GRACE_MS
     metrics_port: int | None = None
+    max_result_bytes: int | None = None  # VNAS_MAX_RESULT_BYTES; None: PAYLOAD_MAX_BYTES
+    script_env: tuple[str, ...] = ()  # VNAS_SCRIPT_ENV: worker variables the script may see
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnasSettings:
         script, executor = _executor_choice(env)
+        common = CommonSettings.from_env(env)
         return cls(
-            common=CommonSettings.from_env(env),
+            common=common,
             grpc_host=env_str(env, "GRPC_HOST", DEFAULT_GRPC_HOST),
             grpc_port=env_int(env, "GRPC_PORT", DEFAULT_GRPC_PORT, minimum=0, maximum=65535),
             script=script,
@@ -63,6 +69,8 @@ class VnasSettings:
             consumer_name=_consumer_name(env),
             shutdown_grace_ms=env_int(env, "VNAS_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS, minimum=0),
             metrics_port=_metrics_port(env),
+            max_result_bytes=_max_result_bytes(env, common.payload_max_bytes),
+            script_env=parse_allowlist(env.get("VNAS_SCRIPT_ENV", "")),
         )
 
     @property
@@ -80,6 +88,11 @@ class VnasSettings:
     @property
     def shutdown_grace_s(self) -> float:
         return self.shutdown_grace_ms / 1000
+
+    @property
+    def result_limit(self) -> int:
+        """Bytes one task result may have: VNAS_MAX_RESULT_BYTES, by default PAYLOAD_MAX_BYTES."""
+        return self.max_result_bytes or self.common.payload_max_bytes
 
 
 def _executor_choice(env: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -130,3 +143,12 @@ def _metrics_port(env: Mapping[str, str]) -> int | None:
     if not env.get("VNAS_METRICS_PORT", "").strip():
         return None
     return env_int(env, "VNAS_METRICS_PORT", 0, minimum=0, maximum=65535)
+
+
+def _max_result_bytes(env: Mapping[str, str], payload_max_bytes: int) -> int:
+    """At most PAYLOAD_MAX_BYTES: a larger result could be stored but never fetched through gRPC."""
+    value = env_int(env, "VNAS_MAX_RESULT_BYTES", payload_max_bytes, minimum=1)
+    if value > payload_max_bytes:
+        raise ConfigError(f"VNAS_MAX_RESULT_BYTES={value} is more than PAYLOAD_MAX_BYTES={payload_max_bytes}; "
+                          f"a result that large could be stored but never fetched")
+    return value

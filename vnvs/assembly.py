@@ -24,6 +24,13 @@ class InvalidResult(VnError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class ResponseTooLarge(VnError):
+    """The assembled response would be larger than GetResults can return (PAYLOAD_MAX_BYTES)."""
+
+    reason = "RESPONSE_TOO_LARGE"
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def _groups(root: etree._Element) -> list[etree._Element]:
     return vnml.groups_of(root)
 
@@ -74,13 +81,15 @@ def apply_results(root: etree._Element, group_index: int, results: Sequence[byte
         del group.attrib["use"]
 
 
-def assemble_response(root: etree._Element, request_id: str, last_results: Sequence[bytes] | None = None) -> bytes:
+def assemble_response(root: etree._Element, request_id: str, last_results: Sequence[bytes] | None = None,
+                      max_bytes: int | None = None) -> bytes:
     """The succeeded `<vnml-response requestId=… status=…>` around the project without its reference data.
 
     Written piece by piece rather than from a copy of the project, so a 10 MiB request does not hold a
     second tree. With `last_results`, the last group's results go straight from their bytes into the
     response (no later group needs them in the working document): the same bytes `apply_results`
-    followed by this function would give.
+    followed by this function would give. With `max_bytes`, a response that would pass it fails with
+    ResponseTooLarge as soon as its parts do: a response is stored only if GetResults can return it.
     """
     project = root.find("project")
     if project is None:
@@ -92,6 +101,7 @@ def assemble_response(root: etree._Element, request_id: str, last_results: Seque
     groups = _groups(root)
     last = groups[-1] if last_results is not None and groups else None
     parts = [head]
+    size = len(head) + len(end)
     for child in project:
         if isinstance(child.tag, str) and child.tag in REFERENCE_TAGS:
             continue
@@ -99,6 +109,11 @@ def assemble_response(root: etree._Element, request_id: str, last_results: Seque
             parts.append(_group_with_results(child, len(groups) - 1, last_results))
         else:
             parts.append(etree.tostring(child, encoding="UTF-8"))
+        size += len(parts[-1])
+        if max_bytes is not None and size > max_bytes:
+            raise ResponseTooLarge(f"the response would be more than {max_bytes} bytes (PAYLOAD_MAX_BYTES), "
+                                   f"more than GetResults can return; make the results smaller or raise "
+                                   f"PAYLOAD_MAX_BYTES on every service", {"maxBytes": str(max_bytes)})
     parts.append(end)
     return b"".join(parts)
 

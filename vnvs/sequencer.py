@@ -17,7 +17,7 @@ import redis.asyncio as redis
 from lxml import etree
 
 from vn.v1 import streams_pb2
-from vncommon import keys, vnml
+from vncommon import errortext, keys, vnml
 from vncommon.errors import TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
@@ -99,7 +99,8 @@ class RequestRun:
                     await self._cpu(apply_results, root, group_index, results)
                 if not completed:
                     await self._ledger.close_group(group_index, len(results))
-        response = await self._cpu(assemble_response, root, self.request_id, results)
+        response = await self._cpu(assemble_response, root, self.request_id, results,
+                                   self._settings.common.payload_max_bytes)
         if await self._ledger.finish(Status.SUCCEEDED, response, "", self._task_counts):
             metrics.REQUESTS_FINISHED.labels(Status.SUCCEEDED).inc()
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})
@@ -162,7 +163,7 @@ class RequestRun:
             tracker.schedule_retry(task_id, asyncio.get_running_loop().time() + delay)
             log.info("task attempt failed; retrying", extra={"fields": {
                 "taskId": task_id, "attempt": state.attempt, "retryInMs": round(delay * 1000),
-                "error": state.last_error}})
+                "error": errortext.summary(state.last_error)}})  # the rest quotes script output
             return
         ref = refs[task_id]
         raise TaskRetriesExhausted(
@@ -222,4 +223,5 @@ class RequestRun:
             await pipe.execute()
         if await self._ledger.finish(Status.FAILED, detail.encode(), detail, self._task_counts):
             metrics.REQUESTS_FINISHED.labels(Status.FAILED).inc()
-            log.warning("request failed", extra={"fields": {"reason": exc.reason, "error": exc.message}})
+            log.warning("request failed", extra={"fields": {"reason": exc.reason,
+                                                            "error": errortext.summary(exc.message)}})

@@ -30,7 +30,8 @@ async def test_a_worker_killed_mid_task_leaves_the_request_succeeding_with_each_
         fault_mesh: FaultMeshFactory, redis_client: redis.Redis, tmp_path: Path) -> None:
     log = tmp_path / "executions.log"
     script = counting_script(tmp_path, log, sleep_s=1.0)
-    mesh = fault_mesh(workers=2, VNAS_SCRIPT=str(script), VNAS_CLAIM_IDLE_MS="1500", PRICE_OUTPUT="number")
+    mesh = fault_mesh(workers=2, VNAS_SCRIPT=str(script), VNAS_CLAIM_IDLE_MS="1500", PRICE_OUTPUT="number",
+                      VNAS_SCRIPT_ENV="PRICE_OUTPUT")
     workers = {process.pid: name for name, process in mesh.processes.items() if name.startswith("vnas")}
     channel, api = channel_to(mesh.vnapi_address)
     async with channel:

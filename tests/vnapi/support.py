@@ -93,7 +93,8 @@ class VnvsStandIn:
         await ledger.open_group(group_index, [str(n) for n in range(1, tasks + 1)])
         pipe = ledger.pipeline(atomic=True)
         ledger.queue_group_started(pipe, group_index)
-        ledger.queue_group_state(pipe, group_index, {"expected": tasks, "completed": 0, "failed": 0, "status": "running"})
+        ledger.queue_group_state(pipe, group_index,
+                                 {"expected": tasks, "completed": 0, "failed": 0, "status": "running"})
         await pipe.execute()
         await ledger.close_group(group_index, tasks)
         self._task_counts[request_id].append(tasks)

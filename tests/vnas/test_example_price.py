@@ -49,9 +49,12 @@ async def test_a_valuation_with_a_base_price_gets_a_dv01_scaled_from_it() -> Non
 
 
 async def test_the_legacy_number_form_is_available() -> None:
-    outcome = await ScriptExecutor(PRICE_SCRIPT, 10, run_env(PRICE_OUTPUT="number")).run(CTX, PRICE_TASK)
+    executor = ScriptExecutor(PRICE_SCRIPT, 10, run_env(PRICE_OUTPUT="number"), allow_env=("PRICE_OUTPUT",))
+    outcome = await executor.run(CTX, PRICE_TASK)
     assert outcome.completed, outcome.error
     assert price_of(outcome.result_xml) == "100.00"
+    # The number form gives the task document back with only the price set (no analytics/yield).
+    assert etree.fromstring(outcome.result_xml).find(".//analytics/yield") is None
 
 
 async def test_a_document_without_a_valuation_fails_with_a_message() -> None:

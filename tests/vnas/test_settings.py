@@ -29,6 +29,8 @@ def test_defaults_apply_when_only_the_script_is_set(script: str) -> None:
     assert settings.metrics_port is None
     assert settings.script == script
     assert settings.executor is None
+    assert settings.result_limit == 10 * 1024 * 1024  # PAYLOAD_MAX_BYTES
+    assert settings.script_env == ()
 
 
 def test_every_value_is_read_from_the_environment(script: str) -> None:
@@ -67,6 +69,11 @@ def test_a_script_given_by_name_is_found_on_path() -> None:
         ("VNAS_SHUTDOWN_GRACE_MS", "-5"),
         ("VNAS_METRICS_PORT", "x"),
         ("VNAS_CONSUMER_NAME", "has space"),
+        ("VNAS_MAX_RESULT_BYTES", "0"),
+        ("VNAS_MAX_RESULT_BYTES", "ten"),
+        ("VNAS_MAX_RESULT_BYTES", str(10 * 1024 * 1024 + 1)),
+        ("VNAS_SCRIPT_ENV", "HOME,not-a-name"),
+        ("VNAS_SCRIPT_ENV", "VN_TASK_ID"),
         ("REDIS_URL", "http://localhost"),
         ("LOG_LEVEL", "LOUD"),
     ],
@@ -108,3 +115,27 @@ def test_neither_script_nor_executor_is_a_config_error_naming_both() -> None:
 def test_both_script_and_executor_is_a_config_error(script: str) -> None:
     with pytest.raises(ConfigError, match="both"):
         VnasSettings.from_env({"VNAS_SCRIPT": script, "VNAS_EXECUTOR": "python:a.b:c"})
+
+
+def test_the_result_limit_follows_payload_max_bytes_and_may_be_lower(script: str) -> None:
+    assert VnasSettings.from_env({"VNAS_SCRIPT": script, "PAYLOAD_MAX_BYTES": "65536"}).result_limit == 65536
+    lower = VnasSettings.from_env({"VNAS_SCRIPT": script, "VNAS_MAX_RESULT_BYTES": "4096"})
+    assert lower.result_limit == 4096
+
+
+def test_a_result_limit_above_payload_max_bytes_is_refused_naming_both(script: str) -> None:
+    with pytest.raises(ConfigError, match=r"VNAS_MAX_RESULT_BYTES=70000 is more than PAYLOAD_MAX_BYTES=65536"):
+        VnasSettings.from_env({"VNAS_SCRIPT": script, "PAYLOAD_MAX_BYTES": "65536", "VNAS_MAX_RESULT_BYTES": "70000"})
+
+
+def test_vnas_script_env_is_a_checked_comma_separated_list(script: str) -> None:
+    settings = VnasSettings.from_env({"VNAS_SCRIPT": script, "VNAS_SCRIPT_ENV": " MARKET_DATA_URL, PATH,,PATH "})
+    assert settings.script_env == ("MARKET_DATA_URL", "PATH")
+
+
+@pytest.mark.parametrize("secret", ["REDIS_URL", "GRPC_API_TOKENS", "GATEWAY_API_TOKENS", "GRPC_TLS_CERT_FILE",
+                                    "GRPC_TLS_KEY_FILE", "GRPC_TLS_CA_FILE", "AWS_ACCESS_KEY_ID",
+                                    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "redis_url"])
+def test_a_secret_in_vnas_script_env_is_refused_by_name(script: str, secret: str) -> None:
+    with pytest.raises(ConfigError, match=f"VNAS_SCRIPT_ENV lists {secret}, a secret of the mesh"):
+        VnasSettings.from_env({"VNAS_SCRIPT": script, "VNAS_SCRIPT_ENV": f"HOME,{secret}"})

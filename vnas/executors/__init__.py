@@ -28,7 +28,9 @@ class Executor(Protocol):
 def build_executor(settings: VnasSettings, base_env: Mapping[str, str] | None = None) -> Executor:
     """The executor the settings name: a script (VNAS_SCRIPT) or a Python function (VNAS_EXECUTOR)."""
     if settings.script:
-        return ScriptExecutor(settings.script, settings.task_timeout_s, base_env)
+        # The worker's own executor: it adopts what scripts leave behind (vnas.reaper).
+        return ScriptExecutor(settings.script, settings.task_timeout_s, base_env, allow_env=settings.script_env,
+                              max_result_bytes=settings.result_limit, adopt_orphans=True)
     if settings.executor:
-        return PythonExecutor(settings.executor, settings.task_timeout_s)
+        return PythonExecutor(settings.executor, settings.task_timeout_s, settings.result_limit)
     raise ConfigError("set exactly one of VNAS_SCRIPT or VNAS_EXECUTOR")

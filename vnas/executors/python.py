@@ -11,7 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vnas.executors.result import normalise_result
+from vnas.limits import ResultTooLarge, check_size
+from vnas.settings import DEFAULT_MAX_RESULT_BYTES
 from vnas.task import TaskContext, TaskFailed, TaskOutcome, elapsed_ms
+from vncommon import errortext
 from vncommon.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -26,8 +29,9 @@ class PythonExecutor:
     while the call finishes in the background.
     """
 
-    def __init__(self, target: str, timeout_s: float) -> None:
+    def __init__(self, target: str, timeout_s: float, max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> None:
         self.target = target
+        self._max_result_bytes = max_result_bytes
         self._function = load_function(target)
         self._timeout_s = timeout_s
         self._is_async = inspect.iscoroutinefunction(self._function)
@@ -37,15 +41,19 @@ class PythonExecutor:
         started = time.monotonic()
         try:
             output = await asyncio.wait_for(self._call(ctx, task_xml), self._timeout_s)
-            result = normalise_result(task_xml, _as_bytes(output))
+            output = check_size(_as_bytes(output), self._max_result_bytes)  # before parsing it
+            result = check_size(normalise_result(task_xml, output), self._max_result_bytes)
         except TimeoutError:
             error = f"{self.target} ran past VNAS_TASK_TIMEOUT_MS ({int(self._timeout_s * 1000)} ms)"
             return TaskOutcome.failed(error, elapsed_ms(started))
-        except TaskFailed as exc:
+        except (TaskFailed, ResultTooLarge) as exc:
             return TaskOutcome.failed(f"{self.target}: {exc}", elapsed_ms(started))
         except Exception as exc:
-            log.warning("in-process executor raised", exc_info=True, extra={"fields": ctx.log_fields()})
-            return TaskOutcome.failed(f"{self.target} raised {type(exc).__name__}: {exc}", elapsed_ms(started))
+            # The exception's text may quote the task: the traceback is for DEBUG only.
+            log.warning("in-process executor raised %s", type(exc).__name__, extra={"fields": ctx.log_fields()})
+            log.debug("in-process executor raised", exc_info=True, extra={"fields": ctx.log_fields()})
+            error = errortext.compose(f"{self.target} raised {type(exc).__name__}", f"{type(exc).__name__}: {exc}")
+            return TaskOutcome.failed(error, elapsed_ms(started))
         return TaskOutcome(True, result, elapsed_ms(started))
 
     def _call(self, ctx: TaskContext, task_xml: bytes) -> Awaitable[Any]:

@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from lxml import etree
 
 from vnas.task import TaskFailed
-from vncommon import vnml
+from vncommon import errortext, vnml
 from vncommon.errors import MalformedXml
 from vncommon.xmlsafe import parse_xml, serialize
 
@@ -35,15 +35,15 @@ def normalise_result(task_xml: bytes, output: bytes) -> bytes:
         raise TaskFailed(f"output is neither XML nor a number ({len(text)} bytes, not UTF-8)") from None
     if _NUMBER.match(decoded):
         return price_into_task(task_xml, Decimal(decoded))
-    raise TaskFailed(f"output is neither XML nor a single number ({len(text)} bytes, starts with "
-                     f"{decoded[:_PREVIEW_CHARS]!r})")
+    raise TaskFailed(errortext.compose(f"output is neither XML nor a single number ({len(text)} bytes)",
+                                       f"output starts with {decoded[:_PREVIEW_CHARS]!r}"))
 
 
 def _checked_result_xml(data: bytes) -> bytes:
     try:
         root = parse_xml(data, what="result")
     except MalformedXml as exc:
-        raise TaskFailed(f"output is not valid XML: {exc.message}") from None
+        raise TaskFailed(errortext.compose("output is not valid XML", exc.message)) from None
     if not vnml.is_named(root, vnml.VALUATION) and find_valuation(root) is None:
         raise TaskFailed(f"result XML must be a task document with project/group/valuation or a bare "
                          f"<valuation> (in no namespace); got root <{root.tag}>")
