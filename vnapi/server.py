@@ -39,7 +39,8 @@ class VnapiService(GrpcService):
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.consumer = IngestConsumer(self.client, settings, stub)
         self._hub_stop = asyncio.Event()
-        server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME], common.grpc_api_tokens)
+        server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME], common.grpc_api_tokens,
+                               max_send_bytes=common.grpc_max_response_message_bytes)
         valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
             ValuationService(self.client, settings, self.hub), server.server)
         super().__init__(server, settings.listen_address, common.tls)

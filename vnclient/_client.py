@@ -18,14 +18,19 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
-from vncommon.config import TlsSettings, env_address, env_client_token, env_int
+from vncommon.config import (
+    MESSAGE_HEADROOM_BYTES,
+    TlsSettings,
+    env_address,
+    env_client_token,
+    env_int,
+    response_max_bytes,
+)
 from vncommon.errors import VnError
 from vncommon.grpcutil import create_channel, decode_error
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 DEFAULT_PAYLOAD_MAX_BYTES = 10 * 1024 * 1024
-# Protobuf framing and metadata on top of the payload (the servers use the same headroom).
-MESSAGE_HEADROOM_BYTES = 1024 * 1024
 DEFAULT_CALL_TIMEOUT_S = 10.0
 DEFAULT_SYNC_WAIT_S = 120.0
 # A sync Submit's deadline must outlive the server's own wait, or the caller would never see a pending answer.
@@ -49,7 +54,13 @@ class ClientSettings:
 
     @property
     def grpc_max_message_bytes(self) -> int:
+        """The largest Submit this client sends."""
         return self.payload_max_bytes + MESSAGE_HEADROOM_BYTES
+
+    @property
+    def grpc_max_response_message_bytes(self) -> int:
+        """The largest answer it receives: a whole response (vncommon.config.response_max_bytes)."""
+        return response_max_bytes(self.payload_max_bytes) + MESSAGE_HEADROOM_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], address: str | None = None) -> ClientSettings:
@@ -76,7 +87,8 @@ class ValuationClient:
     def __init__(self, settings: ClientSettings | None = None) -> None:
         self.settings = settings or ClientSettings()
         self._channel = create_channel(self.settings.address, self.settings.grpc_max_message_bytes,
-                                       self.settings.tls, self.settings.token)
+                                       self.settings.tls, self.settings.token,
+                                       max_receive_bytes=self.settings.grpc_max_response_message_bytes)
         self._stub: Any = valuation_pb2_grpc.ValuationServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
 

@@ -15,6 +15,16 @@ from urllib.parse import urlparse
 from vncommon.errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Protobuf framing and metadata on top of a payload in one gRPC message.
+MESSAGE_HEADROOM_BYTES = 1024 * 1024
+# Results add to what a request holds: its response may be this many times PAYLOAD_MAX_BYTES. GetResults
+# (and a sync Submit) carry the whole response in one message, so the gRPC limits on that path follow.
+RESPONSE_PAYLOAD_FACTOR = 4
+
+
+def response_max_bytes(payload_max_bytes: int) -> int:
+    """The largest response the mesh stores and returns, from PAYLOAD_MAX_BYTES."""
+    return payload_max_bytes * RESPONSE_PAYLOAD_FACTOR
 MIN_TOKEN_CHARS = 8
 
 
@@ -172,5 +182,15 @@ class CommonSettings:
 
     @property
     def grpc_max_message_bytes(self) -> int:
-        # Room for the payload plus protobuf framing and metadata.
-        return self.payload_max_bytes + 1024 * 1024
+        """The largest message a service receives: a payload plus protobuf framing and metadata."""
+        return self.payload_max_bytes + MESSAGE_HEADROOM_BYTES
+
+    @property
+    def response_max_bytes(self) -> int:
+        """The largest response vnvs stores (results add to a request: RESPONSE_PAYLOAD_FACTOR x payload)."""
+        return response_max_bytes(self.payload_max_bytes)
+
+    @property
+    def grpc_max_response_message_bytes(self) -> int:
+        """The largest message vnapi sends and its clients receive: a whole response plus framing."""
+        return self.response_max_bytes + MESSAGE_HEADROOM_BYTES

@@ -25,11 +25,11 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
+def channel_options(max_send_bytes: int, max_receive_bytes: int) -> list[tuple[str, Any]]:
     """Options every channel and server uses: message limits sized for the payload, keepalive on."""
     return [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_send_bytes),
+        ("grpc.max_receive_message_length", max_receive_bytes),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.http2.max_pings_without_data", 0),
@@ -38,11 +38,13 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, Any]]:
 
 
 def create_channel(
-    address: str, max_message_bytes: int, tls: TlsSettings | None = None, token: str = ""
+    address: str, max_message_bytes: int, tls: TlsSettings | None = None, token: str = "",
+    max_receive_bytes: int | None = None,
 ) -> grpc.aio.Channel:
     """A channel with the mesh's options; over TLS (presenting our certificate) when configured, and
-    sending `token` as `authorization: Bearer <token>` on every call when one is given."""
-    options = channel_options(max_message_bytes)
+    sending `token` as `authorization: Bearer <token>` on every call when one is given. Answers may be
+    up to `max_receive_bytes` (default: as large as what it sends), e.g. a response larger than its request."""
+    options = channel_options(max_message_bytes, max_receive_bytes or max_message_bytes)
     interceptors = token_senders(token) if token else None
     if tls is None or not tls.enabled:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
@@ -63,9 +65,12 @@ class ServiceServer:
     certificate verified under mutual TLS.
     """
 
-    def __init__(self, max_message_bytes: int, service_names: Sequence[str], tokens: Sequence[str] = ()) -> None:
+    def __init__(self, max_message_bytes: int, service_names: Sequence[str], tokens: Sequence[str] = (),
+                 max_send_bytes: int | None = None) -> None:
         interceptors = [TokenAuthInterceptor(tokens, OPEN_SERVICES, to_status)] if tokens else None
-        self.server = grpc.aio.server(options=channel_options(max_message_bytes), interceptors=interceptors)
+        # Receives up to a payload; may send more (vnapi's GetResults answers carry a whole response).
+        options = channel_options(max_send_bytes or max_message_bytes, max_message_bytes)
+        self.server = grpc.aio.server(options=options, interceptors=interceptors)
         self.health = health.aio.HealthServicer()
         self._service_names = list(service_names)
         self._authenticated = bool(tokens)

@@ -9,6 +9,7 @@ import grpc
 from lxml import etree
 
 from vncommon import vnml
+from vncommon.config import RESPONSE_PAYLOAD_FACTOR
 from vncommon.errors import MalformedXml, VnError
 from vncommon.state import Status
 from vncommon.xmlsafe import parse_xml, serialize
@@ -111,9 +112,10 @@ def assemble_response(root: etree._Element, request_id: str, last_results: Seque
             parts.append(etree.tostring(child, encoding="UTF-8"))
         size += len(parts[-1])
         if max_bytes is not None and size > max_bytes:
-            raise ResponseTooLarge(f"the response would be more than {max_bytes} bytes (PAYLOAD_MAX_BYTES), "
-                                   f"more than GetResults can return; make the results smaller or raise "
-                                   f"PAYLOAD_MAX_BYTES on every service", {"maxBytes": str(max_bytes)})
+            raise ResponseTooLarge(f"the response would be more than {max_bytes} bytes "
+                                   f"({RESPONSE_PAYLOAD_FACTOR} x PAYLOAD_MAX_BYTES), more than GetResults can "
+                                   f"return; make the results smaller or raise PAYLOAD_MAX_BYTES on every service",
+                                   {"maxBytes": str(max_bytes)})
     parts.append(end)
     return b"".join(parts)
 

@@ -100,7 +100,7 @@ class RequestRun:
                 if not completed:
                     await self._ledger.close_group(group_index, len(results))
         response = await self._cpu(assemble_response, root, self.request_id, results,
-                                   self._settings.common.payload_max_bytes)
+                                   self._settings.common.response_max_bytes)
         if await self._ledger.finish(Status.SUCCEEDED, response, "", self._task_counts):
             metrics.REQUESTS_FINISHED.labels(Status.SUCCEEDED).inc()
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})

@@ -109,7 +109,8 @@ def request(*names: str) -> bytes:
 
 async def test_the_mesh_stores_no_response_that_get_results_could_not_return(
         redis_server: RedisServer, tmp_path: Path) -> None:
-    # Each result is 20 KB, well under the limit; four of them are over PAYLOAD_MAX_BYTES together.
+    # Each result is 20 KB, well under the limit; fourteen are over the response limit (4 x 64 KiB) together,
+    # five are over PAYLOAD_MAX_BYTES but still a response GetResults returns.
     big = "    printf '<valuation name=\"%s\">' \"$VN_VALUATION_NAME\"; head -c 20000 /dev/zero | tr '\\0' x; " \
           "printf '</valuation>'"
     script = branching_script(tmp_path, {"big": big, "huge": "    head -c 100000 /dev/zero | tr '\\0' x"},
@@ -119,12 +120,12 @@ async def test_the_mesh_stores_no_response_that_get_results_could_not_return(
         channel, api = channel_to(mesh.vnapi_address)
         async with channel:
             started = time.monotonic()
-            too_big = await submit(api, request("big1", "big2", "big3", "big4"))
+            too_big = await submit(api, request(*(f"big{i}" for i in range(14))))
             status = await wait_for_end(api, too_big, timeout=30)
             assert status.status == valuation_pb2.REQUEST_STATUS_FAILED
             detail = json.loads(status.failure_detail)
             assert detail["reason"] == "RESPONSE_TOO_LARGE", detail
-            assert "more than 65536 bytes (PAYLOAD_MAX_BYTES)" in detail["message"]
+            assert "more than 262144 bytes (4 x PAYLOAD_MAX_BYTES)" in detail["message"]
             assert time.monotonic() - started < 15
 
             one_huge = await submit(api, request("huge1"))
@@ -136,7 +137,7 @@ async def test_the_mesh_stores_no_response_that_get_results_could_not_return(
                 await results(api, one_huge)
             assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
 
-            fits = await submit(api, request("big1", "big2"))
+            fits = await submit(api, request(*(f"big{i}" for i in range(5))))
             status = await wait_for_end(api, fits, timeout=30)
             assert status.status == valuation_pb2.REQUEST_STATUS_SUCCEEDED, status.failure_detail
-            assert len(await results(api, fits)) > 40_000
+            assert len(await results(api, fits)) > 100_000 > 65536
