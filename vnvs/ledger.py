@@ -17,6 +17,9 @@ from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
 from vnvs.retention import queue_expiry
 
+# Field of the request state: runs started since the last completed group (the adoption guard).
+RUN_STARTS = "runStarts"
+
 
 class RunLedger:
     def __init__(self, client: redis.Redis, request_id: str, ttl_seconds: int) -> None:
@@ -37,21 +40,26 @@ class RunLedger:
         event.sequence = self._sequence
         lifecycle.queue_publish(pipe, event)
 
-    async def begin(self) -> bytes | None:
-        """Read the request and mark it started; publishes `started` only the first time."""
+    async def begin(self) -> tuple[bytes | None, int]:
+        """Read the request and mark it started; publishes `started` only the first time.
+
+        Returns the request and how many runs started since the last finished group (this one included):
+        the count is recorded before any work, so a run that kills its process still counts.
+        """
         pipe = self.pipeline()
         pipe.get(keys.request_xml_key(self.request_id))
         pipe.hsetnx(self._state_key, "startedAt", utc_now_iso())
         pipe.hset(self._state_key, "status", "started")
         pipe.hsetnx(self._state_key, "startedPublished", "1")
         pipe.llen(keys.request_events_key(self.request_id))
-        xml, _, _, first_start, events = await pipe.execute()
+        pipe.hincrby(self._state_key, RUN_STARTS, 1)
+        xml, _, _, first_start, events, starts = await pipe.execute()
         self._sequence = int(events)
         if first_start:
             pipe = self.pipeline()
             self.queue_event(pipe, "started")
             await pipe.execute()
-        return xml if isinstance(xml, bytes) else None
+        return (xml if isinstance(xml, bytes) else None), int(starts)
 
     async def group_progress(self, group_index: int) -> tuple[bool, int]:
         """(completed?, expected task count) of a group, as recorded."""
@@ -95,6 +103,7 @@ class RunLedger:
     async def close_group(self, group_index: int, task_count: int) -> None:
         pipe = self.pipeline()
         self.queue_group_state(pipe, group_index, status="completed", completed=task_count)
+        pipe.hset(self._state_key, RUN_STARTS, 0)  # progress: the runs that led here were not in vain
         self.queue_event(pipe, "group_completed", group_index)
         await pipe.execute()
 

@@ -12,7 +12,9 @@ from vncommon.aio import sleep_or_stop
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.streamtrim import StreamUpkeep
 from vnvs import metrics
+from vnvs.hydration.sandbox import HydrationSandbox
 from vnvs.lease import Lease, orphaned_requests
+from vnvs.ledger import RUN_STARTS
 from vnvs.sequencer import RequestRun
 from vnvs.settings import VnvsSettings
 
@@ -24,9 +26,10 @@ TERMINAL = (b"succeeded", b"failed")
 class RunnerPool:
     """Starts a RequestRun per request under a lease, keeps the lease fresh, and reaps finished runs."""
 
-    def __init__(self, client: redis.Redis, settings: VnvsSettings) -> None:
+    def __init__(self, client: redis.Redis, settings: VnvsSettings, sandbox: HydrationSandbox) -> None:
         self._client = client
         self._settings = settings
+        self._sandbox = sandbox
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._works: dict[str, asyncio.Task[None]] = {}
@@ -50,7 +53,7 @@ class RunnerPool:
         if not await lease.acquire():
             await lease.ensure_advertised()
             return False
-        run = RequestRun(self._client, self._settings, request_id, trace_id)
+        run = RequestRun(self._client, self._settings, self._sandbox, request_id, trace_id)
         task = asyncio.create_task(self._drive(run, lease), name=f"request-{request_id}")
         self._runs[request_id] = task
         metrics.REQUESTS_RUNNING.inc()
@@ -91,8 +94,12 @@ class RunnerPool:
             raise error
 
     async def _hand_over(self, lease: Lease) -> None:
-        """On shutdown, give the request up at once so another instance resumes it without waiting."""
+        """On shutdown, give the request up at once so another instance resumes it without waiting.
+
+        A run handed over was not lost, so it does not count against VNVS_MAX_RUN_STARTS.
+        """
         try:
+            await self._client.hincrby(keys.request_state_key(lease.request_id), RUN_STARTS, -1)
             await lease.hand_over()
             log.info("handed the request over", extra={"fields": {"requestId": lease.request_id}})
         except REDIS_ERRORS:

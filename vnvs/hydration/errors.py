@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import grpc
 from lxml import etree
 
-from vncommon.errors import VnError
+from vncommon.errors import HydrationLimit, VnError
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,18 @@ class HydrationError(VnError):
         self.group = group
 
 
+class HydrationLimitExceeded(HydrationError):
+    """Hydration passed one of its budgets; `limit` names it (a setting, or XML_DEPTH). Never retried."""
+
+    reason = HydrationLimit.reason
+    code = HydrationLimit.code
+
+    def __init__(self, problem: str, limit: str, expression: str, element_path: str, group: GroupRef | None) -> None:
+        super().__init__(problem, expression, element_path, group)
+        self.metadata["limit"] = limit
+        self.limit = limit
+
+
 class Scope:
     """Maps elements of one (possibly detached) tree to their path in the request, for error messages."""
 
@@ -61,6 +73,12 @@ class Scope:
         """A HydrationError located at `element` (or at the scope's root when unknown)."""
         where = self.path(element if element is not None else self.root)
         return HydrationError(problem, expression, where, self.group)
+
+    def limit(self, problem: str, limit: str, expression: str, element: etree._Element | None
+              ) -> HydrationLimitExceeded:
+        """A HydrationLimitExceeded naming `limit`, located like `error`."""
+        where = self.path(element if element is not None else self.root)
+        return HydrationLimitExceeded(problem, limit, expression, where, self.group)
 
     def rebased(self, root: etree._Element, base: str) -> Scope:
         """The same group, for another tree rooted at `base`."""
