@@ -24,6 +24,7 @@ MIB = 1024 * 1024
 # What a normal request may take end to end, while or after something hostile ran.
 NORMAL_LATENCY_S = 2.0
 WORKER_MODULE = "vnvs.hydration.worker"
+IN_PROCESS_PRICER = "python:tests.vnas.pricers:flat_price"
 
 
 @contextmanager
@@ -32,6 +33,9 @@ def running_mesh(redis_server: RedisServer, log_dir: Path, workers: int = 1, **e
     when the block ends."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("VN", "REDIS", "HYDRATION", "GRPC"))}
     base.update({"REDIS_URL": redis_server.url, **TEST_ENV, "LOG_LEVEL": "INFO", **env})
+    if "VNAS_SCRIPT" not in env:  # an in-process pricer: a normal request's latency is then the mesh's own
+        del base["VNAS_SCRIPT"]
+        base["VNAS_EXECUTOR"] = IN_PROCESS_PRICER
     log_dir.mkdir(parents=True, exist_ok=True)
     mesh = LocalMesh(env=base, log_dir=log_dir)
     try:

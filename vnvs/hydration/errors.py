@@ -10,6 +10,14 @@ from lxml import etree
 from vncommon.errors import HydrationLimit, VnError
 
 
+MAX_QUOTED_CHARS = 300
+
+
+def clip(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """`text`, or its first `limit` characters and how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 @dataclass(frozen=True, slots=True)
 class GroupRef:
     """A group by name and 0-based index."""
@@ -25,6 +33,9 @@ class HydrationError(VnError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
     def __init__(self, problem: str, expression: str, element_path: str, group: GroupRef | None) -> None:
+        # Expressions and paths come from the request and from what hydration made of it: clipped, so
+        # the failure detail of a runaway request stays small enough to store and to fetch.
+        expression, element_path = clip(expression), clip(element_path)
         where = "the whole document" if group is None else f"group {group.name!r} (index {group.index})"
         message = f"{problem}: expression {expression!r} at {element_path} in {where}"
         metadata = {"expression": expression, "elementPath": element_path}
