@@ -9,7 +9,6 @@ from lxml import etree
 
 from vncommon.errors import HydrationLimit, VnError
 
-
 MAX_QUOTED_CHARS = 300
 
 

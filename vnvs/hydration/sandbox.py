@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from vncommon.errors import HydrationLimit, VnError, rebuild
+from vncommon.errors import HydrationLimit, Unavailable, VnError, rebuild
 from vnvs.hydration.settings import HydrationSettings
 from vnvs.hydration.taskdoc import TaskDocument
 from vnvs.hydration.wire import FrameError, Header, encode, read_async, settings_to_wire
@@ -53,6 +53,7 @@ class CpuBudget:
 class _Worker:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
+        self.stopping = False
 
     async def call(self, parts: Sequence[bytes]) -> tuple[Header, list[bytes]]:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -61,6 +62,7 @@ class _Worker:
         return await read_async(self.process.stdout)
 
     async def stop(self) -> int:
+        self.stopping = True
         if self.process.returncode is None:
             self.process.kill()
         if self.process.stdin is not None:
@@ -74,7 +76,8 @@ class HydrationSandbox:
     def __init__(self, settings: HydrationSettings) -> None:
         self.settings = settings
         self._wire_settings = settings_to_wire(settings)
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        # None is the closing sentinel: a job waiting for a worker when the sandbox closes gets it.
+        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         self._busy: set[_Worker] = set()
         self._chores: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -83,6 +86,12 @@ class HydrationSandbox:
         """Start every worker; raises if the worker program cannot run at all."""
         for worker in await asyncio.gather(*(self._spawn() for _ in range(self.settings.processes))):
             self._idle.put_nowait(worker)
+
+    def pids(self, busy_only: bool = False) -> list[int]:
+        """Process ids of the workers (or of those running a job now)."""
+        busy = [worker.process.pid for worker in self._busy]
+        idle: list[_Worker | None] = list(self._idle._queue)  # type: ignore[attr-defined]
+        return busy if busy_only else busy + [worker.process.pid for worker in idle if worker is not None]
 
     async def prepare(self, request_id: str, xml: bytes, budget: CpuBudget) -> bytes:
         """The request after its whole-document pass (variables, hrefs), as a serialised document."""
@@ -103,7 +112,7 @@ class HydrationSandbox:
             raise budget.exhausted()
         header = {**header, "cpuSeconds": budget.left, "settings": self._wire_settings}
         wall_s = budget.left * WALL_FACTOR + WALL_SLACK_S
-        worker = await self._idle.get()
+        worker = await self._checkout()
         self._busy.add(worker)
         keep = False
         try:
@@ -114,7 +123,7 @@ class HydrationSandbox:
                                  f"{WALL_FACTOR} + {WALL_SLACK_S:g} s); the process running it was stopped",
                                  {"limit": TIME_SETTING}) from None
         except _LOST:
-            raise self._lost(await worker.stop(), budget) from None
+            raise await self._lost(worker, budget) from None
         finally:
             self._busy.discard(worker)
             self._release(worker, keep)
@@ -123,7 +132,18 @@ class HydrationSandbox:
             raise _rebuild(reply["error"])
         return reply, out
 
-    def _lost(self, returncode: int, budget: CpuBudget) -> VnError:
+    async def _checkout(self) -> _Worker:
+        worker = None if self._closed else await self._idle.get()
+        if worker is None:
+            self._idle.put_nowait(None)  # for the next one waiting
+            raise Unavailable("hydration is stopping with this vnvs")
+        return worker
+
+    async def _lost(self, worker: _Worker, budget: CpuBudget) -> VnError:
+        ours = worker.stopping  # close() stopped it under a running job
+        returncode = await worker.stop()
+        if ours:
+            return Unavailable("hydration is stopping with this vnvs")
         if returncode == -signal.SIGXCPU:
             return budget.exhausted()
         if returncode == -signal.SIGKILL:  # not ours (we kill only after a timeout): the kernel's OOM killer
@@ -185,7 +205,10 @@ class HydrationSandbox:
         await asyncio.gather(*self._chores, return_exceptions=True)
         workers = [*self._busy]
         while not self._idle.empty():
-            workers.append(self._idle.get_nowait())
+            idle = self._idle.get_nowait()
+            if idle is not None:
+                workers.append(idle)
+        self._idle.put_nowait(None)
         await asyncio.gather(*(worker.stop() for worker in workers), return_exceptions=True)
 
 
