@@ -85,8 +85,8 @@ async def test_the_process_hop_adds_a_few_milliseconds_to_a_two_group_request(sa
 async def test_a_job_abandoned_midway_kills_its_worker_and_a_fresh_one_serves_the_next(
         sandbox: HydrationSandbox) -> None:
     before = set(sandbox.pids())
-    job = asyncio.create_task(_sandboxed(sandbox, RUNAWAY))
-    await asyncio.sleep(1.0)
+    job = asyncio.create_task(sandbox.hydrate_group("r", RUNAWAY, 0, CpuBudget(20)))
+    await wait_until(lambda: _true(bool(sandbox.pids(busy_only=True))), timeout=5)
     [busy] = sandbox.pids(busy_only=True)
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -98,9 +98,8 @@ async def test_a_job_abandoned_midway_kills_its_worker_and_a_fresh_one_serves_th
 
 
 async def test_a_worker_that_dies_is_reported_and_replaced(sandbox: HydrationSandbox) -> None:
-    job = asyncio.create_task(_sandboxed(sandbox, RUNAWAY))
-    await asyncio.sleep(1.0)
-    [busy] = sandbox.pids(busy_only=True)
+    job = asyncio.create_task(sandbox.hydrate_group("r", RUNAWAY, 0, CpuBudget(20)))
+    busy = await _computing(sandbox)
     os.kill(busy, signal.SIGSEGV)
     with pytest.raises(VnError, match=r"hydration process died \(signal SIGSEGV\)"):
         await job
@@ -142,6 +141,14 @@ async def test_close_stops_busy_and_idle_workers_and_fails_their_jobs_as_unavail
     assert len(pids) == 2
     for pid in pids:
         await _gone(pid)
+
+
+async def _computing(box: HydrationSandbox) -> int:
+    """The pid of the worker once it is deep in its job (it has spent CPU on it)."""
+    await wait_until(lambda: _true(bool(box.pids(busy_only=True))), timeout=5)
+    [pid] = box.pids(busy_only=True)
+    await wait_until(lambda: _true(psutil.Process(pid).cpu_times().user > 0.5), timeout=10)
+    return pid
 
 
 async def _true(value: bool) -> bool:

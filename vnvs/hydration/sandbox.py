@@ -11,7 +11,9 @@ and a fresh worker takes its place while the other workers keep serving other re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -64,7 +66,10 @@ class _Worker:
     async def stop(self) -> int:
         self.stopping = True
         if self.process.returncode is None:
-            self.process.kill()
+            # os.kill, not Process.kill: that polls first and, for a worker that just died, would reap
+            # it under the child watcher, which then reports exit code 255 instead of the signal.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGKILL)
         if self.process.stdin is not None:
             self.process.stdin.close()
         return await self.process.wait()
