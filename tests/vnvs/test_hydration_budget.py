@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
@@ -15,7 +16,7 @@ from vnvs.hydration.errors import HydrationError, HydrationLimitExceeded
 SMALL = 1024 * 1024
 
 
-def _bounded(run, seconds: float = 2.0, peak_bytes: int = 64 * SMALL):  # type: ignore[no-untyped-def]
+def _bounded(run: Callable[[], object], seconds: float = 2.0, peak_bytes: int = 64 * SMALL) -> HydrationError:
     """Run `run`, returning what it raised; it must finish within `seconds` and `peak_bytes` of Python memory."""
     tracemalloc.start()
     started = time.monotonic()
