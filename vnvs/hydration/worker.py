@@ -38,12 +38,15 @@ MEMORY_SETTING = "HYDRATION_MAX_MEMORY_BYTES"
 RECYCLE_SHARE = 4
 
 
-def _limit_cpu(seconds: float) -> None:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
+def _limit_cpu(seconds: float | None) -> None:
+    """Let the process run `seconds` more of CPU time (None: no limit, while it idles or answers)."""
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
+    soft = hard
+    if seconds is not None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
@@ -79,6 +82,8 @@ def handle(header: Header, blobs: Sequence[bytes], max_memory_bytes: int) -> tup
     except Exception as exc:  # a bug or a broken plugin: report it, keep the traceback in the log
         log.exception("hydration job failed")
         error = VnError(f"hydration error: {type(exc).__name__}: {exc}")
+    # Reading the next job must not run into what is left of this one's limit.
+    _limit_cpu(None)
     if out_of_memory:
         error = HydrationLimit(f"hydration needed more than {max_memory_bytes} bytes of memory ({MEMORY_SETTING})",
                                {"limit": MEMORY_SETTING})
