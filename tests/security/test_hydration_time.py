@@ -77,6 +77,9 @@ async def test_a_runaway_xpath_fails_at_the_time_budget_while_other_requests_kee
             await sampler
 
             detail = failure(status)
+            print(f"measured: runaway XPath stopped after {cpu.busiest():.2f} s CPU, answered in {elapsed:.2f} s; "
+                  f"{len(latencies)} normal requests meanwhile, slowest {max(latencies, default=0):.3f} s; "
+                  f"vnvs peak RSS {peak_rss(pid) // MIB} MiB")
             assert (detail["reason"], detail["limit"]) == ("HYDRATION_LIMIT", "HYDRATION_MAX_SECONDS"), detail
             # The kernel stops the worker at the request's CPU seconds (to the second, plus its start-up);
             # on a loaded machine that takes longer in wall-clock time, up to the backstop of 3 x + 5 s.
