@@ -132,6 +132,21 @@ class TaskRetriesExhausted(VnError):
     reason = "TASK_RETRIES_EXHAUSTED"
 
 
+class HydrationLimit(VnError):
+    """Hydrating a request passed one of its budgets (time, memory, bytes, nodes, clones, depth); the limit
+    is named in metadata["limit"]. Hostile or runaway input: never retried."""
+
+    reason = "HYDRATION_LIMIT"
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class RunAttemptsExhausted(VnError):
+    """A request's run was started VNVS_MAX_RUN_STARTS times without finishing a group (each run was lost
+    to a crash, a kill or a stalled lease), so it is failed instead of resumed again."""
+
+    reason = "RUN_ATTEMPTS_EXHAUSTED"
+
+
 class BindError(Exception):
     """A service cannot listen on its address (in use, not assignable, no permission); EXIT_BIND."""
 
@@ -159,6 +174,8 @@ ERRORS_BY_REASON: dict[str, type[VnError]] = {
         Unavailable,
         DeadlineExceeded,
         TaskRetriesExhausted,
+        HydrationLimit,
+        RunAttemptsExhausted,
     )
 }
 

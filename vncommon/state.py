@@ -91,6 +91,8 @@ class RequestHash:
     # Set once the event was published, so a retried step never publishes it twice.
     received_published: str = "receivedPublished"
     started_published: str = "startedPublished"
+    # Runs started since the last completed group: the guard against adopting a request forever.
+    run_starts: str = "runStarts"
 
 
 @dataclass(frozen=True, slots=True)

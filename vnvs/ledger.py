@@ -18,9 +18,8 @@ from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
 from vnvs.retention import queue_expiry
 
-# Marks the request started unless it already ended (ARGV[2], ARGV[3]): a run that took the lease just
-# after another one finished and freed it must not bring the request back, nor end it a second time.
-# Moves a request to `started` unless it already ended: 1 when the run may go on, 0 when it must not.
+# Moves a request to `started` unless it already ended: 1 when the run may go on, 0 when it must not. A
+# run that took the lease just after another one finished and freed it must not bring the request back.
 _BEGIN_SCRIPT = f"""
 local current = redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}')
 if {lua_is_terminal("current")} then return 0 end
@@ -52,16 +51,21 @@ class RunLedger:
         event.sequence = self._sequence
         lifecycle.queue_publish(pipe, event)
 
-    async def begin(self) -> bytes | None:
+    async def begin(self) -> tuple[bytes | None, int]:
         """Read the request and mark it started; publishes `started` only the first time.
-        Raises RequestEnded if the request already succeeded or failed."""
+
+        Returns the request and how many runs started since the last finished group (this one included):
+        the count is recorded before any work, so a run that kills its process still counts. Raises
+        RequestEnded if the request already succeeded or failed.
+        """
         pipe = self.pipeline()
         pipe.get(keys.request_xml_key(self.request_id))
         pipe.hsetnx(self._state_key, REQUEST_HASH.started_at, utc_now_iso())
         pipe.eval(_BEGIN_SCRIPT, 1, self._state_key)
         pipe.hget(self._state_key, REQUEST_HASH.started_published)
         pipe.llen(keys.request_events_key(self.request_id))
-        xml, _, started, published, events = await pipe.execute()
+        pipe.hincrby(self._state_key, REQUEST_HASH.run_starts, 1)
+        xml, _, started, published, events, starts = await pipe.execute()
         if not started:
             raise RequestEnded(f"request {self.request_id} already ended")
         self._sequence = int(events)
@@ -71,7 +75,7 @@ class RunLedger:
             self.queue_event(pipe, Status.STARTED)
             pipe.hset(self._state_key, REQUEST_HASH.started_published, "1")
             await pipe.execute()
-        return xml if isinstance(xml, bytes) else None
+        return (xml if isinstance(xml, bytes) else None), int(starts)
 
     async def group_progress(self, group_index: int) -> tuple[bool, int]:
         """(completed?, expected task count) of a group, as recorded."""
@@ -123,6 +127,7 @@ class RunLedger:
         pipe = self.pipeline()
         self.queue_group_state(pipe, group_index, {GROUP_HASH.status: GroupStatus.COMPLETED,
                                                    GROUP_HASH.completed: task_count})
+        pipe.hset(self._state_key, REQUEST_HASH.run_starts, 0)  # progress: the runs that led here were not in vain
         self.queue_event(pipe, Status.GROUP_COMPLETED, group_index)
         await pipe.execute()
 

@@ -13,6 +13,7 @@ from vncommon.redisconn import REDIS_ERRORS
 from vncommon.state import REQUEST_HASH, is_terminal
 from vncommon.streamtrim import StreamUpkeep
 from vnvs import metrics
+from vnvs.hydration.sandbox import HydrationSandbox
 from vnvs.lease import Lease, orphaned_requests
 from vnvs.sequencer import RequestRun
 from vnvs.settings import VnvsSettings
@@ -35,9 +36,10 @@ async def _stop(work: asyncio.Task[None]) -> None:
 class RunnerPool:
     """Starts a RequestRun per request under a lease, keeps the lease fresh, and reaps finished runs."""
 
-    def __init__(self, client: redis.Redis, settings: VnvsSettings) -> None:
+    def __init__(self, client: redis.Redis, settings: VnvsSettings, sandbox: HydrationSandbox) -> None:
         self._client = client
         self._settings = settings
+        self._sandbox = sandbox
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._works: dict[str, asyncio.Task[None]] = {}
@@ -61,7 +63,7 @@ class RunnerPool:
         if not await lease.acquire():
             await lease.ensure_advertised()
             return False
-        run = RequestRun(self._client, self._settings, request_id, trace_id)
+        run = RequestRun(self._client, self._settings, self._sandbox, request_id, trace_id)
         task = asyncio.create_task(self._drive(run, lease), name=f"request-{request_id}")
         self._runs[request_id] = task
         metrics.REQUESTS_RUNNING.inc()
@@ -100,8 +102,12 @@ class RunnerPool:
             raise error
 
     async def _hand_over(self, lease: Lease) -> None:
-        """On shutdown, give the request up at once so another instance resumes it without waiting."""
+        """On shutdown, give the request up at once so another instance resumes it without waiting.
+
+        A run handed over was not lost, so it does not count against VNVS_MAX_RUN_STARTS.
+        """
         try:
+            await self._client.hincrby(keys.request_state_key(lease.request_id), REQUEST_HASH.run_starts, -1)
             await lease.hand_over()
             log.info("handed the request over", extra={"fields": {"requestId": lease.request_id}})
         except REDIS_ERRORS:

@@ -18,32 +18,37 @@ from lxml import etree
 
 from vn.v1 import streams_pb2
 from vncommon import errortext, keys, vnml
-from vncommon.errors import TaskRetriesExhausted, VnError
+from vncommon.errors import RunAttemptsExhausted, TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
 from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status
 from vncommon.streams import from_fields, text
-from vncommon.xmlsafe import XmlLimits, parse_xml
+from vncommon.xmlsafe import parse_xml
 from vnvs import metrics
 from vnvs.assembly import apply_results, assemble_response
 from vnvs.dispatch import Dispatcher, TaskRef
-from vnvs.hydration import HydrationEngine, TaskDocument
+from vnvs.hydration import TaskDocument
+from vnvs.hydration.sandbox import CpuBudget, HydrationSandbox
+from vnvs.hydration.wire import document_limits, serialize_document
 from vnvs.ledger import RequestEnded, RunLedger
 from vnvs.settings import VnvsSettings
 from vnvs.tracker import Decision, GroupTracker, backoff_seconds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Requests up to this size are parsed and hydrated on the event loop: a thread hop costs more than the work.
+# Working documents up to this size are parsed and serialised on the event loop: a thread hop costs more
+# than the work. Hydration itself always runs in the sandbox's processes, however small the request.
 INLINE_XML_BYTES = 256 * 1024
 
 
 class RequestRun:
     """Drives one request from its stored XML to a terminal state."""
 
-    def __init__(self, client: redis.Redis, settings: VnvsSettings, request_id: str, trace_id: str) -> None:
+    def __init__(self, client: redis.Redis, settings: VnvsSettings, sandbox: HydrationSandbox, request_id: str,
+                 trace_id: str) -> None:
         self._client = client
         self._settings = settings
+        self._sandbox = sandbox
         self.request_id = request_id
         self.trace_id = trace_id
         self._ledger = RunLedger(client, request_id, settings.common.request_ttl_seconds)
@@ -74,13 +79,20 @@ class RequestRun:
         return function(*args)
 
     async def _run(self) -> None:
-        xml = await self._ledger.begin()
+        xml, starts = await self._ledger.begin()
         if xml is None:
             raise VnError("the request document is missing (purged before it could run)")
-        self._offload = len(xml) > INLINE_XML_BYTES
-        root = await self._cpu(parse_xml, xml, XmlLimits(), "request")
-        engine = HydrationEngine(self._settings.hydration, self.request_id)
-        await self._cpu(engine.prepare, root)
+        if starts > self._settings.max_run_starts:
+            raise RunAttemptsExhausted(
+                f"the request's run was started {starts} times without finishing a group (each run was lost: "
+                f"a crash, a kill or a stalled lease); failed instead of resumed again (VNVS_MAX_RUN_STARTS)",
+                {"runStarts": str(starts)})
+        hydration = self._settings.hydration
+        budget = CpuBudget(hydration.max_seconds)
+        prepared = await self._sandbox.prepare(self.request_id, xml, budget)
+        self._offload = len(prepared) > INLINE_XML_BYTES
+        root = await self._cpu(parse_xml, prepared, document_limits(hydration.max_group_task_bytes),
+                               "working document")
         # Counted by the rule vnapi checked at submit, after hrefs had their say: a request runs whole or
         # fails naming the reason, never as fewer groups than it holds.
         group_count = vnml.count_groups(root)
@@ -94,7 +106,7 @@ class RequestRun:
                     results = await self._read_results(group_index, [str(i) for i in range(1, expected + 1)])
                     self._task_counts[group_index] = expected
                 else:
-                    results = await self._run_group(engine, root, group_index)
+                    results = await self._run_group(root, group_index, budget)
                 if group_index < group_count - 1:  # the last group's results go straight into the response
                     await self._cpu(apply_results, root, group_index, results)
                 if not completed:
@@ -105,8 +117,9 @@ class RequestRun:
             metrics.REQUESTS_FINISHED.labels(Status.SUCCEEDED).inc()
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})
 
-    async def _run_group(self, engine: HydrationEngine, root: etree._Element, group_index: int) -> list[bytes]:
-        tasks = await self._cpu(engine.hydrate_group, root, group_index)
+    async def _run_group(self, root: etree._Element, group_index: int, budget: CpuBudget) -> list[bytes]:
+        document = await self._cpu(serialize_document, root)
+        tasks = await self._sandbox.hydrate_group(self.request_id, document, group_index, budget)
         self._task_counts[group_index] = len(tasks)
         ids = [t.task_id for t in tasks]
         first, done, in_flight = await self._ledger.open_group(group_index, ids)

@@ -25,6 +25,8 @@ class VnvsSettings:
     max_concurrent_requests: int = 256
     recovery_interval_ms: int = 2_000
     shutdown_grace_ms: int = 10_000
+    max_run_starts: int = 5
+    loop_stall_ms: int = 1_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnvsSettings:
@@ -41,4 +43,6 @@ class VnvsSettings:
             max_concurrent_requests=env_int(env, "VNVS_MAX_CONCURRENT_REQUESTS", 256, minimum=1),
             recovery_interval_ms=env_int(env, "VNVS_RECOVERY_INTERVAL_MS", 2_000, minimum=50),
             shutdown_grace_ms=env_int(env, "VNVS_SHUTDOWN_GRACE_MS", 10_000, minimum=0),
+            max_run_starts=env_int(env, "VNVS_MAX_RUN_STARTS", 5, minimum=1),
+            loop_stall_ms=env_int(env, "VNVS_LOOP_STALL_MS", 1_000, minimum=10),
         )

@@ -49,7 +49,7 @@ def test_a_malformed_declaration_is_a_hydration_error(hydrate):
         hydrate(root)
 
 
-def test_a_variable_may_refer_to_another_because_passes_repeat_until_nothing_changes(hydrate):
+def test_a_variable_may_refer_to_another_declared_before_or_after_it(hydrate):
     root = make_request(
         '<group name="g"><valuation name="v"><d>$A</d></valuation></group>',
         declarations='<?vnvs $A = "$B" ?><?vnvs $B = "b" ?>',
@@ -57,10 +57,10 @@ def test_a_variable_may_refer_to_another_because_passes_repeat_until_nothing_cha
     assert valuation_of(hydrate(root)[0]).findtext("d") == "b"
 
 
-def test_a_self_growing_variable_stops_at_the_pass_limit(hydrate):
+def test_a_self_growing_variable_is_an_error_naming_the_cycle(hydrate):
     root = make_request(
         '<group name="g"><valuation name="v"><d>$A</d></valuation></group>',
-        declarations='<?vnvs $A = "x$A" ?>',
+        declarations='<?vnvs $A = "x$B" ?><?vnvs $B = "y$A" ?>',
     )
-    with pytest.raises(HydrationError, match="did not settle"):
+    with pytest.raises(HydrationError, match=r"variable \$A refers to itself \(\$A -> \$B -> \$A\)"):
         hydrate(root, max_passes=5)

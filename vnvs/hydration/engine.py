@@ -12,14 +12,14 @@ from lxml import etree
 
 from vncommon import vnml
 from vnvs.hydration import use, variables
-from vnvs.hydration.budget import NodeBudget
+from vnvs.hydration.budget import BYTES_SETTING, OutputBudget
 from vnvs.hydration.errors import GroupRef, HydrationError, Scope
 from vnvs.hydration.fetch import Fetcher
 from vnvs.hydration.functions import Expander, FunctionContext, FunctionRegistry
 from vnvs.hydration.hrefs import HrefResolver, within
 from vnvs.hydration.select import Finder, apply_select
 from vnvs.hydration.settings import HydrationSettings
-from vnvs.hydration.taskdoc import TaskDocument, TaskSkeleton
+from vnvs.hydration.taskdoc import TaskDocument, TaskSkeleton, check_depth
 from vnvs.hydration.xpaths import Evaluator, is_element
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class _Pass:
     finder: Finder
     expander: Expander
     hrefs: HrefResolver
-    budget: NodeBudget
+    budget: OutputBudget
 
 
 class HydrationEngine:
@@ -59,12 +59,13 @@ class HydrationEngine:
     def prepare(self, root: etree._Element) -> None:
         """Whole-document pass: declare and substitute variables, resolve hrefs (mutates `root`)."""
         scope = Scope(None, root)
-        self._variables = variables.collect(root, scope)
-        variables.apply(root, self._variables)
-        budget = NodeBudget(self.settings.max_group_task_bytes)
+        budget = OutputBudget(self.settings.max_group_task_bytes)
+        self._variables = variables.collect(root, scope, budget)
+        variables.apply(root, self._variables, budget, scope)
         resolver = HrefResolver(self.fetcher, self._variables, self.settings.max_passes, budget)
         if resolver.resolve_tree(root, scope) is not root:
             raise scope.error("the root element cannot carry an href", "href", root)
+        check_depth(root, 1, scope)
 
     def hydrate_group(self, root: etree._Element, group_index: int) -> list[TaskDocument]:
         """Expand and hydrate group `group_index` (0-based); returns one TaskDocument per clone, in task order.
@@ -77,7 +78,8 @@ class HydrationEngine:
         ref = GroupRef(group.get("name", ""), group_index)
         scope = Scope(ref, root)
         if self._variables is None:
-            self._variables = variables.collect(root, Scope(None, root))
+            budget = OutputBudget(self.settings.max_group_task_bytes)
+            self._variables = variables.collect(root, Scope(None, root), budget)
         work = self._new_pass(root)
         expansions = use.expand_group(group, work.finder, scope, self.settings.max_clones_per_group)
         skeleton = self._skeleton(root, project, group, work, ref)
@@ -88,20 +90,21 @@ class HydrationEngine:
             clone = use.make_clone(expansion)
             clone_scope = scope.rebased(clone, f"{group_path}/valuation[{number}]")
             clone = self._hydrate(clone, expansion.context, clone_scope, work)
+            check_depth(clone, skeleton.valuation_depth, clone_scope)
             xml = skeleton.render(clone, str(number))
             total += len(xml)
             if total > self.settings.max_group_task_bytes:
                 limit = self.settings.max_group_task_bytes
-                raise clone_scope.error(f"task XML of the group exceeds {limit} bytes", "", clone)
+                raise clone_scope.limit(f"task XML of the group exceeds {limit} bytes", BYTES_SETTING, "", clone)
             documents.append(TaskDocument(str(number), clone.get("name", ""), ref.name, xml))
         log.info("hydrated group", extra={"fields": {"groupIndex": group_index, "tasks": len(documents)}})
         return documents
 
     def _new_pass(self, root: etree._Element) -> _Pass:
-        budget = NodeBudget(self.settings.max_group_task_bytes)
+        budget = OutputBudget(self.settings.max_group_task_bytes)
         assert self._variables is not None
         hrefs = HrefResolver(self.fetcher, self._variables, self.settings.max_passes, budget)
-        return _Pass(Finder(Evaluator.for_document(root)), Expander(self.registry), hrefs, budget)
+        return _Pass(Finder(Evaluator.for_document(root)), Expander(self.registry, budget), hrefs, budget)
 
     def _skeleton(
         self, root: etree._Element, project: etree._Element, group: etree._Element, work: _Pass, ref: GroupRef
@@ -115,6 +118,7 @@ class HydrationEngine:
         if len(shells) != 1:
             raise scope.error("the group element cannot be replaced by select or href", "", skeleton.root)
         skeleton.shell = shells[0]
+        check_depth(skeleton.root, 1, scope)
         return skeleton
 
     def _hydrate(self, top: etree._Element, context: etree._Element, scope: Scope, work: _Pass) -> etree._Element:
@@ -126,7 +130,7 @@ class HydrationEngine:
             candidates = _elements(_WORK, top)
             if not candidates:
                 return top
-            changed = variables.apply_nodes(candidates, self._variables)
+            changed = variables.apply_nodes(candidates, self._variables, work.budget, scope)
             changed |= self._expand_calls(candidates, context, scope, work)
             selects = [element for element in candidates if element.get("select") is not None]
             top = self._apply_selects(top, selects, context, scope, work, origins)

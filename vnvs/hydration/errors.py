@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import grpc
 from lxml import etree
 
-from vncommon.errors import VnError
+from vncommon.errors import HydrationLimit, VnError
+
+MAX_QUOTED_CHARS = 300
+
+
+def clip(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """`text`, or its first `limit` characters and how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +32,9 @@ class HydrationError(VnError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
     def __init__(self, problem: str, expression: str, element_path: str, group: GroupRef | None) -> None:
+        # Expressions and paths come from the request and from what hydration made of it: clipped, so
+        # the failure detail of a runaway request stays small enough to store and to fetch.
+        expression, element_path = clip(expression), clip(element_path)
         where = "the whole document" if group is None else f"group {group.name!r} (index {group.index})"
         message = f"{problem}: expression {expression!r} at {element_path} in {where}"
         metadata = {"expression": expression, "elementPath": element_path}
@@ -35,6 +45,18 @@ class HydrationError(VnError):
         self.expression = expression
         self.element_path = element_path
         self.group = group
+
+
+class HydrationLimitExceeded(HydrationError):
+    """Hydration passed one of its budgets; `limit` names it (a setting, or XML_DEPTH). Never retried."""
+
+    reason = HydrationLimit.reason
+    code = HydrationLimit.code
+
+    def __init__(self, problem: str, limit: str, expression: str, element_path: str, group: GroupRef | None) -> None:
+        super().__init__(problem, expression, element_path, group)
+        self.metadata["limit"] = limit
+        self.limit = limit
 
 
 class Scope:
@@ -61,6 +83,12 @@ class Scope:
         """A HydrationError located at `element` (or at the scope's root when unknown)."""
         where = self.path(element if element is not None else self.root)
         return HydrationError(problem, expression, where, self.group)
+
+    def limit(self, problem: str, limit: str, expression: str, element: etree._Element | None
+              ) -> HydrationLimitExceeded:
+        """A HydrationLimitExceeded naming `limit`, located like `error`."""
+        where = self.path(element if element is not None else self.root)
+        return HydrationLimitExceeded(problem, limit, expression, where, self.group)
 
     def rebased(self, root: etree._Element, base: str) -> Scope:
         """The same group, for another tree rooted at `base`."""

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from lxml import etree
 
+from vnvs.hydration.budget import OutputBudget
 from vnvs.hydration.errors import HydrationError, Scope
 from vnvs.hydration.xpaths import split_top_level, xpath_literal
 
@@ -142,10 +143,15 @@ def _arguments(call: Call) -> list[str]:
 
 
 class Expander:
-    """Replaces calls in strings, as plain text or (inside select expressions) as XPath literals."""
+    """Replaces calls in strings, as plain text or (inside select expressions) as XPath literals.
 
-    def __init__(self, registry: FunctionRegistry) -> None:
+    Each value is charged to the output budget before it joins the text: expanded content is hydrated
+    again on the next pass, so two selects of a node holding those same two selects would double forever.
+    """
+
+    def __init__(self, registry: FunctionRegistry, budget: OutputBudget) -> None:
         self.registry = registry
+        self.budget = budget
         self._signatures: dict[VnFunction, inspect.Signature | None] = {}
 
     def expand(self, text: str, ctx: FunctionContext, scope: Scope, literal: bool) -> str:
@@ -164,6 +170,7 @@ class Expander:
             if call is None:
                 break
             value = self._call(call, ctx, scope, text)
+            self.budget.spend_bytes(len(value), scope, text, ctx.element)
             out.append(text[position : call.start])
             out.append(xpath_literal(value) if literal else value)
             position = call.end

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lxml import etree
 
 from vnvs.hydration import variables
-from vnvs.hydration.budget import NodeBudget
+from vnvs.hydration.budget import OutputBudget
 from vnvs.hydration.errors import Scope
 from vnvs.hydration.fetch import Fetcher, FetchFailed, FetchRefused
 from vnvs.hydration.merge import find_match, merge
@@ -33,7 +33,7 @@ def pending_hrefs(top: etree._Element) -> list[etree._Element]:
 class HrefResolver:
     """Resolves hrefs outermost first; every merged element is searched again for nested hrefs."""
 
-    def __init__(self, fetcher: Fetcher, variables: dict[str, str], max_depth: int, budget: NodeBudget) -> None:
+    def __init__(self, fetcher: Fetcher, variables: dict[str, str], max_depth: int, budget: OutputBudget) -> None:
         self.fetcher = fetcher
         self.variables = variables
         self.max_depth = max_depth
@@ -64,7 +64,7 @@ class HrefResolver:
         merged.tail = element.tail
         if parent is not None:
             parent.replace(element, merged)
-        variables.apply(merged, self.variables)
+        variables.apply(merged, self.variables, self.budget, scope)
         return self.resolve_tree(merged, scope, (*chain, key))
 
     def _counterpart(self, element: etree._Element, href: str, scope: Scope) -> tuple[etree._Element, ChainKey]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from lxml import etree
 
-from vnvs.hydration.xpaths import is_element, namespaces
+from vnvs.hydration.xpaths import compile_xpath, is_element, namespaces
 
 
 def _is_blank(text: str | None) -> bool:
@@ -95,7 +95,7 @@ def _append_copies(parent: etree._Element, children: Iterable[etree._Element]) -
 def find_match(fetched: etree._Element, local: etree._Element, local_path: str) -> list[etree._Element]:
     """Candidates in `fetched` for `local`: same absolute path, else the single same tag+name/id/tag."""
     try:
-        found = fetched.getroottree().xpath(local_path)
+        found = compile_xpath(local_path)(fetched.getroottree())
     except etree.XPathError:
         found = []
     items = found if isinstance(found, list) else []

@@ -7,7 +7,7 @@ from typing import Any
 
 from lxml import etree
 
-from vnvs.hydration.budget import NodeBudget
+from vnvs.hydration.budget import OutputBudget
 from vnvs.hydration.errors import Scope
 from vnvs.hydration.merge import merge
 from vnvs.hydration.xpaths import Evaluator, is_element, parse_link, split_top_level, string_value
@@ -23,13 +23,21 @@ class Finder:
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
 
-    def link(self, source: str, child: str, context: etree._Element, scope: Scope, at: etree._Element) -> list[Any]:
-        """Every `child` of every node that `source` finds, in document order of the sources."""
+    def link(self, source: str, child: str, context: etree._Element, scope: Scope, at: etree._Element,
+             limit: int) -> list[Any]:
+        """Every `child` of every node that `source` finds, in document order of the sources.
+
+        Stops as soon as it holds more than `limit` nodes: the caller refuses that many anyway, and
+        `vn:link(//*, //*)` over n nodes would otherwise build an n-squared list first.
+        """
         found: list[Any] = []
         for node in self.evaluator.evaluate(source, context, scope, at):
             if not is_element(node):
                 raise scope.error("vn:link source must find elements", f"vn:link({source}, {child})", at)
             found.extend(self.evaluator.evaluate(child, node, scope, at))
+            if len(found) > limit:
+                del found[limit + 1 :]
+                break
         return found
 
     def single(self, expression: str, context: etree._Element, scope: Scope, at: etree._Element) -> tuple[Any, bool]:
@@ -41,9 +49,10 @@ class Finder:
         except ValueError as exc:
             raise scope.error(f"wrong argument count ({exc})", expression, at) from None
         if link is not None:
-            results = self.link(link[0], link[1], context, scope, at)
+            results = self.link(link[0], link[1], context, scope, at, limit=1)
             if len(results) != 1:
-                raise scope.error(f"select found {_count(results)}, expected exactly one", expression, at)
+                found = "no node" if not results else "more than one node"
+                raise scope.error(f"select found {found}, expected exactly one", expression, at)
             return results[0], True
         counts: list[str] = []
         for alternative in split_top_level(expression, "|"):
@@ -70,7 +79,7 @@ def apply_select(
     context: etree._Element,
     finder: Finder,
     scope: Scope,
-    budget: NodeBudget,
+    budget: OutputBudget,
 ) -> etree._Element:
     """Replace `element` (whose select is already expanded to `expression`) by what it selects; returns it."""
     item, linked = finder.single(expression, context, scope, element)

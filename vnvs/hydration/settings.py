@@ -16,6 +16,11 @@ DEFAULT_MAX_FETCHES = 64
 DEFAULT_MAX_CLONES_PER_GROUP = 100_000
 DEFAULT_MAX_GROUP_TASK_BYTES = 512 * MIB
 DEFAULT_MAX_PASSES = 32
+DEFAULT_MAX_SECONDS = 30
+DEFAULT_MAX_MEMORY_BYTES = 2048 * MIB
+DEFAULT_PROCESSES = 2
+# Below this a hydration process cannot even import lxml.
+MIN_MEMORY_BYTES = 256 * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,11 @@ class HydrationSettings:
     max_clones_per_group: int = DEFAULT_MAX_CLONES_PER_GROUP
     max_group_task_bytes: int = DEFAULT_MAX_GROUP_TASK_BYTES
     max_passes: int = DEFAULT_MAX_PASSES
+    # The sandbox: CPU seconds a request's hydration may use in all, address space of each hydration
+    # process, and how many such processes run hydrations at once.
+    max_seconds: int = DEFAULT_MAX_SECONDS
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES
+    processes: int = DEFAULT_PROCESSES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HydrationSettings:
@@ -41,6 +51,10 @@ class HydrationSettings:
             max_clones_per_group=_positive(env, "HYDRATION_MAX_CLONES_PER_GROUP", DEFAULT_MAX_CLONES_PER_GROUP),
             max_group_task_bytes=_positive(env, "HYDRATION_MAX_GROUP_TASK_BYTES", DEFAULT_MAX_GROUP_TASK_BYTES),
             max_passes=_positive(env, "HYDRATION_MAX_PASSES", DEFAULT_MAX_PASSES),
+            max_seconds=_positive(env, "HYDRATION_MAX_SECONDS", DEFAULT_MAX_SECONDS),
+            max_memory_bytes=env_int(env, "HYDRATION_MAX_MEMORY_BYTES", DEFAULT_MAX_MEMORY_BYTES,
+                                     minimum=MIN_MEMORY_BYTES),
+            processes=env_int(env, "HYDRATION_PROCESSES", DEFAULT_PROCESSES, minimum=1, maximum=64),
         )
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import cache
 
 from lxml import etree
 
 from vncommon import vnml
-from vncommon.xmlsafe import serialize
-from vnvs.hydration.xpaths import is_element, namespaces
+from vncommon.xmlsafe import MAX_DEPTH, serialize
+from vnvs.hydration.errors import Scope
+from vnvs.hydration.xpaths import compile_xpath, is_element, namespaces
 
 REFERENCE_TAGS = frozenset({"market", "model", "calculator", "portfolio"})
 MARKER_TAG = "vndb"
+DEPTH_LIMIT = "XML_DEPTH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,11 @@ class TaskSkeleton:
             self.shell.append(copy.deepcopy(child))
         return self.shell
 
+    @property
+    def valuation_depth(self) -> int:
+        """How deep a task's valuation sits in its task document (the root element is at depth 1)."""
+        return sum(1 for _ in self.shell.iterancestors()) + 2
+
     def render(self, valuation: etree._Element, task_id: str) -> bytes:
         """Task XML for `valuation` with `<vndb externalId=task_id/>` appended; leaves `valuation` as it was."""
         for stale in valuation.findall(MARKER_TAG):
@@ -83,3 +91,22 @@ class TaskSkeleton:
             self.shell.remove(valuation)
             valuation.remove(marker)
             valuation.tail = tail
+
+
+@cache
+def _deeper_than(steps: int) -> etree.XPath:
+    # `*/*/…/*` walks one level per step in libxml2: linear in the tree, however it is shaped.
+    return compile_xpath("(" + "/".join(["*"] * steps) + ")[1]")
+
+
+def check_depth(element: etree._Element, depth: int, scope: Scope) -> None:
+    """Refuse content that would nest deeper than the parser accepts, once `element` sits at `depth`.
+
+    Selects and hrefs can nest content far deeper than the request was; every worker would refuse such
+    a task document, so it fails here, at hydration, instead of after every attempt of the task.
+    """
+    steps = MAX_DEPTH - depth + 1
+    found = _deeper_than(steps)(element) if steps > 0 else [element]
+    if isinstance(found, list) and found and isinstance(found[0], etree._Element):
+        raise scope.limit(f"task XML would nest elements deeper than {MAX_DEPTH} levels, which the XML parser "
+                          "refuses (selected or fetched content nests too deeply)", DEPTH_LIMIT, "", found[0])

@@ -10,6 +10,9 @@ from lxml import etree
 from vnvs.hydration.errors import Scope
 
 LINK_PREFIX = "vn:link("
+# libexslt registers its functions (str:padding, set:*, math:*, date:*) for any of its namespaces the
+# evaluator is given; none of them is part of VNML, and str:padding alone can ask for gigabytes.
+EXSLT_NAMESPACES = "http://exslt.org/"
 _OPENERS = {"(": ")", "[": "]"}
 _CLOSERS = {")", "]"}
 
@@ -96,7 +99,9 @@ class Evaluator:
 
     @classmethod
     def for_document(cls, root: etree._Element) -> Evaluator:
-        namespaces = {prefix: uri for prefix, uri in root.nsmap.items() if prefix}
+        """An evaluator knowing the root's namespace prefixes, except EXSLT's (see EXSLT_NAMESPACES)."""
+        namespaces = {prefix: uri for prefix, uri in root.nsmap.items()
+                      if prefix and not uri.startswith(EXSLT_NAMESPACES)}
         return cls(root, namespaces, {}, {})
 
     def evaluate(self, expression: str, context: etree._Element, scope: Scope, at: etree._Element) -> list[Any]:
@@ -114,7 +119,7 @@ class Evaluator:
         compiled = self.compiled.get(expression)
         if compiled is None:
             try:
-                compiled = etree.XPath(expression, namespaces=self.namespaces, smart_strings=True)
+                compiled = compile_xpath(expression, self.namespaces)
             except etree.XPathError as exc:
                 raise scope.error(f"invalid XPath ({_describe(exc)})", expression, at) from None
             self.compiled[expression] = compiled
@@ -127,6 +132,12 @@ class Evaluator:
         except (etree.LxmlError, ValueError, TypeError) as exc:
             raise scope.error(f"XPath evaluation failed ({_describe(exc)})", expression, at) from None
         return list(result) if isinstance(result, list) else [result]
+
+
+def compile_xpath(expression: str, namespaces: dict[str, str] | None = None) -> etree.XPath:
+    """An XPath with nothing beyond XPath 1.0: no EXSLT regular expressions, no extension functions, and
+    plain strings as results (smart strings would keep a reference to their whole tree)."""
+    return etree.XPath(expression, namespaces=namespaces, extensions=None, regexp=False, smart_strings=False)
 
 
 def _describe(exc: Exception) -> str:
