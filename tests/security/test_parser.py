@@ -20,12 +20,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from vnas.script import ScriptExecutor
 
 from tests.conftest import ROOT
 from tests.security.hydration_support import MIB, peak_rss
 from tests.vnas.conftest import TASK_XML, write_script
 from vn.v1 import task_pb2, task_pb2_grpc, valuation_pb2, valuation_pb2_grpc
+from vnas.executors import ScriptExecutor
 from vnas.servicer import SERVICE_NAME, add_task_service
 from vncommon.errors import MalformedXml
 from vncommon.grpcutil import ServiceServer, create_channel, decode_error

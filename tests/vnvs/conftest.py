@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import boto3
 import pytest
 from lxml import etree
 
+from tests.vnvs.run_support import close_shared_sandbox
 from vncommon.xmlsafe import parse_xml
 from vnvs.hydration import HydrationEngine, HydrationSettings, TaskDocument
 
@@ -146,3 +147,10 @@ def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[
         monkeypatch.delitem(sys.modules, module, raising=False)
 
     return install
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _stop_the_shared_sandbox() -> AsyncIterator[None]:
+    """The in-process run tests share one hydration sandbox; its worker processes stop with the session."""
+    yield
+    await close_shared_sandbox()

@@ -20,6 +20,8 @@ from vncommon import keys, lifecycle
 from vncommon.config import CommonSettings
 from vncommon.streams import from_fields, text
 from vncommon.xmlsafe import parse_xml
+from vnvs.hydration import HydrationSettings
+from vnvs.hydration.sandbox import HydrationSandbox
 from vnvs.ledger import RunLedger
 from vnvs.sequencer import RequestRun
 from vnvs.settings import VnvsSettings
@@ -120,9 +122,31 @@ async def store_request(client: redis.Redis, xml: bytes) -> str:
     return request_id
 
 
+_SANDBOX: list[HydrationSandbox] = []
+
+
+async def shared_sandbox() -> HydrationSandbox:
+    """One real hydration sandbox (two worker processes) for every in-process run, started on first use;
+    `close_shared_sandbox` (a session fixture in conftest) stops it."""
+    if not _SANDBOX:
+        sandbox = HydrationSandbox(HydrationSettings(processes=2))
+        await sandbox.start()
+        _SANDBOX.append(sandbox)
+    return _SANDBOX[0]
+
+
+async def close_shared_sandbox() -> None:
+    while _SANDBOX:
+        await _SANDBOX.pop().close()
+
+
+async def new_run(client: redis.Redis, settings: VnvsSettings, request_id: str) -> RequestRun:
+    return RequestRun(client, settings, await shared_sandbox(), request_id, TRACE_ID)
+
+
 async def run(client: redis.Redis, settings: VnvsSettings, request_id: str) -> None:
     """One orchestrator run of the request, to its end (or to a simulated crash)."""
-    await asyncio.wait_for(RequestRun(client, settings, request_id, TRACE_ID).run(), 20)
+    await asyncio.wait_for((await new_run(client, settings, request_id)).run(), 20)
 
 
 async def events(client: redis.Redis, request_id: str) -> list[tuple[str, int]]:

@@ -25,6 +25,7 @@ from tests.vnvs.run_support import (
     opened,
     price_book,
     record,
+    shared_sandbox,
     status,
     store_request,
 )
@@ -39,9 +40,10 @@ Pools = Callable[[str], RunnerPool]
 async def pools(redis_client: redis.Redis, redis_server: RedisServer) -> AsyncIterator[Pools]:
     """Runner pools of instances named by the test, stopped at the end."""
     made: list[RunnerPool] = []
+    sandbox = await shared_sandbox()
 
     def make(instance_id: str) -> RunnerPool:
-        made.append(RunnerPool(redis_client, make_settings(redis_server, instance_id=instance_id)))
+        made.append(RunnerPool(redis_client, make_settings(redis_server, instance_id=instance_id), sandbox))
         return made[-1]
 
     yield make

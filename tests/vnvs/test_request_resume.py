@@ -14,7 +14,6 @@ from tests.vnvs.run_support import (
     ALL_TASKS,
     AMOUNTS,
     ONCE_EACH,
-    TRACE_ID,
     Crash,
     amounts,
     assert_succeeded_once,
@@ -23,6 +22,7 @@ from tests.vnvs.run_support import (
     events,
     failing,
     make_settings,
+    new_run,
     opened,
     price_book,
     record,
@@ -32,12 +32,11 @@ from tests.vnvs.run_support import (
 )
 from vncommon import keys
 from vnvs.ledger import RunLedger
-from vnvs.sequencer import RequestRun
 from vnvs.settings import VnvsSettings
 
 
-def start(client: redis.Redis, settings: VnvsSettings, request_id: str) -> asyncio.Task[None]:
-    return asyncio.create_task(RequestRun(client, settings, request_id, TRACE_ID).run())
+async def start(client: redis.Redis, settings: VnvsSettings, request_id: str) -> asyncio.Task[None]:
+    return asyncio.create_task((await new_run(client, settings, request_id)).run())
 
 
 async def kill(running: asyncio.Task[None]) -> None:
@@ -91,14 +90,14 @@ async def test_a_run_that_died_mid_group_leaves_done_and_dispatched_tasks_alone(
     worker = FakeWorker(redis_client, price_book)
     worker.hold(1, "2")
     async with worker.running():
-        first = start(redis_client, settings, rid)
+        first = await start(redis_client, settings, rid)
 
         async def one_done_one_taken() -> bool:
             done = await redis_client.exists(keys.task_result_key(rid, 1, "1"))
             return bool(done) and (1, "2", 1) in worker.holding
         await wait_until(one_done_one_taken)
         await kill(first)
-        second = start(redis_client, settings, rid)
+        second = await start(redis_client, settings, rid)
         await wait_until(lambda: opened(calls, 1, times=2))
         worker.release(1, "2")
         await asyncio.wait_for(second, 20)
@@ -117,7 +116,7 @@ async def test_a_run_that_died_while_a_retry_was_due_retries_the_task_on_resume(
     price = failing(price_book, lambda d: (d.group_index, d.task_id, d.attempt) == (1, "2", 1))
     async with FakeWorker(redis_client, price).running() as worker:
         # The first run waits a minute before the retry: it dies with the failure seen but not acted on.
-        first = start(redis_client, make_settings(redis_server, retry_base_ms=60_000, retry_cap_ms=60_000), rid)
+        first = await start(redis_client, make_settings(redis_server, retry_base_ms=60_000, retry_cap_ms=60_000), rid)
         # Both updates of group 0, then group 1's success of task 1 and failure of task 2.
         await wait_until(lambda: _updates(redis_client, rid, 4))
         await kill(first)
@@ -136,10 +135,10 @@ async def test_a_run_that_died_with_a_retry_in_flight_waits_for_that_attempt(
     worker = FakeWorker(redis_client, price)
     worker.hold(1, "2", attempt=2)
     async with worker.running():
-        first = start(redis_client, settings, rid)
+        first = await start(redis_client, settings, rid)
         await wait_until(lambda: _holding(worker, (1, "2", 2)))
         await kill(first)
-        second = start(redis_client, settings, rid)
+        second = await start(redis_client, settings, rid)
         await wait_until(lambda: opened(calls, 1, times=2))
         worker.release(1, "2", attempt=2)
         await asyncio.wait_for(second, 20)

@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.common.vnml_documents import ACCEPTED, REFUSED, Case
+from tests.vnvs.run_support import shared_sandbox
 from vnapi.intake import Intake, Submission
 from vncommon import keys, vnml
 from vncommon.xmlsafe import parse_xml
@@ -42,7 +43,8 @@ async def test_a_document_the_validator_refuses_fails_the_run_with_the_same_reas
 ) -> None:
     # Stored without the validator, as a request from before this rule would be.
     accepted = await Intake(redis_client, 60).submit(Submission(xml=case.xml, group_count=1))
-    await RequestRun(redis_client, VnvsSettings(), accepted.request_id, accepted.trace_id).run()
+    await RequestRun(redis_client, VnvsSettings(), await shared_sandbox(), accepted.request_id,
+                     accepted.trace_id).run()
     state = await redis_client.hget(keys.request_state_key(accepted.request_id), "status")
     assert state == b"failed"
     detail = json.loads(await redis_client.get(keys.request_failure_key(accepted.request_id)))
