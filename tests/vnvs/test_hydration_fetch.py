@@ -104,16 +104,19 @@ def test_a_fetched_document_with_a_doctype_is_refused(hydrate, tmp_path: Path):
 
 def test_a_fetched_document_over_the_size_limit_is_refused(hydrate, tmp_path: Path):
     (tmp_path / "eod.xml").write_bytes(EOD_MARKET)
-    with pytest.raises(HydrationError, match="larger than 20 bytes"):
+    with pytest.raises(HydrationError, match="larger than 20 bytes") as caught:
         hydrate(make_request(VALUATION, market_request("eod.xml")), max_fetch_bytes=20)
+    # A limit, not a broken source: HYDRATION_LIMIT naming the setting, never retried.
+    assert (caught.value.reason, caught.value.metadata["limit"]) == ("HYDRATION_LIMIT", "HYDRATION_MAX_FETCH_BYTES")
 
 
 def test_fetches_beyond_the_limit_are_refused(hydrate, tmp_path: Path):
     for name in ("a", "b"):
         (tmp_path / f"{name}.xml").write_bytes(f'<market name="{name}"/>'.encode())
     reference = '<market name="a" href="a.xml"/><market name="b" href="b.xml"/>'
-    with pytest.raises(HydrationError, match="more than 1 fetches"):
+    with pytest.raises(HydrationError, match="more than 1 fetches") as caught:
         hydrate(make_request(VALUATION, reference), max_fetches=1)
+    assert (caught.value.reason, caught.value.metadata["limit"]) == ("HYDRATION_LIMIT", "HYDRATION_MAX_FETCHES")
 
 
 def test_a_fetched_document_is_read_once_per_request(engine_factory, tmp_path: Path):

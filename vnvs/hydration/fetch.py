@@ -22,6 +22,14 @@ class FetchRefused(Exception):
     """The href may not be read (scheme, path outside the roots, bucket not allowed, limit)."""
 
 
+class FetchLimit(FetchRefused):
+    """Reading the href would pass a hydration limit; `limit` names the setting."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class FetchFailed(Exception):
     """The href could not be read or did not hold well-formed XML."""
 
@@ -68,7 +76,8 @@ class Fetcher:
         if cached is not None:
             return cached
         if self.fetch_count >= self.settings.max_fetches:
-            raise FetchRefused(f"more than {self.settings.max_fetches} fetches in one request")
+            raise FetchLimit(f"more than {self.settings.max_fetches} fetches in one request",
+                             "HYDRATION_MAX_FETCHES")
         self.fetch_count += 1
         data = self._read_file(source[5:]) if source.startswith("file:") else self._read_s3(source)
         try:
@@ -121,7 +130,7 @@ class Fetcher:
         except OSError as exc:
             raise FetchFailed(exc.strerror or type(exc).__name__) from None
         if len(data) > limit:
-            raise FetchRefused(f"fetched document is larger than {limit} bytes")
+            raise FetchLimit(f"fetched document is larger than {limit} bytes", "HYDRATION_MAX_FETCH_BYTES")
         return data
 
     def _read_s3(self, source: str) -> bytes:
@@ -132,12 +141,12 @@ class Fetcher:
                 self._s3 = self._s3_factory()
             response = self._s3.get_object(Bucket=bucket, Key=key)
             if int(response.get("ContentLength", 0)) > limit:
-                raise FetchRefused(f"fetched document is larger than {limit} bytes")
+                raise FetchLimit(f"fetched document is larger than {limit} bytes", "HYDRATION_MAX_FETCH_BYTES")
             data = response["Body"].read(limit + 1)
         except FetchRefused:
             raise
         except Exception as exc:  # botocore raises many unrelated types; all mean "could not read"
             raise FetchFailed(f"S3 read failed ({type(exc).__name__}: {exc})") from None
         if len(data) > limit:
-            raise FetchRefused(f"fetched document is larger than {limit} bytes")
+            raise FetchLimit(f"fetched document is larger than {limit} bytes", "HYDRATION_MAX_FETCH_BYTES")
         return bytes(data)

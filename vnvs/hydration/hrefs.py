@@ -7,7 +7,7 @@ from lxml import etree
 from vnvs.hydration import variables
 from vnvs.hydration.budget import OutputBudget
 from vnvs.hydration.errors import Scope
-from vnvs.hydration.fetch import Fetcher, FetchFailed, FetchRefused
+from vnvs.hydration.fetch import Fetcher, FetchFailed, FetchLimit, FetchRefused
 from vnvs.hydration.merge import find_match, merge
 
 # One step of an href chain: the fetched source and the path of the element it matched there.
@@ -71,6 +71,8 @@ class HrefResolver:
         try:
             source = self.fetcher.location(href)
             document = self.fetcher.fetch(source)
+        except FetchLimit as exc:
+            raise scope.limit(f"href refused ({exc})", exc.limit, href, element) from None
         except FetchRefused as exc:
             raise scope.error(f"href refused ({exc})", href, element) from None
         except FetchFailed as exc:
