@@ -69,14 +69,3 @@ def queue_finish(pipe: redis.client.Pipeline, request_id: str, status: str, comp
         raise ValueError(f"{status} is not a terminal status")
     pipe.eval(_FINISH_SCRIPT, 1, keys.request_state_key(request_id), status, completed_at)
 
-
-async def finish(client: redis.Redis, request_id: str, status: str, detail: str = "") -> bool:
-    """Move the request to a terminal status and publish the event; False if it had already ended."""
-    event = new_event(request_id, status, detail=detail)
-    pipe = client.pipeline(transaction=False)
-    queue_finish(pipe, request_id, status, event.timestamp)
-    (won,) = await pipe.execute()
-    if not won:
-        return False
-    await publish(client, event)
-    return True
