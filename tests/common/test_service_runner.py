@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import ROOT, RedisServer
 from vncommon.localmesh import free_port
-from vncommon.service import EXIT_BIND, EXIT_OK, Loop, Service, serve
+from vncommon.service import EXIT_BIND, EXIT_CONFIG, EXIT_OK, Loop, Service, serve
 
 
 class RecordingService(Service):
@@ -119,3 +119,12 @@ async def test_sigterm_ends_the_wait_for_an_unreachable_redis_at_once() -> None:
     assert b"redis not reachable" in line
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), 5) == EXIT_OK
+
+
+@pytest.mark.parametrize("value", ["eighty", "70000"])
+def test_vn_run_refuses_a_bad_http_port_with_the_config_code_naming_it(value: str) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HTTP_PORT": value}
+    done = subprocess.run([sys.executable, "-m", "vncommon.launcher"], env=env, capture_output=True, timeout=30,
+                          cwd=ROOT)
+    assert done.returncode == EXIT_CONFIG
+    assert f"HTTP_PORT={value!r}".encode() in done.stderr and b"Traceback" not in done.stderr
