@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-
-import redis.asyncio as redis
+from collections.abc import Mapping
 
 from vn.v1 import orchestrator_pb2_grpc, valuation_pb2, valuation_pb2_grpc
 from vnapi.ingest import IngestConsumer
@@ -43,18 +41,11 @@ class VnapiService(GrpcService):
                                max_send_bytes=common.grpc_max_response_message_bytes)
         valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
             ValuationService(self.client, settings, self.hub), server.server)
-        super().__init__(server, settings.listen_address, common.tls)
+        super().__init__(server, settings.listen_address, common.tls, self.client, settings.shutdown_grace_ms / 1000)
 
     @property
     def port(self) -> int:
         return self.server.port
-
-    @property
-    def grace_s(self) -> float:
-        return self.settings.shutdown_grace_ms / 1000
-
-    def redis_clients(self) -> Sequence[redis.Redis]:
-        return (self.client,)
 
     async def start(self) -> None:
         serve_metrics(self.settings.common.metrics_port, self.settings.grpc_host)

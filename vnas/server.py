@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-
-import redis.asyncio as redis
+from collections.abc import Mapping
 
 from vnas.consumer import TaskConsumer
 from vnas.executors import build_executor
@@ -35,14 +33,7 @@ class VnasService(GrpcService):
         server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME],
                                settings.common.grpc_api_tokens)
         add_task_service(server.server, executor)
-        super().__init__(server, settings.grpc_address, settings.common.tls)
-
-    @property
-    def grace_s(self) -> float:
-        return self.settings.shutdown_grace_s
-
-    def redis_clients(self) -> Sequence[redis.Redis]:
-        return (self.client,)
+        super().__init__(server, settings.grpc_address, settings.common.tls, self.client, settings.shutdown_grace_s)
 
     async def start(self) -> None:
         if self.settings.metrics_port is not None:

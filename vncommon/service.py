@@ -153,12 +153,23 @@ def run_service(build: Callable[[Mapping[str, str]], Service], name: str) -> int
 
 
 class GrpcService(Service):
-    """A service whose calls arrive on one gRPC server (with health and reflection)."""
+    """A service whose calls arrive on one gRPC server (with health and reflection) and whose state is
+    in Redis: the runner waits for `client` before binding."""
 
-    def __init__(self, server: ServiceServer, listen_address: str, tls: TlsSettings) -> None:
+    def __init__(self, server: ServiceServer, listen_address: str, tls: TlsSettings, client: redis.Redis,
+                 grace_s: float) -> None:
         self.server = server
+        self.client = client
         self._listen_address = listen_address
         self._tls = tls
+        self._grace_s = grace_s
+
+    @property
+    def grace_s(self) -> float:
+        return self._grace_s
+
+    def redis_clients(self) -> Sequence[redis.Redis]:
+        return (self.client,)
 
     async def bind(self) -> str:
         port = self.server.bind(self._listen_address, self._tls)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-
-import redis.asyncio as redis
+from collections.abc import Mapping
 
 from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from vncommon.config import listen_address
@@ -47,14 +45,8 @@ class VnvsService(GrpcService):
                                settings.common.grpc_api_tokens)
         orchestrator_pb2_grpc.add_OrchestratorServiceServicer_to_server(  # type: ignore[no-untyped-call]
             OrchestratorService(self.client, self.runners), server.server)
-        super().__init__(server, listen_address(settings.grpc_host, settings.grpc_port), settings.common.tls)
-
-    @property
-    def grace_s(self) -> float:
-        return self.settings.shutdown_grace_ms / 1000
-
-    def redis_clients(self) -> Sequence[redis.Redis]:
-        return (self.client,)
+        super().__init__(server, listen_address(settings.grpc_host, settings.grpc_port), settings.common.tls,
+                         self.client, settings.shutdown_grace_ms / 1000)
 
     async def start(self) -> None:
         await self.sandbox.start()
