@@ -69,7 +69,9 @@ class ServiceServer:
                  max_send_bytes: int | None = None) -> None:
         interceptors = [TokenAuthInterceptor(tokens, OPEN_SERVICES, to_status)] if tokens else None
         # Receives up to a payload; may send more (vnapi's GetResults answers carry a whole response).
-        options = channel_options(max_send_bytes or max_message_bytes, max_message_bytes)
+        # gRPC sets SO_REUSEPORT by default, so a second server on a taken port would bind and share it
+        # silently; without it, the bind fails and the runner says the port is taken (EXIT_BIND).
+        options = [*channel_options(max_send_bytes or max_message_bytes, max_message_bytes), ("grpc.so_reuseport", 0)]
         self.server = grpc.aio.server(options=options, interceptors=interceptors)
         self.health = health.aio.HealthServicer()
         self._service_names = list(service_names)

@@ -6,6 +6,7 @@ a machine of its own; this class only picks ports, starts, waits for readiness, 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -23,9 +24,16 @@ MODULES = {"vnapi": "vnapi", "vnvs": "vnvs", "vnas": "vnas", "gateway": "gateway
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports: each socket stays bound until all are chosen."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import ROOT, RedisServer
-from vncommon.localmesh import free_port
+from vncommon.localmesh import free_port, wait_for_port
 from vncommon.service import EXIT_BIND, EXIT_CONFIG, EXIT_OK, Loop, Service, serve
 
 
@@ -128,3 +128,20 @@ def test_vn_run_refuses_a_bad_http_port_with_the_config_code_naming_it(value: st
                           cwd=ROOT)
     assert done.returncode == EXIT_CONFIG
     assert f"HTTP_PORT={value!r}".encode() in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_a_second_grpc_service_on_a_port_another_one_serves_exits_with_the_bind_code(
+    redis_server: RedisServer
+) -> None:
+    # gRPC would share a port between servers (SO_REUSEPORT) unless told not to.
+    port = free_port()
+    env = _environment(redis_server.url, GRPC_PORT=str(port))
+    first = subprocess.Popen([sys.executable, "-m", "vnas"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, first, "vnas")
+        done = subprocess.run([sys.executable, "-m", "vnvs"], env=env, capture_output=True, timeout=30, cwd=ROOT)
+        assert done.returncode == EXIT_BIND, done.stderr
+        assert f"cannot listen on 127.0.0.1:{port}".encode() in done.stderr
+    finally:
+        first.terminate()
+        first.wait(timeout=20)

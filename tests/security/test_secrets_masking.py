@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.e2e.helpers import simple_request
 from tests.security.auth_support import mesh_env
-from vncommon.localmesh import free_port, redis_server_binary, stop_processes, wait_for_port
+from vncommon.localmesh import free_port, free_ports, redis_server_binary, stop_processes, wait_for_port
 from vncommon.logs import JsonFormatter, log_context, mask_secrets, setup_logging
 
 pytestmark = pytest.mark.timeout(120)
@@ -114,8 +114,8 @@ def _post_sync(port: int) -> int:
 def test_vn_run_shows_redis_url_with_its_password_masked_and_the_mesh_it_starts_serves(
     password_redis: str, tmp_path: Path
 ) -> None:
-    http_port = free_port()
-    ports = [f"--{name}-port={free_port()}" for name in ("vnapi", "vnvs", "vnas")]
+    http_port, *grpc_ports = free_ports(4)
+    ports = [f"--{name}-port={port}" for name, port in zip(("vnapi", "vnvs", "vnas"), grpc_ports, strict=True)]
     env = {**mesh_env(password_redis), "PYTHONPATH": str(ROOT), "LOG_LEVEL": "INFO"}
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
