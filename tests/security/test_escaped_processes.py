@@ -163,8 +163,12 @@ async def test_a_task_ending_beside_a_running_one_leaves_the_running_ones_proces
 def test_the_marker_finds_a_live_escapee(tmp_path: Path) -> None:
     """The survivor check can fail: a process started under the marker is seen until it is killed."""
     path, marker = escapee(tmp_path)
-    child = subprocess.Popen([path, "30"])  # returns once the child has exec'd
+    child = subprocess.Popen([path, "30"])
     try:
+        deadline = time.monotonic() + 5
+        while live_with(marker) != [child.pid] and time.monotonic() < deadline:
+            assert child.poll() is None, f"the escapee exited with {child.returncode}"
+            time.sleep(0.02)
         assert live_with(marker) == [child.pid]
     finally:
         child.kill()
