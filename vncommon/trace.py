@@ -43,10 +43,11 @@ def resolve_trace_id(*candidates: str) -> str:
         value = validate_trace_id(candidate.strip())
         if value:
             return value
-    return uuid.uuid4().hex
+    return fresh_trace_id()
 
 
 def fresh_trace_id() -> str:
+    """A new trace id for a request that came without one."""
     return uuid.uuid4().hex
 
 
