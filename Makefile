@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(wildcard protos/vn/v1/*.proto)
 
-.PHONY: install proto check-proto lint test run bench soak clean
+.PHONY: install proto check-proto lint test check-deploy run bench soak clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ lint: $(STAMP) node_modules/.bin/buf check-proto
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## Validate deploy/ (Dockerfile, compose.yaml, kustomize base and overlays) and the CI workflow, offline.
+check-deploy: $(STAMP)
+	bash deploy/check.sh $(BIN)
 
 run: $(STAMP)
 	$(BIN)/vn-run
