@@ -1,0 +1,70 @@
+"""The calculators a valuation names in `<calculator name="...">`: price, risk and aggregate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import QuantLib as ql
+
+from pricers import aggregate, risk
+from pricers.conventions import to_ql_date
+from pricers.errors import PricingError
+from pricers.inputs import Fields
+from pricers.instrument import price_instrument
+from pricers.market.data import Market
+from pricers.task import Figure, evaluation_date, write_analytics
+
+# QuantLib's evaluation date is one process-wide setting: valuations in threads take turns.
+_EVALUATION_LOCK = threading.Lock()
+
+
+def run_price(valuation: Fields, only: str | None) -> None:
+    _not_aggregate(valuation, only)
+    analytics = valuation.fields("analytics")
+    with _evaluation(evaluation_date(analytics)) as today:
+        market = Market(valuation.fields("market"), today)
+        priced = price_instrument(valuation.child("instrument"), market, only)
+    figures: list[Figure] = [("price/amount", priced.value), ("price/currency", priced.currency)]
+    write_analytics(analytics, figures + list(priced.figures.items()))
+
+
+def run_risk(valuation: Fields, only: str | None) -> None:
+    _not_aggregate(valuation, only)
+    analytics = valuation.fields("analytics")
+    with _evaluation(evaluation_date(analytics)) as today:
+        market = Market(valuation.fields("market"), today)
+        figures, buckets = risk.bump_and_reprice(valuation.child("instrument"), market, valuation.fields("base"),
+                                                 only)
+    write_analytics(analytics, figures, [buckets])
+
+
+def run_aggregate(valuation: Fields, only: str | None) -> None:
+    if only not in (None, "aggregate"):
+        raise PricingError(valuation.where, f"field valuation/calculator: this pricer values only {only!r}")
+    analytics = valuation.fields("analytics")
+    evaluation_date(analytics)
+    write_analytics(analytics, [], aggregate.totals(valuation))
+
+
+def _not_aggregate(valuation: Fields, only: str | None) -> None:
+    if only == "aggregate":
+        raise PricingError(valuation.where, "field valuation/calculator: this pricer only aggregates")
+
+
+CALCULATORS = {"price": run_price, "risk": run_risk, "aggregate": run_aggregate}
+
+
+class _evaluation:  # noqa: N801 - used as a context manager, named for the `with` line
+    """Hold the lock and set QuantLib's evaluation date for one valuation."""
+
+    def __init__(self, date: dt.date) -> None:
+        self.date = to_ql_date(date)
+
+    def __enter__(self) -> ql.Date:
+        _EVALUATION_LOCK.acquire()
+        ql.Settings.instance().evaluationDate = self.date
+        return self.date
+
+    def __exit__(self, *exc: object) -> None:
+        _EVALUATION_LOCK.release()
