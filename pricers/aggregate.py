@@ -19,6 +19,8 @@ from pricers.instrument import book_of, describe
 from pricers.task import format_figure
 
 SUMMED = ("price/amount", "dv01", "vega")
+# What each calculator's results contribute: prices from price results, risk from risk results.
+CONTRIBUTES = {"price": ("price/amount",), "risk": ("dv01", "vega")}
 
 
 def totals(valuation: Fields) -> list[etree._Element]:
@@ -61,13 +63,17 @@ def _position(result: etree._Element) -> tuple[str, str, str, dict[str, float]]:
     currency = (analytics.findtext("price/currency") or "").strip()
     if not currency:
         raise PricingError(where, "field group/valuation/analytics/price/currency is missing")
+    calculator = result.find("calculator")
+    kind = calculator.get("name", "") if calculator is not None else ""
+    if kind not in CONTRIBUTES:
+        raise PricingError(where, f"field group/valuation/calculator/@name: {kind!r} is not a price or risk result")
     figures: dict[str, float] = {}
-    for figure in SUMMED:
+    for figure in CONTRIBUTES[kind]:
         text = analytics.findtext(figure)
         if text is not None:
             figures[figure] = parse_number(text.strip(), lambda message, figure=figure: PricingError(
                 where, f"field group/valuation/analytics/{figure}: {message}"))
-    if "price/amount" not in figures:
+    if kind == "price" and "price/amount" not in figures:
         raise PricingError(where, "field group/valuation/analytics/price/amount is missing")
     return instrument.get("name") or "", currency, book, figures
 

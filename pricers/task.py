@@ -80,7 +80,8 @@ def write_analytics(analytics: Fields, figures: Iterable[Figure], extra: Iterabl
 def format_figure(name: str, value: float) -> str:
     """Amounts of money with 2 decimals, every other figure with 10 significant digits."""
     if name.split("/")[-1] == "amount":
-        return f"{value:.2f}"
+        text = f"{value:.2f}"
+        return "0.00" if text == "-0.00" else text
     return format(value, ".10g")
 
 

@@ -2,7 +2,8 @@
 
 The valuation's `<calculator name="price|risk|aggregate">` chooses what is done; for price and risk the
 instrument's `<product>` chooses the product. The result is the task document with analytics filled in
-and the valuation's market removed (it is reference data the request holds; results stay small).
+and the inputs copied from elsewhere removed: the market (reference data the request holds) and, from
+totals, the earlier groups (the response holds them). Results stay small.
 """
 
 from __future__ import annotations
@@ -26,6 +27,6 @@ def value_only(task_xml: bytes, product: str | None) -> bytes:
         raise fields.fail("calculator/@name", f"unknown calculator {name!r}; known: {', '.join(CALCULATORS)}")
     CALCULATORS[name](fields, product)
     fields.finish()
-    for market in valuation.findall("market"):
-        valuation.remove(market)
+    for copied in valuation.findall("market") + valuation.findall("group"):
+        valuation.remove(copied)
     return serialize(root)
