@@ -10,6 +10,7 @@ given twice with different values is refused.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from lxml import etree
 
@@ -71,8 +72,7 @@ def _position(result: etree._Element) -> tuple[str, str, str, dict[str, float]]:
     for figure in CONTRIBUTES[kind]:
         text = analytics.findtext(figure)
         if text is not None:
-            figures[figure] = parse_number(text.strip(), lambda message, figure=figure: PricingError(
-                where, f"field group/valuation/analytics/{figure}: {message}"))
+            figures[figure] = parse_number(text.strip(), _failing(where, figure))
     if kind == "price" and "price/amount" not in figures:
         raise PricingError(where, "field group/valuation/analytics/price/amount is missing")
     return instrument.get("name") or "", currency, book, figures
@@ -89,3 +89,7 @@ def _table(by: str, labels: tuple[str, ...], rows: dict[tuple[str, ...], dict[st
                 tag = "value" if figure == "price/amount" else figure
                 etree.SubElement(total, tag).text = format_figure("amount", figures[figure])
     return table
+
+
+def _failing(where: str, figure: str) -> Callable[[str], PricingError]:
+    return lambda message: PricingError(where, f"field group/valuation/analytics/{figure}: {message}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
+from collections.abc import Iterator
 
 import QuantLib as ql
 
@@ -55,16 +57,10 @@ def _not_aggregate(valuation: Fields, only: str | None) -> None:
 CALCULATORS = {"price": run_price, "risk": run_risk, "aggregate": run_aggregate}
 
 
-class _evaluation:  # noqa: N801 - used as a context manager, named for the `with` line
+@contextlib.contextmanager
+def _evaluation(date: dt.date) -> Iterator[ql.Date]:
     """Hold the lock and set QuantLib's evaluation date for one valuation."""
-
-    def __init__(self, date: dt.date) -> None:
-        self.date = to_ql_date(date)
-
-    def __enter__(self) -> ql.Date:
-        _EVALUATION_LOCK.acquire()
-        ql.Settings.instance().evaluationDate = self.date
-        return self.date
-
-    def __exit__(self, *exc: object) -> None:
-        _EVALUATION_LOCK.release()
+    with _EVALUATION_LOCK:
+        today = to_ql_date(date)
+        ql.Settings.instance().evaluationDate = today
+        yield today

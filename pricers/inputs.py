@@ -33,6 +33,10 @@ class Fields:
     def fail(self, name: str, message: str) -> PricingError:
         return PricingError(self.where, f"field {self.path}/{name}: {message}")
 
+    def failing(self, name: str) -> _Fail:
+        """A function making this field's error from a message (for parse_number and parse_date)."""
+        return lambda message: self.fail(name, message)
+
     def _nodes(self, name: str) -> list[etree._Element]:
         self._read.add(name)
         return [child for child in element_children(self.element) if child.tag == name]

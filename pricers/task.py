@@ -67,7 +67,8 @@ def write_analytics(analytics: Fields, figures: Iterable[Figure], extra: Iterabl
         if child.tag == "evaluation":
             continue
         if child.tag not in outputs:
-            raise analytics.fail(child.tag, f"is not a figure of this calculator (it gives {', '.join(sorted(outputs))})")
+            gives = ", ".join(sorted(outputs))
+            raise analytics.fail(child.tag, f"is not a figure of this calculator (it gives {gives})")
         analytics.element.remove(child)
     for name, value in figures:
         if isinstance(value, float) and not math.isfinite(value):

@@ -18,8 +18,6 @@ def fx_spot(market: Fields, pair: str, asked_by: Fields, field: str) -> float:
         if name in (pair, pair[3:] + pair[:3]):
             if element_children(node):
                 raise market.fail(f"fxSpot[@name='{name}']", "must be a number, not elements")
-            rate = parse_number((node.text or "").strip(),
-                                lambda message, name=name: market.fail(f"fxSpot[@name='{name}']", message),
-                                positive=True)
+            rate = parse_number((node.text or "").strip(), market.failing(f"fxSpot[@name='{name}']"), positive=True)
             return rate if name == pair else 1.0 / rate
     raise asked_by.fail(field, f"the market has no fxSpot for {pair}")
