@@ -79,11 +79,11 @@ def write_analytics(analytics: Fields, figures: Iterable[Figure], extra: Iterabl
 
 
 def format_figure(name: str, value: float) -> str:
-    """Amounts of money with 2 decimals, every other figure with 10 significant digits."""
+    """Amounts of money with 2 decimals, every other figure with 12 significant digits."""
     if name.split("/")[-1] == "amount":
         text = f"{value:.2f}"
         return "0.00" if text == "-0.00" else text
-    return format(value, ".10g")
+    return format(value, ".12g")
 
 
 def _ensure(parent: etree._Element, path: str) -> etree._Element:
