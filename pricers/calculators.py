@@ -27,6 +27,7 @@ def run_price(valuation: Fields, only: str | None) -> None:
     with _evaluation(evaluation_date(analytics)) as today:
         market = Market(valuation.fields("market"), today)
         priced = price_instrument(valuation.child("instrument"), market, only)
+    analytics.where = market.fields.where  # the product and instrument, for an unknown figure
     figures: list[Figure] = [("price/amount", priced.value), ("price/currency", priced.currency)]
     write_analytics(analytics, figures + list(priced.figures.items()))
 
@@ -38,6 +39,7 @@ def run_risk(valuation: Fields, only: str | None) -> None:
         market = Market(valuation.fields("market"), today)
         figures, buckets = risk.bump_and_reprice(valuation.child("instrument"), market, valuation.fields("base"),
                                                  only)
+    analytics.where = market.fields.where
     write_analytics(analytics, figures, [buckets])
 
 
