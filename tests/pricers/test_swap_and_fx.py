@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 
 import pytest
@@ -25,7 +26,7 @@ def years(date: dt.date) -> float:
 
 def discount(date: dt.date) -> float:
     t = years(date)
-    for (d0, r0), (d1, r1) in zip(PILLARS, PILLARS[1:], strict=False):
+    for (d0, r0), (d1, r1) in itertools.pairwise(PILLARS):
         if date <= d1:
             t0, t1 = years(d0), years(d1)
             rate = r0 + (r1 - r0) * (t - t0) / (t1 - t0)
@@ -40,7 +41,7 @@ def swap(fixed_rate: float, side: str = "payer") -> str:
 
 def test_the_fair_rate_is_the_par_rate_of_the_discount_factors() -> None:
     dates = [dt.date(year, 6, 30) for year in range(2026, 2031)]
-    annuity = sum((end - start).days / 365 * discount(end) for start, end in zip(dates, dates[1:], strict=False))
+    annuity = sum((end - start).days / 365 * discount(end) for start, end in itertools.pairwise(dates))
     par = (discount(dates[0]) - discount(dates[-1])) / annuity
     result = value(task(swap(0.035), USD))
     assert figure(result, "fairRate") == pytest.approx(par, abs=1e-11)  # figures carry 12 significant digits
