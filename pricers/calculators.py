@@ -8,12 +8,13 @@ import threading
 from collections.abc import Iterator
 
 import QuantLib as ql
+from lxml import etree
 
 from pricers import aggregate, risk
 from pricers.conventions import to_ql_date
 from pricers.errors import PricingError
 from pricers.inputs import Fields
-from pricers.instrument import price_instrument
+from pricers.instrument import describe, price_instrument
 from pricers.market.data import Market
 from pricers.task import Figure, evaluation_date, write_analytics
 
@@ -25,8 +26,9 @@ def run_price(valuation: Fields, only: str | None) -> None:
     _not_aggregate(valuation, only)
     analytics = valuation.fields("analytics")
     with _evaluation(evaluation_date(analytics)) as today:
-        market = Market(valuation.fields("market"), today)
-        priced = price_instrument(valuation.child("instrument"), market, only)
+        instrument = valuation.child("instrument")
+        market = _market(valuation, instrument, today)
+        priced = price_instrument(instrument, market, only)
     analytics.where = market.fields.where  # the product and instrument, for an unknown figure
     figures: list[Figure] = [("price/amount", priced.value), ("price/currency", priced.currency)]
     write_analytics(analytics, figures + list(priced.figures.items()))
@@ -36,9 +38,9 @@ def run_risk(valuation: Fields, only: str | None) -> None:
     _not_aggregate(valuation, only)
     analytics = valuation.fields("analytics")
     with _evaluation(evaluation_date(analytics)) as today:
-        market = Market(valuation.fields("market"), today)
-        figures, buckets = risk.bump_and_reprice(valuation.child("instrument"), market, valuation.fields("base"),
-                                                 only)
+        instrument = valuation.child("instrument")
+        market = _market(valuation, instrument, today)
+        figures, buckets = risk.bump_and_reprice(instrument, market, valuation.fields("base"), only)
     analytics.where = market.fields.where
     write_analytics(analytics, figures, [buckets])
 
@@ -49,6 +51,12 @@ def run_aggregate(valuation: Fields, only: str | None) -> None:
     analytics = valuation.fields("analytics")
     evaluation_date(analytics)
     write_analytics(analytics, [], aggregate.totals(valuation))
+
+
+def _market(valuation: Fields, instrument: etree._Element, today: ql.Date) -> Market:
+    """The valuation's market, its errors naming the instrument it is read for."""
+    _, where = describe(instrument)
+    return Market(Fields(valuation.child("market"), where, "valuation/market"), today)
 
 
 def _not_aggregate(valuation: Fields, only: str | None) -> None:

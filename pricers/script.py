@@ -34,6 +34,9 @@ def main(handler: Handler, argv: list[str] | None = None) -> int:
     except PricingError as exc:
         print(f"{prog}: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:  # a defect, not bad input: still one line, still a failed task
+        print(f"{prog}: internal error {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_FAILED
     sys.stdout.buffer.write(result)
     sys.stdout.buffer.flush()
     return 0

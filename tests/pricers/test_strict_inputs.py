@@ -93,3 +93,8 @@ def test_a_risk_task_whose_base_price_is_from_another_market_is_refused() -> Non
     base = "<base><price><amount>1.00</amount><currency>USD</currency></price></base>"
     fails(task(option(), MARKET, calculator="risk", extra=base), "europeanOption OPT1", "base/price/amount",
           "another market")
+
+
+def test_an_unknown_kind_of_market_data_is_named_with_the_instrument() -> None:
+    fails(task(option(), MARKET + "<repo name='GC'/>"), "europeanOption OPT1", "valuation/market/repo",
+          "unknown market data")
