@@ -34,6 +34,7 @@ class Market:
         self.today = today
         self.shifts = shifts
         self._curves: dict[str, Curve] = {}
+        self._unshifted: dict[str, Curve] = {}  # the base market's curves, reused where no quote moves
         self.equities_used = False
         for child in element_children(fields.element):
             if child.tag not in KINDS:
@@ -42,7 +43,9 @@ class Market:
             fields.all(kind)
 
     def shifted(self, shifts: Shifts) -> Market:
-        return Market(Fields(self.fields.element, self.fields.where, self.fields.path), self.today, shifts)
+        market = Market(Fields(self.fields.element, self.fields.where, self.fields.path), self.today, shifts)
+        market._unshifted = self._curves
+        return market
 
     def _named(self, kind: str, name: str, asked_by: Fields, field: str) -> Fields:
         found = [node for node in self.fields.all(kind) if node.get("name") == name]
@@ -52,6 +55,8 @@ class Market:
         return Fields(found[0], self.fields.where, f"{self.fields.path}/{kind}[@name='{name}']")
 
     def curve(self, currency: str, asked_by: Fields, field: str = "currency") -> Curve:
+        if currency not in self._curves and currency in self._unshifted and not self.shifts.touches(currency):
+            self._curves[currency] = self._unshifted[currency]
         if currency not in self._curves:
             fields = self._named("curve", currency, asked_by, field)
             self._curves[currency] = build_curve(fields, currency, self.today, self.shifts)

@@ -13,6 +13,10 @@ class Shifts:
     buckets: dict[tuple[str, str], float] = field(default_factory=dict)
     vol: float = 0.0
 
+    def touches(self, curve: str) -> bool:
+        """Whether any quote of `curve` moves (an untouched curve may be reused from the base market)."""
+        return self.parallel != 0.0 or any(name == curve for name, _ in self.buckets)
+
     def rate(self, curve: str, tenor: str) -> float:
         return self.parallel + self.buckets.get((curve, tenor), 0.0)
 
