@@ -98,3 +98,13 @@ def test_a_risk_task_whose_base_price_is_from_another_market_is_refused() -> Non
 def test_an_unknown_kind_of_market_data_is_named_with_the_instrument() -> None:
     fails(task(option(), MARKET + "<repo name='GC'/>"), "europeanOption OPT1", "valuation/market/repo",
           "unknown market data")
+
+
+def test_a_one_product_entry_refuses_other_products_and_calculators() -> None:
+    with pytest.raises(pricers.PricingError, match=r"europeanOption OPT1: .*only 'bond'"):
+        pricers.value_only(task(option(), MARKET), "bond")
+    with pytest.raises(pricers.PricingError, match="only aggregates"):
+        pricers.value_only(task(option(), MARKET), "aggregate")
+    totals = task(option(), MARKET, calculator="aggregate")
+    with pytest.raises(pricers.PricingError, match="only 'bond'"):
+        pricers.value_only(totals, "bond")
