@@ -38,7 +38,7 @@ node_modules/.bin/buf: package.json
 
 lint: $(STAMP) node_modules/.bin/buf check-proto
 	$(BIN)/ruff check .
-	$(BIN)/mypy vncommon vnapi vnvs vnas gateway vnclient
+	$(BIN)/mypy vncommon vnapi vnvs vnas gateway vnclient pricers
 	node_modules/.bin/buf lint
 
 test: $(STAMP)

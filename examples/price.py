@@ -8,6 +8,7 @@ optional and falls back to the default shown:
 
   instrument/coupon          annual coupon rate as a decimal                  0.05
   instrument/maturity        years to maturity, or an ISO date (YYYY-MM-DD)   10 years
+  instrument/maturityYears   years to maturity (when maturity is not given)
   instrument/frequency       coupon payments per year                         2
   instrument/face            face amount (also read from notional)            100
   market: the first of rate, yield, marketRate, discountRate found anywhere
@@ -24,8 +25,10 @@ Output (stdout), exit code 0:
               analytics/modifiedDuration.
   With PRICE_OUTPUT=number in the environment only the price is printed (the legacy number form).
 
-Exit code 2 with a message on stderr when the input is not readable XML or holds no valuation.
-Standard library only; the result depends on nothing but the task XML.
+Exit code 2 with a message on stderr when the input is not readable XML, holds no valuation, or gives a
+field it reads a value that is not a number (or date): a field that is present is never replaced by its
+default. Standard library only; the result depends on nothing but the task XML. The QuantLib pricers
+(the `pricers` package, docs/pricers.md) are the real ones; this script is the dependency-free example.
 """
 
 from __future__ import annotations
@@ -58,12 +61,19 @@ def find_valuation(root: ET.Element) -> ET.Element | None:
     return root.find("project/group/valuation")
 
 
+class BadField(ValueError):
+    """A field is present but unreadable: the task fails rather than being priced from a default."""
+
+
 def number(element: ET.Element | None, path: str, default: float) -> float:
     node = element.find(path) if element is not None else None
-    try:
-        return float((node.text or "").strip()) if node is not None else default
-    except ValueError:
+    if node is None:
         return default
+    text = (node.text or "").strip()
+    try:
+        return float(text)
+    except ValueError:
+        raise BadField(f"field {node.tag}: {text!r} is not a number") from None
 
 
 def market_rate(valuation: ET.Element) -> float:
@@ -72,9 +82,7 @@ def market_rate(valuation: ET.Element) -> float:
         return DEFAULT_RATE
     for element in market.iter():
         if element.tag in RATE_TAGS:
-            value = number(element, ".", float("nan"))
-            if value == value:  # not NaN
-                return value
+            return number(element, ".", DEFAULT_RATE)
     return DEFAULT_RATE
 
 
@@ -82,7 +90,7 @@ def maturity_years(instrument: ET.Element | None, valuation: ET.Element) -> floa
     node = instrument.find("maturity") if instrument is not None else None
     text = (node.text or "").strip() if node is not None else ""
     if not text:
-        return DEFAULT_MATURITY_YEARS
+        return number(instrument, "maturityYears", DEFAULT_MATURITY_YEARS)
     try:
         return float(text)
     except ValueError:
@@ -93,7 +101,7 @@ def maturity_years(instrument: ET.Element | None, valuation: ET.Element) -> floa
         start_text = (date_node.text or "").strip()[:10] if date_node is not None else ""
         start = dt.date.fromisoformat(start_text) if start_text else DEFAULT_VALUATION_DATE
     except ValueError:
-        return DEFAULT_MATURITY_YEARS
+        raise BadField(f"field maturity: {text!r} is neither a number of years nor a date (YYYY-MM-DD)") from None
     return max((maturity - start).days / 365.25, 0.0)
 
 
@@ -126,7 +134,9 @@ def value(valuation: ET.Element) -> float:
     set_value(valuation, "analytics/yield", f"{rate:.6f}")
     base_node = valuation.find("basePrice")
     if base_node is not None:
-        base = number(base_node, "amount" if base_node.find("amount") is not None else ".", price) or price
+        amount_node = base_node.find("amount")
+        base_text = ((amount_node if amount_node is not None else base_node).text or "").strip()
+        base = number(base_node, "amount" if amount_node is not None else ".", price) if base_text else price
         up = bond_price(coupon, years, frequency, face, rate + ONE_BP)
         down = bond_price(coupon, years, frequency, face, rate - ONE_BP)
         dv01 = base * (down - up) / (2 * price)
@@ -147,7 +157,11 @@ def main(argv: list[str]) -> int:
     if valuation is None:
         print("price.py: the task XML has no project/group/valuation", file=sys.stderr)
         return 2
-    price = value(valuation)
+    try:
+        price = value(valuation)
+    except BadField as exc:
+        print(f"price.py: {exc}", file=sys.stderr)
+        return 2
     if os.environ.get("PRICE_OUTPUT", "").lower() == "number":
         print(f"{price:.2f}")
     else:

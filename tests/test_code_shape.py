@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-PACKAGES = ("vncommon", "vnapi", "vnvs", "vnas", "gateway", "vnclient")
+PACKAGES = ("vncommon", "vnapi", "vnvs", "vnas", "gateway", "vnclient", "pricers")
 MAX_MODULE_LINES = 300
 
 

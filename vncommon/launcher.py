@@ -46,7 +46,7 @@ def _mesh_env(redis_url: str) -> dict[str, str]:
     env["REDIS_URL"] = redis_url
     env.setdefault("HYDRATION_FILE_ROOTS", str(ROOT / "examples"))
     if "VNAS_SCRIPT" not in env and "VNAS_EXECUTOR" not in env:
-        env["VNAS_SCRIPT"] = str(ROOT / "examples" / "price.py")
+        env["VNAS_EXECUTOR"] = "python:pricers:value"  # the QuantLib pricers (docs/pricers.md)
     return env
 
 

@@ -61,3 +61,20 @@ async def test_a_document_without_a_valuation_fails_with_a_message() -> None:
     outcome = await ScriptExecutor(PRICE_SCRIPT, 10, run_env()).run(CTX, b"<vnml/>")
     assert not outcome.completed
     assert "exit code 2" in outcome.error and "no project/group/valuation" in outcome.error
+
+
+async def test_maturity_years_is_read_so_a_two_year_note_is_priced_as_one() -> None:
+    two_year = PRICE_TASK.replace(b"<maturity>10</maturity>", b"<maturityYears>2</maturityYears>").replace(
+        b"<coupon>0.05</coupon>", b"<coupon>0.04</coupon>")
+    outcome = await ScriptExecutor(PRICE_SCRIPT, 10, run_env()).run(CTX, two_year)
+    assert outcome.completed, outcome.error
+    # 4% semiannual coupons for 2 years at 5%: 2 * sum(1 / 1.025**k, k=1..4) + 100 / 1.025**4.
+    expected = 2 * sum(1 / 1.025**k for k in range(1, 5)) + 100 / 1.025**4
+    assert price_of(outcome.result_xml) == f"{expected:.2f}"
+
+
+async def test_a_field_that_is_not_a_number_fails_instead_of_taking_the_default() -> None:
+    bad = PRICE_TASK.replace(b"<maturity>10</maturity>", b"<maturityYears>two</maturityYears>")
+    outcome = await ScriptExecutor(PRICE_SCRIPT, 10, run_env()).run(CTX, bad)
+    assert not outcome.completed
+    assert "maturityYears" in (outcome.error or "")
