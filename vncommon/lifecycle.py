@@ -53,8 +53,13 @@ def event_from_json(request_id: str, sequence: int, raw: bytes | str) -> streams
 async def publish(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> streams_pb2.LifecycleEvent:
     """Record the event in the request's history, then announce it on the lifecycle stream."""
     event.sequence = await client.rpush(keys.request_events_key(event.request_id), event_to_json(event))
-    await client.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+    await announce(client, event)
     return event
+
+
+async def announce(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> None:
+    """Announce an event already in the request's history on the shared lifecycle stream."""
+    await client.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
 
 
 def queue_publish(pipe: redis.client.Pipeline, event: streams_pb2.LifecycleEvent) -> None:
