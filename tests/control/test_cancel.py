@@ -76,8 +76,8 @@ async def test_a_request_cancelled_before_it_started_never_runs_even_once_an_orc
     assert decode_error(caught.value).reason == "REQUEST_CANCELLED"
     assert executions(log, request_id) == {}
     await assert_one_terminal_event(redis_client, request_id, "cancelled")
-    assert 0 < await redis_client.ttl(keys.request_state_key(request_id))
-    assert 0 < await redis_client.ttl(keys.request_xml_key(request_id))
+    assert await redis_client.ttl(keys.request_state_key(request_id)) > 0
+    assert await redis_client.ttl(keys.request_xml_key(request_id)) > 0
 
 
 async def test_cancel_mid_group_stops_dispatching_and_workers_skip_what_is_left(
@@ -206,7 +206,7 @@ async def test_a_request_cancelled_while_its_orchestrator_was_dead_is_finished_n
         status = await wait_for_end(api, request_id, timeout=5)
     assert status.status == CANCELLED
     assert executions(log, request_id) == ran_before  # nothing resumed
-    assert 0 < await redis_client.ttl(keys.group_state_key(request_id, 0))
+    assert await redis_client.ttl(keys.group_state_key(request_id, 0)) > 0
     await assert_one_terminal_event(redis_client, request_id, "cancelled")
 
 
