@@ -49,10 +49,10 @@ def idempotency_key(headers: CIMultiDictProxy[str]) -> str | None:
 
 
 def priority(headers: CIMultiDictProxy[str]) -> valuation_pb2.Priority:
-    """X-Priority: high, normal or batch (any case); normal when absent; anything else is a 400."""
-    raw = headers.get(PRIORITY_HEADER, "").strip()
-    if not raw:
+    """X-Priority: high, normal or batch (any case); normal when absent; anything else (empty too) is a 400."""
+    if PRIORITY_HEADER not in headers:
         return valuation_pb2.PRIORITY_UNSPECIFIED
+    raw = headers[PRIORITY_HEADER].strip()
     try:
         return priority_to_proto(parse_priority(raw))
     except ValueError as exc:
@@ -61,9 +61,9 @@ def priority(headers: CIMultiDictProxy[str]) -> valuation_pb2.Priority:
 
 def deadline_ms(headers: CIMultiDictProxy[str]) -> int:
     """X-Deadline-Ms: a positive whole number of milliseconds; absent means none (vnapi checks the upper bound)."""
-    raw = headers.get(DEADLINE_HEADER, "").strip()
-    if not raw:
+    if DEADLINE_HEADER not in headers:
         return 0
+    raw = headers[DEADLINE_HEADER].strip()
     if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_DEADLINE_DIGITS or int(raw) == 0:
         raise InvalidArgument(f"{DEADLINE_HEADER} must be a positive whole number of milliseconds, not {raw[:20]!r}",
                               {"header": DEADLINE_HEADER})

@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.intake import MAX_IDEMPOTENCY_KEY_CHARS
 from gateway.settings import GatewaySettings
+from vncommon.requestid import REQUEST_ID_PATTERN
 from vncommon.state import JSON_STATUSES, PRIORITIES, Status, SubmitAnswer
 from vncommon.trace import MAX_TRACE_ID_CHARS, TRACE_ID_PATTERN
 
@@ -115,7 +116,7 @@ EXAMPLE_REQUEST = (
 def _follow(request_id: str) -> Doc:
     """OpenAPI links from a submission to its status and results (`request_id`: a runtime expression)."""
     return {name: {"operationId": operation, "parameters": {"requestId": request_id}}
-            for name, operation in (("status", "getStatus"), ("results", "getResults"))}
+            for name, operation in (("status", "getStatus"), ("results", "getResults"), ("cancel", "cancelValuation"))}
 
 
 _REQUEST_ID_HEADERS: Doc = {
@@ -123,6 +124,8 @@ _REQUEST_ID_HEADERS: Doc = {
     "Location": {"schema": _STRING, "description": "its status URL"},
 }
 _REQUEST_ID_PARAM: Doc = {"name": "requestId", "in": "path", "required": True, "schema": _STRING}
+# A call that changes a request refuses an id that cannot be one (400) rather than looking it up.
+_REQUEST_ID_STRICT: Doc = {**_REQUEST_ID_PARAM, "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN}}
 _TRACE_PARAM: Doc = {"$ref": "#/components/parameters/TraceId"}
 # Every route checks its headers (400) and may refuse a malformed Authorization (401).
 _HEADER_ERRORS: Doc = {"400": _common("BadHeader"), "401": _common("Unauthorized")}
@@ -203,7 +206,7 @@ def _paths(settings: GatewaySettings) -> Doc:
             "operationId": "cancelValuation", "summary": "Cancel a request that has not ended",
             "description": "Its work stops and it ends as cancelled; cancelling a cancelled request again "
                            "answers 202 as well.",
-            "parameters": [_REQUEST_ID_PARAM, _TRACE_PARAM],
+            "parameters": [_REQUEST_ID_STRICT, _TRACE_PARAM],
             "responses": {
                 **_SERVICE_ERRORS,
                 "202": _json(_ref("CancelAccepted"), "cancelled; `status` is the status it had"),

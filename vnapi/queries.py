@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, NoReturn
 
 import redis.asyncio as redis
@@ -19,21 +18,19 @@ from vncommon.errors import (
     ResultNotReady,
     VnError,
 )
+from vncommon.requestid import is_request_id
 from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, priority_to_proto, status_to_proto
 from vncommon.streams import text
 from vncommon.timeutil import parse_iso
 
 log = logging.getLogger(__name__)
 
-# Ids are generated as uuid4 hex; anything that could not be one is unknown without a Redis round trip
-# (and never reaches a key name, where braces would break the cluster slot tag).
-_REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 def check_request_id(request_id: str) -> None:
     if not request_id:
         raise InvalidArgument("request_id is required", {"field": "request_id"})
-    if not _REQUEST_ID.match(request_id):
+    if not is_request_id(request_id):  # unknown without a Redis round trip
         raise RequestNotFound(f"no request {request_id!r}", {"requestId": request_id})
 
 
@@ -41,7 +38,7 @@ def check_request_id_format(request_id: str) -> None:
     """For calls that change a request: an id that could not be one is the caller's mistake, named."""
     if not request_id:
         raise InvalidArgument("request_id is required", {"field": "request_id"})
-    if not _REQUEST_ID.match(request_id):
+    if not is_request_id(request_id):
         raise InvalidArgument("request_id must be 1-64 letters, digits, '-' or '_'", {"field": "request_id"})
 
 
