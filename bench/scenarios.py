@@ -13,7 +13,7 @@ import aiohttp
 import grpc
 import redis.asyncio as redis
 
-from bench import bench_hydration
+from bench import bench_hydration, fairness
 from bench.mesh import SHELL_SCRIPT
 from bench.requests import chained_request, sized_request
 from bench.stats import cpu_seconds, peak_rss_mb, redis_commands, summary_ms
@@ -181,6 +181,10 @@ async def scale_concurrency(ctx: Context) -> None:
     ctx.figures["tasks"] = 0.0
 
 
+async def fairness_under_batch(ctx: Context) -> None:
+    await fairness.measure(ctx.api, ctx.figures)
+
+
 SCENARIOS = [
     Scenario("hydrate-10mib", None, local=bench_hydration.run),
     Scenario("sync-2x10", sync_2x10),
@@ -190,4 +194,6 @@ SCENARIOS = [
     Scenario("submit-async", submit_async),
     Scenario("payload-10mib", payload_10mib),
     Scenario("scale-concurrency", scale_concurrency),
+    Scenario("fairness", fairness_under_batch),
+    Scenario("fairness-sleep5", fairness_under_batch, {"VNAS_EXECUTOR": "python:bench.noop:sleep_5ms"}),
 ]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from gateway import intake
-from gateway.errors import processing_failed
+from gateway.errors import error_response, processing_failed
 from gateway.health import create_health_redis, down_dependencies
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import (
@@ -29,7 +29,8 @@ from gateway.settings import GatewaySettings
 from vn.v1 import valuation_pb2
 from vnclient import ValuationClient, status_to_dict
 from vncommon.auth import TokenSet
-from vncommon.state import Status, SubmitAnswer
+from vncommon.errors import RequestCancelled
+from vncommon.state import Status, SubmitAnswer, status_to_json
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ def _sync_answer(response: valuation_pb2.SubmitResponse) -> tuple[str, web.Respo
     request_id = response.request_id
     if response.status == valuation_pb2.REQUEST_STATUS_FAILED and not response.timed_out:
         return Status.FAILED, processing_failed(request_id, response.failure_detail)
+    if response.status == valuation_pb2.REQUEST_STATUS_CANCELLED and not response.timed_out:
+        cancelled = RequestCancelled(f"request {request_id} was cancelled", {"detail": response.failure_detail})
+        return Status.CANCELLED, error_response(cancelled, request_id)
     if response.status == valuation_pb2.REQUEST_STATUS_SUCCEEDED and not response.timed_out:
         answer = web.Response(body=response.response_xml, content_type=XML_CONTENT_TYPE,
                               headers={REQUEST_ID_HEADER: request_id})
@@ -62,6 +66,8 @@ async def submit(request: web.Request) -> web.Response:
     content_type = intake.xml_content_type(request)
     key = intake.idempotency_key(request.headers)
     metadata = intake.forwarded_metadata(request.headers)
+    priority = intake.priority(request.headers)
+    deadline_ms = intake.deadline_ms(request.headers)
     xml = await intake.read_body(request, settings.payload_max_bytes)
     response = await request.app[CLIENT].submit(
         xml,
@@ -70,6 +76,8 @@ async def submit(request: web.Request) -> web.Response:
         metadata=metadata,
         content_type=content_type,
         trace_id=request[TRACE_ID],
+        priority=priority,
+        deadline_ms=deadline_ms,
         timeout=settings.sync_deadline_s if sync else settings.call_timeout_s,
     )
     request[REQUEST_ID] = response.request_id
@@ -93,6 +101,15 @@ async def results(request: web.Request) -> web.Response:
     request_id = request.match_info["requestId"]
     xml = await request.app[CLIENT].results(request_id, timeout=request.app[SETTINGS].call_timeout_s)
     return web.Response(body=xml, content_type=XML_CONTENT_TYPE)
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """POST /valuation/{requestId}/cancel: 202 with the status the request had."""
+    request_id = request.match_info["requestId"]
+    request[REQUEST_ID] = request_id
+    response = await request.app[CLIENT].cancel(request_id, timeout=request.app[SETTINGS].call_timeout_s)
+    return web.json_response({"requestId": response.request_id, "status": status_to_json(response.previous_status)},
+                             status=202, headers={REQUEST_ID_HEADER: request_id})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -148,6 +165,7 @@ def create_app(settings: GatewaySettings, client: ValuationClient | None = None)
     app.router.add_post("/valuation", submit)
     app.router.add_get("/valuation/{requestId}/status", status, allow_head=False)
     app.router.add_get("/valuation/{requestId}/results", results, allow_head=False)
+    app.router.add_post("/valuation/{requestId}/cancel", cancel)
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)

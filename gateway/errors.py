@@ -45,6 +45,15 @@ def _failed(error: VnError, request_id: str | None) -> JsonBody:
     return {"requestId": request_id, "status": Status.FAILED, "detail": parse_detail(error.metadata.get("detail", ""))}
 
 
+def _cancelled(error: VnError, request_id: str | None) -> JsonBody:
+    return {"requestId": request_id, "status": Status.CANCELLED,
+            "detail": parse_detail(error.metadata.get("detail", ""))}
+
+
+def _finished(error: VnError, request_id: str | None) -> JsonBody:
+    return {"requestId": request_id, "status": error.metadata.get("status", "")}
+
+
 def _int(raw: str | None) -> int | None:
     try:
         return int(raw) if raw else None
@@ -75,6 +84,8 @@ RULES: dict[str, Rule] = {
     "PAYLOAD_TOO_LARGE": Rule(413),
     "UNSUPPORTED_MEDIA_TYPE": Rule(415),
     "REQUEST_FAILED": Rule(422, "Request failed", _failed),
+    "REQUEST_CANCELLED": Rule(409, "Request cancelled", _cancelled),
+    "REQUEST_FINISHED": Rule(409, "Request already finished", _finished),
     "INTERNAL": Rule(500, "Internal error"),
     "UNAVAILABLE": Rule(503, "Valuation service unavailable"),
     "DEADLINE_EXCEEDED": Rule(504, "Valuation service did not answer in time"),

@@ -9,7 +9,9 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from gateway.errors import BearerRejected
+from vn.v1 import valuation_pb2
 from vncommon.errors import EmptyBody, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
+from vncommon.state import parse_priority, priority_to_proto
 from vncommon.trace import TRACE_HEADER, fresh_trace_id, validate_trace_id
 
 XML_CONTENT_TYPES = frozenset({"application/xml", "text/xml"})
@@ -17,6 +19,9 @@ MAX_IDEMPOTENCY_KEY_CHARS = 255
 READ_CHUNK_BYTES = 64 * 1024
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 AUTHORIZATION_HEADER = "Authorization"
+PRIORITY_HEADER = "X-Priority"
+DEADLINE_HEADER = "X-Deadline-Ms"
+MAX_DEADLINE_DIGITS = 12
 
 
 def parse_sync(query: Mapping[str, str]) -> bool:
@@ -41,6 +46,28 @@ def idempotency_key(headers: CIMultiDictProxy[str]) -> str | None:
     if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
         raise InvalidArgument(f"{IDEMPOTENCY_HEADER} must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters")
     return key or None
+
+
+def priority(headers: CIMultiDictProxy[str]) -> valuation_pb2.Priority:
+    """X-Priority: high, normal or batch (any case); normal when absent; anything else (empty too) is a 400."""
+    if PRIORITY_HEADER not in headers:
+        return valuation_pb2.PRIORITY_UNSPECIFIED
+    raw = headers[PRIORITY_HEADER].strip()
+    try:
+        return priority_to_proto(parse_priority(raw))
+    except ValueError as exc:
+        raise InvalidArgument(f"{PRIORITY_HEADER}: {exc}", {"header": PRIORITY_HEADER}) from None
+
+
+def deadline_ms(headers: CIMultiDictProxy[str]) -> int:
+    """X-Deadline-Ms: a positive whole number of milliseconds; absent means none (vnapi checks the upper bound)."""
+    if DEADLINE_HEADER not in headers:
+        return 0
+    raw = headers[DEADLINE_HEADER].strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_DEADLINE_DIGITS or int(raw) == 0:
+        raise InvalidArgument(f"{DEADLINE_HEADER} must be a positive whole number of milliseconds, not {raw[:20]!r}",
+                              {"header": DEADLINE_HEADER})
+    return int(raw)
 
 
 def forwarded_metadata(headers: CIMultiDictProxy[str]) -> dict[str, str]:

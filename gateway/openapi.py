@@ -10,7 +10,8 @@ from typing import Any
 
 from gateway.intake import MAX_IDEMPOTENCY_KEY_CHARS
 from gateway.settings import GatewaySettings
-from vncommon.state import JSON_STATUSES, Status, SubmitAnswer
+from vncommon.requestid import REQUEST_ID_PATTERN
+from vncommon.state import JSON_STATUSES, PRIORITIES, Status, SubmitAnswer
 from vncommon.trace import MAX_TRACE_ID_CHARS, TRACE_ID_PATTERN
 
 OPENAPI_VERSION = "3.0.3"
@@ -64,15 +65,25 @@ SCHEMAS: Doc = {
          "status": {"type": "string", "enum": list(JSON_STATUSES)},
          "currentGroup": {**_INT, "description": "0-based index of the group running now (or last run)"},
          "groupCount": _INT, "receivedAt": _TIME, "startedAt": _TIME, "completedAt": _TIME,
+         "priority": {"type": "string", "enum": [str(p) for p in PRIORITIES]},
+         "deadlineAt": {**_TIME, "description": "when the request is cancelled if it has not ended"},
          "progress": _ref("Progress"), "detail": _ref("Detail")},
         ["requestId", "status", "currentGroup", "groupCount", "receivedAt", "startedAt", "completedAt",
-         "progress"],
+         "priority", "deadlineAt", "progress"],
     ),
     "NotReady": _obj({**_ERROR_FIELDS, "message": {"type": "string", "enum": ["Result not yet available"]},
                       "requestId": _STRING, "status": _STRING}, ["message", "status"]),
     "RequestFailed": _obj({**_ERROR_FIELDS, "requestId": _STRING,
                            "status": {"type": "string", "enum": [Status.FAILED.value]}, "detail": _ref("Detail")},
                           ["message", "requestId", "status", "detail"]),
+    "RequestCancelled": _obj({**_ERROR_FIELDS, "requestId": _STRING,
+                              "status": {"type": "string", "enum": [Status.CANCELLED.value]},
+                              "detail": _ref("Detail")}, ["message", "requestId", "status", "detail"]),
+    "RequestFinished": _obj({**_ERROR_FIELDS, "requestId": _STRING,
+                             "status": {"type": "string", "enum": [Status.SUCCEEDED.value, Status.FAILED.value]}},
+                            ["message", "requestId", "status"]),
+    "CancelAccepted": _obj({"requestId": _STRING, "status": {
+        "type": "string", "enum": list(JSON_STATUSES), "description": "the status the request had"}}),
     "Health": _obj({"status": {"type": "string", "enum": ["ok"]}}),
     "HealthDown": _obj({"status": {"type": "string", "enum": ["unavailable"]}, "message": _STRING,
                         "down": {"type": "array", "items": {"type": "string", "enum": ["redis", "vnapi"]}}}),
@@ -105,7 +116,7 @@ EXAMPLE_REQUEST = (
 def _follow(request_id: str) -> Doc:
     """OpenAPI links from a submission to its status and results (`request_id`: a runtime expression)."""
     return {name: {"operationId": operation, "parameters": {"requestId": request_id}}
-            for name, operation in (("status", "getStatus"), ("results", "getResults"))}
+            for name, operation in (("status", "getStatus"), ("results", "getResults"), ("cancel", "cancelValuation"))}
 
 
 _REQUEST_ID_HEADERS: Doc = {
@@ -113,6 +124,8 @@ _REQUEST_ID_HEADERS: Doc = {
     "Location": {"schema": _STRING, "description": "its status URL"},
 }
 _REQUEST_ID_PARAM: Doc = {"name": "requestId", "in": "path", "required": True, "schema": _STRING}
+# A call that changes a request refuses an id that cannot be one (400) rather than looking it up.
+_REQUEST_ID_STRICT: Doc = {**_REQUEST_ID_PARAM, "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN}}
 _TRACE_PARAM: Doc = {"$ref": "#/components/parameters/TraceId"}
 # Every route checks its headers (400) and may refuse a malformed Authorization (401).
 _HEADER_ERRORS: Doc = {"400": _common("BadHeader"), "401": _common("Unauthorized")}
@@ -132,6 +145,13 @@ def _submit_operation(settings: GatewaySettings) -> Doc:
             {"name": "Idempotency-Key", "in": "header", "required": False,
              "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY_CHARS},
              "description": "the same key with the same body returns the same requestId"},
+            {"name": "X-Priority", "in": "header", "required": False,
+             "schema": {"type": "string", "enum": [str(p) for p in PRIORITIES], "default": "normal"},
+             "description": "workers prefer higher priorities; requests of one priority share them fairly"},
+            {"name": "X-Deadline-Ms", "in": "header", "required": False,
+             "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+             "description": "cancel the request (reason DEADLINE_EXCEEDED) if it has not ended this many "
+                            "milliseconds after it was received; at most REQUEST_TTL_SECONDS"},
             _TRACE_PARAM,
         ],
         "requestBody": {
@@ -150,7 +170,8 @@ def _submit_operation(settings: GatewaySettings) -> Doc:
             "400": _json({"anyOf": [_ref("MalformedXmlError"), _ref("Error")]},
                          "sync not Y/N, empty body, malformed XML (line/column), invalid VNML, "
                          "Idempotency-Key too long, a header not UTF-8, an invalid X-Trace-Id"),
-            "409": _json(_ref("Error"), "Idempotency-Key reused with a different body"),
+            "409": _json({"anyOf": [_ref("RequestCancelled"), _ref("Error")]},
+                         "Idempotency-Key reused with a different body; sync: the request was cancelled"),
             "413": _json(_ref("Error"), "body larger than PAYLOAD_MAX_BYTES"),
             "415": _json(_ref("Error"), "Content-Type is not application/xml or text/xml"),
             "500": _json({"anyOf": [_ref("ProcessingFailed"), _ref("Error")]},
@@ -176,8 +197,23 @@ def _paths(settings: GatewaySettings) -> Doc:
                 "200": _xml("the response XML"),
                 "404": _json({"anyOf": [_ref("NotReady"), _ref("Error")]}, "still running, or unknown id"),
                 "410": _json(_ref("Error"), "expired: the request's data was purged after its TTL"),
+                "409": _json(_ref("RequestCancelled"), "the request was cancelled (reason REQUEST_CANCELLED)"),
                 "422": _json(_ref("RequestFailed"), "the request failed"),
                 **_SERVICE_ERRORS,
+            },
+        }},
+        "/valuation/{requestId}/cancel": {"post": {
+            "operationId": "cancelValuation", "summary": "Cancel a request that has not ended",
+            "description": "Its work stops and it ends as cancelled; cancelling a cancelled request again "
+                           "answers 202 as well.",
+            "parameters": [_REQUEST_ID_STRICT, _TRACE_PARAM],
+            "responses": {
+                **_SERVICE_ERRORS,
+                "202": _json(_ref("CancelAccepted"), "cancelled; `status` is the status it had"),
+                "400": _json(_ref("Error"), "a request id that cannot be one, or a header not UTF-8"),
+                "404": _json(_ref("Error"), "unknown request id"),
+                "409": _json(_ref("RequestFinished"), "the request already succeeded or failed"),
+                "410": _json(_ref("Error"), "expired: the request's data was purged after its TTL"),
             },
         }},
         "/healthz": {"get": {

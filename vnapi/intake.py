@@ -15,7 +15,7 @@ import redis.asyncio as redis
 from vn.v1 import streams_pb2
 from vncommon import keys, trace
 from vncommon.errors import IdempotencyKeyReused, Unavailable
-from vncommon.state import REQUEST_HASH, Status
+from vncommon.state import REQUEST_HASH, Priority, Status
 from vncommon.streams import text, to_fields
 from vncommon.timeutil import utc_now_iso
 
@@ -49,6 +49,8 @@ class Submission:
     metadata: Mapping[str, str] = field(default_factory=dict)
     trace_id: str = ""
     received_at: str = field(default_factory=utc_now_iso)
+    priority: Priority = Priority.NORMAL
+    deadline_at_ms: int = 0  # epoch milliseconds; 0: no deadline
     sha256: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +152,10 @@ class Intake:
             h.status: Status.RECEIVED, h.xml_key: xml_key, h.response_key: response_key, h.metadata_key: metadata_key,
             h.group_count: submission.group_count, h.current_group: 0, h.retry_count: 0,
             h.received_at: submission.received_at, h.submitted_at: submitted_at, h.trace_id: trace_id,
+            h.priority: submission.priority,
         }
+        if submission.deadline_at_ms:
+            state[h.deadline_at_ms] = submission.deadline_at_ms
         fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(request_id=request_id, trace_id=trace_id))
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(xml_key, submission.xml)

@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, NoReturn
 
 import redis.asyncio as redis
 
 from vn.v1 import valuation_pb2
 from vncommon import keys
-from vncommon.errors import InvalidArgument, RequestExpired, RequestFailed, RequestNotFound, ResultNotReady, VnError
-from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, status_to_proto
+from vncommon.errors import (
+    InvalidArgument,
+    RequestCancelled,
+    RequestExpired,
+    RequestFailed,
+    RequestNotFound,
+    ResultNotReady,
+    VnError,
+)
+from vncommon.requestid import is_request_id
+from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, priority_to_proto, status_to_proto
 from vncommon.streams import text
 from vncommon.timeutil import parse_iso
 
 log = logging.getLogger(__name__)
 
-# Ids are generated as uuid4 hex; anything that could not be one is unknown without a Redis round trip
-# (and never reaches a key name, where braces would break the cluster slot tag).
-_REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 
 def check_request_id(request_id: str) -> None:
     if not request_id:
         raise InvalidArgument("request_id is required", {"field": "request_id"})
-    if not _REQUEST_ID.match(request_id):
+    if not is_request_id(request_id):  # unknown without a Redis round trip
         raise RequestNotFound(f"no request {request_id!r}", {"requestId": request_id})
+
+
+def check_request_id_format(request_id: str) -> None:
+    """For calls that change a request: an id that could not be one is the caller's mistake, named."""
+    if not request_id:
+        raise InvalidArgument("request_id is required", {"field": "request_id"})
+    if not is_request_id(request_id):
+        raise InvalidArgument("request_id must be 1-64 letters, digits, '-' or '_'", {"field": "request_id"})
 
 
 class Queries:
@@ -62,13 +75,17 @@ class Queries:
         _set_time(response.received_at, state.get(REQUEST_HASH.received_at))
         _set_time(response.started_at, state.get(REQUEST_HASH.started_at))
         _set_time(response.completed_at, state.get(REQUEST_HASH.completed_at))
+        response.priority = priority_to_proto(state.get(REQUEST_HASH.priority))
+        deadline_ms = _int(state.get(REQUEST_HASH.deadline_at_ms))
+        if deadline_ms:
+            response.deadline_at.FromMilliseconds(deadline_ms)
         completed = (group_count if name == Status.SUCCEEDED
                      else current + (group.get(GROUP_HASH.status) == GroupStatus.COMPLETED))
         response.progress.groups_completed = min(completed, group_count) if group_count else completed
         response.progress.tasks_expected = _int(group.get(GROUP_HASH.expected))
         response.progress.tasks_completed = _int(group.get(GROUP_HASH.completed))
         response.progress.tasks_failed = _int(group.get(GROUP_HASH.failed))
-        if name == Status.FAILED:
+        if name in (Status.FAILED, Status.CANCELLED):
             response.failure_detail = await self.failure_detail(request_id)
         return response
 
@@ -90,6 +107,9 @@ class Queries:
         if status == Status.FAILED:
             detail = await self.failure_detail(request_id)
             raise RequestFailed(f"request {request_id} failed", {"requestId": request_id, "detail": detail})
+        if status == Status.CANCELLED:
+            detail = await self.failure_detail(request_id)
+            raise RequestCancelled(f"request {request_id} was cancelled", {"requestId": request_id, "detail": detail})
         if status != Status.SUCCEEDED:
             raise ResultNotReady(f"request {request_id} has not finished", {"requestId": request_id,
                                                                              "status": status})

@@ -1,4 +1,4 @@
-"""The ValuationService servicer: Submit (async and sync), GetStatus, GetResults and Watch."""
+"""The ValuationService servicer: Submit (async and sync), GetStatus, GetResults, Watch and Cancel."""
 
 from __future__ import annotations
 
@@ -11,19 +11,21 @@ import grpc
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
+from vnapi.controls import check_deadline_ms, check_priority
 from vnapi.intake import Accepted, Intake, Submission, new_request_id
 from vnapi.lifecycle_hub import RESYNC, LifecycleHub, Subscription
 from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
-from vnapi.queries import Queries, check_request_id
+from vnapi.queries import Queries, check_request_id, check_request_id_format
 from vnapi.settings import VnapiSettings
 from vnapi.validation import DEFAULT_CONTENT_TYPE, check_submission
 from vncommon import keys, trace
-from vncommon.errors import VnError
+from vncommon.cancel import CANCELLED_BY_CALLER, cancel_request
+from vncommon.errors import RequestFinished, VnError
 from vncommon.grpcutil import stream_errors, unary_errors
 from vncommon.lifecycle import event_from_json
 from vncommon.logs import log_context
 from vncommon.state import REQUEST_HASH, Status, is_terminal, status_to_proto
-from vncommon.timeutil import utc_now_iso
+from vncommon.timeutil import utc_now_iso, utc_now_ms
 
 log = logging.getLogger(__name__)
 INLINE_CHECK_BYTES = 256 * 1024
@@ -111,8 +113,30 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
                     if is_terminal(event.status):
                         return
 
+    @unary_errors
+    async def Cancel(
+        self, request: valuation_pb2.CancelRequest, context: grpc.aio.ServicerContext
+    ) -> valuation_pb2.CancelResponse:
+        request_id = request.request_id
+        check_request_id_format(request_id)
+        outcome = await cancel_request(self._client, request_id, CANCELLED_BY_CALLER, "cancelled by a caller",
+                                       self._settings.common.request_ttl_seconds)
+        if not outcome.previous:
+            await self._queries.raise_missing(request_id)
+        if not outcome.cancelled and outcome.previous != Status.CANCELLED:
+            raise RequestFinished(f"request {request_id} already {outcome.previous}; it cannot be cancelled",
+                                  {"requestId": request_id, "status": outcome.previous})
+        with log_context(requestId=request_id):
+            log.info("request cancelled" if outcome.cancelled else "request was already cancelled",
+                     extra={"fields": {"previousStatus": outcome.previous}})
+        return valuation_pb2.CancelResponse(request_id=request_id, previous_status=status_to_proto(outcome.previous),
+                                            status=valuation_pb2.REQUEST_STATUS_CANCELLED)
+
     async def _check(self, request: valuation_pb2.SubmitRequest) -> Submission:
         received_at = utc_now_iso()
+        received_ms = utc_now_ms()
+        priority = check_priority(request.priority)
+        deadline_ms = check_deadline_ms(request.deadline_ms, self._settings.common.request_ttl_seconds)
         # The trace_id field first (the gateway always fills it), then a kept X-Trace-Id header.
         trace_id = trace.resolve_trace_id(request.trace_id, trace.from_metadata(request.metadata))
         xml = bytes(request.xml)
@@ -131,6 +155,8 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
             metadata=dict(request.metadata),
             trace_id=trace_id,
             received_at=received_at,
+            priority=priority,
+            deadline_at_ms=received_ms + deadline_ms if deadline_ms else 0,
         )
 
     def _wait_budget(self, context: grpc.aio.ServicerContext) -> float:
@@ -170,7 +196,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         )
         if name == Status.SUCCEEDED:
             response.response_xml = await self._queries.results_for(accepted.request_id, state)
-        elif name == Status.FAILED:
+        elif name in (Status.FAILED, Status.CANCELLED):
             response.failure_detail = await self._queries.failure_detail(accepted.request_id)
         else:
             response.timed_out = True

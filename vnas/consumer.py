@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 
 from vn.v1 import streams_pb2
 from vnas import metrics
+from vnas.cancelwatch import CancelWatch, TaskCancelled
 from vnas.executors import Executor
 from vnas.settings import VnasSettings
 from vnas.settler import RedisSettleError, Settler
@@ -52,6 +53,7 @@ class TaskConsumer(StreamConsumer[Entry]):
         self._executor = executor
         self._retry = RedisRetry(self.phase, (*REDIS_ERRORS, RedisSettleError), self.on_redis_error)
         self._settler = Settler(self._stream, settings.common.request_ttl_seconds, self._retry)
+        self._cancels = CancelWatch(self._stream, settings.cancel_check_ms / 1000)
         self._keep_fresh: asyncio.Task[None] | None = None
 
     @property
@@ -65,6 +67,7 @@ class TaskConsumer(StreamConsumer[Entry]):
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.keep_fresh_loop(), name=f"{self.name}-keep-fresh")
+                group.create_task(self._cancels.loop(self.phase), name=f"{self.name}-cancel-watch")
                 group.create_task(self._fetch_then_finish(drain), name=f"{self.name}-fetch")
         finally:
             await self.hand_back()
@@ -80,7 +83,8 @@ class TaskConsumer(StreamConsumer[Entry]):
             await self.finish(grace)
 
     def loops(self, drain: bool = False) -> dict[str, Loop]:
-        return {f"{self.name}-fetch": self.fetch_loop(drain), f"{self.name}-keep-fresh": self.keep_fresh_loop()}
+        return {f"{self.name}-fetch": self.fetch_loop(drain), f"{self.name}-keep-fresh": self.keep_fresh_loop(),
+                f"{self.name}-cancel-watch": self._cancels.loop(self.phase)}
 
     async def hand_back(self) -> None:
         # Renewing after the hand-back would undo it: keep-fresh ends first.
@@ -124,16 +128,32 @@ class TaskConsumer(StreamConsumer[Entry]):
         ctx = task_context(dispatch)
         with log_context(requestId=ctx.request_id, groupIndex=ctx.group_index, taskId=ctx.task_id,
                          traceId=ctx.trace_id or None):
+            if entry.cancelled:
+                await self._skip(entry, "cancelled")
+                return
             if is_poison(entry, dispatch):
                 if await self._settler.dead_letter(entry, dispatch):
                     self.outcomes["dead_lettered"] += 1
                 return
-            outcome = await self._execute_safely(ctx, dispatch, entry)
+            try:
+                outcome = await self._execute_safely(ctx, dispatch, entry)
+            except TaskCancelled:
+                await self._skip(entry, "cancelled_running")
+                return
             if outcome is None:
                 return  # stopping, and the task XML could not be read: left pending
             stored = await self.shielded(self._settler.settle(entry, dispatch, outcome))
             if stored is not None:
                 self._record(ctx, entry.entry_id, outcome, stored)
+
+    async def _skip(self, entry: Entry, reason: str) -> None:
+        """A task of a cancelled request: acknowledged, counted, never settled."""
+        if await self.shielded(self._settler.skip(entry)):
+            self.outcomes["skipped"] += 1
+            if reason == "cancelled":
+                metrics.TASKS_SKIPPED.labels(reason).inc()
+            log.info("skipped a task of a cancelled request", extra={"fields": {
+                "entryId": entry.entry_id, "running": reason != "cancelled"}})
 
     async def _reject(self, entry: Entry, error: str) -> None:
         if await self._settler.reject(entry, error):
@@ -145,6 +165,8 @@ class TaskConsumer(StreamConsumer[Entry]):
         poison message that every worker reclaims and crashes on in turn."""
         try:
             return await self._execute(ctx, dispatch, entry)
+        except TaskCancelled:
+            raise
         except ResponseError as exc:
             return TaskOutcome.failed(f"cannot read the task XML from {dispatch.payload_key}: {exc}")
         except Exception as exc:
@@ -164,7 +186,7 @@ class TaskConsumer(StreamConsumer[Entry]):
         if payload is None:
             # The request was purged (TTL) or never stored: retrying would fail forever.
             return TaskOutcome.failed(f"payload missing: task XML key {key} does not exist (expired or purged)")
-        return await self._executor.run(ctx, payload)
+        return await self._cancels.execute(ctx.request_id, self._executor.run(ctx, payload))
 
     def _record(self, ctx: TaskContext, entry_id: str, outcome: TaskOutcome, stored: bool) -> None:
         status = task_status(outcome.completed)

@@ -14,6 +14,9 @@ TASK_DURATION = Histogram(
 )
 TASK_OUTCOMES = Counter("vnas_task_outcomes_total", "Task attempts settled, by outcome.", ["outcome"])
 TASKS_IN_FLIGHT = Gauge("vnas_tasks_in_flight", "Tasks this worker is running now.")
+TASKS_SKIPPED = Counter("vnas_tasks_skipped_total",
+                        "Tasks of cancelled requests acknowledged without running, or stopped while running.",
+                        ["reason"])
 TASKS_RECLAIMED = Counter("vnas_tasks_reclaimed_total", "Entries taken over from idle consumers (XAUTOCLAIM).")
 REDIS_ERRORS = Counter("vnas_redis_errors_total", "Redis errors the worker backed off from, by operation.",
                        ["operation"])

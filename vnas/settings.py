@@ -27,6 +27,8 @@ MIN_CLAIM_IDLE_MS = 50
 
 EXECUTOR_PREFIX = "python:"
 _EXECUTOR_TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+# A cancelled request's running scripts are gone within this (plus a kill) of the cancel.
+DEFAULT_CANCEL_CHECK_MS = 250
 _CONSUMER_NAME = re.compile(r"^[\w.@:-]{1,200}$")
 
 
@@ -52,6 +54,7 @@ class VnasSettings:
     metrics_port: int | None = None
     max_result_bytes: int | None = None  # VNAS_MAX_RESULT_BYTES; None: PAYLOAD_MAX_BYTES
     script_env: tuple[str, ...] = ()  # VNAS_SCRIPT_ENV: worker variables the script may see
+    cancel_check_ms: int = DEFAULT_CANCEL_CHECK_MS  # how often running tasks' requests are checked for cancel
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnasSettings:
@@ -71,6 +74,8 @@ class VnasSettings:
             metrics_port=_metrics_port(env),
             max_result_bytes=_max_result_bytes(env, common.payload_max_bytes),
             script_env=parse_allowlist(env.get("VNAS_SCRIPT_ENV", "")),
+            cancel_check_ms=env_int(env, "VNAS_CANCEL_CHECK_MS", DEFAULT_CANCEL_CHECK_MS, minimum=10,
+                                    maximum=60_000),
         )
 
     @property

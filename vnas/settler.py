@@ -98,6 +98,12 @@ class Settler:
                                        gives_up_at=Phase.STOPPING, fields={"entryId": entry.entry_id})
         return settled
 
+    async def skip(self, entry: Entry) -> bool:
+        """Acknowledge an entry of a cancelled request without running it: nobody waits for its update."""
+        settled, _ = await self._retry("skip the entry", lambda: self._stream.ack(entry.entry_id),
+                                       gives_up_at=Phase.STOPPING, fields={"entryId": entry.entry_id})
+        return settled
+
     async def _dead_letter(self, entry: Entry, dispatch: streams_pb2.TaskDispatch) -> None:
         used = entry.deliveries - 1
         error = (f"poison task: delivered {used} times without finishing (each worker that took it died); "

@@ -16,6 +16,7 @@ from vn.v1 import streams_pb2
 from vnas.task import TaskContext
 from vncommon import keys
 from vncommon.consumergroup import ConsumerGroup, StreamEntry
+from vncommon.state import REQUEST_HASH, Status, word
 from vncommon.streams import from_fields, text
 
 # Renews (idle time back to 0) only the entries this consumer still owns: a plain XCLAIM would also
@@ -39,6 +40,7 @@ class Entry(StreamEntry):
 
     payload: bytes | None = None
     prefetched: bool = False  # payload was read with the batch (None then means the key is gone)
+    cancelled: bool = False  # its request was cancelled: acknowledged without running
 
 
 def _payload(reply: Any) -> bytes | None:
@@ -79,15 +81,32 @@ class DispatchStream(ConsumerGroup):
         return _payload(value)
 
     async def read_payloads(self, entries: list[StreamEntry]) -> list[Entry]:
-        """Attach every entry's task XML in one pipelined round trip (None: the key does not exist)."""
+        """Attach every entry's task XML in one pipelined round trip (None: the key does not exist), and
+        mark the entries of cancelled requests: one status read per request of the batch, not per task."""
+        requests = sorted({text(entry.fields.get("requestId", "")) for entry in entries} - {""})
         async with self.client.pipeline(transaction=False) as pipe:
             for entry in entries:
                 pipe.get(entry.fields.get("payloadKey", ""))
+            for request_id in requests:
+                pipe.hget(keys.request_state_key(request_id), REQUEST_HASH.status)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
+        statuses = replies[len(entries):]
+        cancelled = {request_id for request_id, status in zip(requests, statuses, strict=True)
+                     if not isinstance(status, Exception) and word(status) == Status.CANCELLED}
         return [Entry(entry.entry_id, entry.fields, entry.deliveries)
                 if isinstance(reply, Exception)  # e.g. WRONGTYPE: the task reads it alone and fails
-                else Entry(entry.entry_id, entry.fields, entry.deliveries, _payload(reply), prefetched=True)
-                for entry, reply in zip(entries, replies, strict=True)]
+                else Entry(entry.entry_id, entry.fields, entry.deliveries, _payload(reply), prefetched=True,
+                           cancelled=text(entry.fields.get("requestId", "")) in cancelled)
+                for entry, reply in zip(entries, replies[:len(entries)], strict=True)]
+
+    async def cancelled_requests(self, request_ids: list[str]) -> set[str]:
+        """Which of these requests were cancelled."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for request_id in request_ids:
+                pipe.hget(keys.request_state_key(request_id), REQUEST_HASH.status)
+            statuses: list[Any] = await pipe.execute()
+        return {request_id for request_id, status in zip(request_ids, statuses, strict=True)
+                if word(status) == Status.CANCELLED}
 
     async def keep_fresh(self, entry_ids: list[str]) -> set[str]:
         """Reset the idle time of entries this consumer still owns; returns those it still owns."""

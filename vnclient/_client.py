@@ -112,9 +112,12 @@ class ValuationClient:
         metadata: Mapping[str, str] | None = None,
         content_type: str = "application/xml",
         trace_id: str | None = None,
+        priority: valuation_pb2.Priority = valuation_pb2.PRIORITY_UNSPECIFIED,
+        deadline_ms: int = 0,
         timeout: float | None = None,  # noqa: ASYNC109 - sent to the server as the gRPC deadline
     ) -> valuation_pb2.SubmitResponse:
-        """Submit a VNML request; with `sync`, wait (server side) for its outcome."""
+        """Submit a VNML request; with `sync`, wait (server side) for its outcome. `deadline_ms` (0: none)
+        cancels the request if it has not ended that long after it was received."""
         request = valuation_pb2.SubmitRequest(
             xml=xml,
             sync=sync,
@@ -122,6 +125,8 @@ class ValuationClient:
             metadata=dict(metadata or {}),
             content_type=content_type,
             trace_id=trace_id or "",
+            priority=priority,
+            deadline_ms=deadline_ms,
         )
         if timeout is None:
             timeout = self.settings.sync_timeout_s if sync else self.settings.call_timeout_s
@@ -141,6 +146,14 @@ class ValuationClient:
         request = valuation_pb2.GetResultsRequest(request_id=request_id)
         response: valuation_pb2.GetResultsResponse = await self._unary(self._stub.GetResults, request, timeout)
         return response.response_xml
+
+    async def cancel(
+        self, request_id: str, *, timeout: float | None = None  # noqa: ASYNC109 - the gRPC deadline
+    ) -> valuation_pb2.CancelResponse:
+        """Cancel a request that has not ended (RequestFinished if it has; cancelling twice is fine)."""
+        request = valuation_pb2.CancelRequest(request_id=request_id)
+        response: valuation_pb2.CancelResponse = await self._unary(self._stub.Cancel, request, timeout)
+        return response
 
     async def watch(
         self, request_id: str, *, timeout: float | None = None  # noqa: ASYNC109 - the gRPC deadline

@@ -18,8 +18,17 @@ from vn.v1 import valuation_pb2
 from vnclient._client import ClientSettings, ValuationClient
 from vnclient.convert import event_line, event_to_dict, parse_detail, status_to_dict
 from vncommon import stdout
-from vncommon.errors import ConfigError, DeadlineExceeded, RequestFailed, ResultNotReady, Unavailable, VnError
-from vncommon.state import Status, is_terminal
+from vncommon.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    RequestCancelled,
+    RequestFailed,
+    RequestFinished,
+    ResultNotReady,
+    Unavailable,
+    VnError,
+)
+from vncommon.state import PRIORITIES, Status, is_terminal, parse_priority, priority_to_proto, status_to_json
 
 EXIT_OK = 0
 EXIT_REQUEST_FAILED = 1  # the valuation ran and failed (submit --sync, results, watch)
@@ -67,6 +76,19 @@ def _header(raw: str) -> tuple[str, str]:
     return name, value
 
 
+def _priority(raw: str) -> str:
+    try:
+        return parse_priority(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _deadline(raw: str) -> int:
+    if not raw.isdigit() or int(raw) == 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number of milliseconds")
+    return int(raw)
+
+
 async def cmd_submit(client: ValuationClient, args: argparse.Namespace) -> int:
     xml = _read_input(args.file)
     response = await client.submit(
@@ -76,6 +98,8 @@ async def cmd_submit(client: ValuationClient, args: argparse.Namespace) -> int:
         metadata=dict(args.header),
         content_type=args.content_type,
         trace_id=args.trace_id,
+        priority=priority_to_proto(args.priority),
+        deadline_ms=args.deadline_ms,
         timeout=args.timeout,
     )
     if not args.sync:
@@ -84,6 +108,10 @@ async def cmd_submit(client: ValuationClient, args: argparse.Namespace) -> int:
     if response.status == valuation_pb2.REQUEST_STATUS_FAILED:
         detail = json.dumps(parse_detail(response.failure_detail))
         _error(f"REQUEST_FAILED: request {response.request_id} failed: {detail}")
+        return EXIT_REQUEST_FAILED
+    if response.status == valuation_pb2.REQUEST_STATUS_CANCELLED:
+        detail = json.dumps(parse_detail(response.failure_detail))
+        _error(f"REQUEST_CANCELLED: request {response.request_id} was cancelled: {detail}")
         return EXIT_REQUEST_FAILED
     if response.timed_out or response.status != valuation_pb2.REQUEST_STATUS_SUCCEEDED:
         print(response.request_id, flush=True)
@@ -104,6 +132,13 @@ async def cmd_results(client: ValuationClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_cancel(client: ValuationClient, args: argparse.Namespace) -> int:
+    response = await client.cancel(args.request_id, timeout=args.timeout)
+    print(json.dumps({"requestId": response.request_id, "status": status_to_json(response.previous_status)}),
+          flush=True)
+    return EXIT_OK
+
+
 async def cmd_watch(client: ValuationClient, args: argparse.Namespace) -> int:
     async for event in client.watch(args.request_id, timeout=args.timeout):
         print(json.dumps(event_to_dict(event)) if args.json else event_line(event), flush=True)
@@ -114,7 +149,7 @@ async def cmd_watch(client: ValuationClient, args: argparse.Namespace) -> int:
 
 
 def _exit_code(error: VnError) -> int:
-    if isinstance(error, RequestFailed):
+    if isinstance(error, RequestFailed | RequestCancelled):
         return EXIT_REQUEST_FAILED
     if isinstance(error, ResultNotReady):
         return EXIT_NOT_READY
@@ -125,9 +160,9 @@ def _exit_code(error: VnError) -> int:
 
 def _describe(error: VnError) -> str:
     text = f"{error.reason}: {error.message}"
-    if isinstance(error, RequestFailed) and error.metadata.get("detail"):
+    if isinstance(error, RequestFailed | RequestCancelled) and error.metadata.get("detail"):
         text += f": {json.dumps(parse_detail(error.metadata['detail']))}"
-    elif isinstance(error, ResultNotReady) and error.metadata.get("status"):
+    elif isinstance(error, ResultNotReady | RequestFinished) and error.metadata.get("status"):
         text += f" (status {error.metadata['status']})"
     return text
 
@@ -158,7 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--content-type", default="application/xml")
     submit.add_argument("--trace-id", help="trace id carried through the mesh")
     submit.add_argument("-o", "--output", help="with --sync: write the response XML here")
+    submit.add_argument("--priority", type=_priority, default="normal", help=f"one of {', '.join(PRIORITIES)}")
+    submit.add_argument("--deadline-ms", type=_deadline, default=0, metavar="MS",
+                        help="cancel the request if it has not ended this many ms after it was received")
     submit.set_defaults(handler=cmd_submit)
+
+    cancel = sub.add_parser("cancel", parents=[common], help="cancel a request that has not ended")
+    cancel.add_argument("request_id")
+    cancel.set_defaults(handler=cmd_cancel)
 
     status = sub.add_parser("status", parents=[common], help="print a request's status as JSON")
     status.add_argument("request_id")

@@ -9,7 +9,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from vn.v1 import streams_pb2, valuation_pb2
-from vncommon.state import TERMINAL, is_group_event, status_to_json
+from vncommon.state import TERMINAL, is_group_event, priority_from_proto, status_to_json
 
 TERMINAL_EVENTS = TERMINAL  # the SDK's name for the terminal lifecycle statuses
 
@@ -50,6 +50,8 @@ def status_to_dict(response: valuation_pb2.GetStatusResponse) -> dict[str, Any]:
         "receivedAt": timestamp_iso(response, "received_at"),
         "startedAt": timestamp_iso(response, "started_at"),
         "completedAt": timestamp_iso(response, "completed_at"),
+        "priority": str(priority_from_proto(response.priority)),
+        "deadlineAt": timestamp_iso(response, "deadline_at"),
         "progress": {
             "groupsCompleted": progress.groups_completed,
             "tasksExpected": progress.tasks_expected,

@@ -103,6 +103,20 @@ class RequestFailed(VnError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class RequestCancelled(VnError):
+    """The request was cancelled, by a caller or at its deadline; its detail is in metadata["detail"]."""
+
+    reason = "REQUEST_CANCELLED"
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class RequestFinished(VnError):
+    """The request already succeeded or failed, so it cannot be cancelled; metadata["status"] says how."""
+
+    reason = "REQUEST_FINISHED"
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class RequestExpired(VnError):
     """The request's data was purged after REQUEST_TTL_SECONDS."""
 

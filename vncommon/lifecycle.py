@@ -26,6 +26,18 @@ return 1
 """
 
 
+# Publishes the event (history, then stream) unless the request already ended with another status: a run
+# racing a cancel must not add events after the terminal one. KEYS: state, events list, lifecycle stream;
+# ARGV: the event's status, its JSON, the stream's MAXLEN, then the entry's field/value pairs.
+_PUBLISH_UNLESS_ENDED = f"""
+local current = redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}')
+if current and current ~= ARGV[1] and {lua_is_terminal("current")} then return 0 end
+local sequence = redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+return sequence
+"""
+
+
 def new_event(request_id: str, status: str, group_index: int = -1, detail: str = "") -> streams_pb2.LifecycleEvent:
     return streams_pb2.LifecycleEvent(
         request_id=request_id, status=status, group_index=group_index, timestamp=utc_now_iso(), detail=detail
@@ -53,14 +65,22 @@ def event_from_json(request_id: str, sequence: int, raw: bytes | str) -> streams
 async def publish(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> streams_pb2.LifecycleEvent:
     """Record the event in the request's history, then announce it on the lifecycle stream."""
     event.sequence = await client.rpush(keys.request_events_key(event.request_id), event_to_json(event))
-    await client.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+    await announce(client, event)
     return event
 
 
+async def announce(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> None:
+    """Announce an event already in the request's history on the shared lifecycle stream."""
+    await client.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+
+
 def queue_publish(pipe: redis.client.Pipeline, event: streams_pb2.LifecycleEvent) -> None:
-    """Add the event to a pipeline; the caller knows its sequence (it is the request's only publisher)."""
-    pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
-    pipe.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+    """Add the event to a pipeline (the caller, the request's only publisher while it runs, knows its
+    sequence); skipped (reply 0) if the request ended meanwhile with another status."""
+    pairs = [item for pair in to_fields(event).items() for item in pair]
+    pipe.eval(_PUBLISH_UNLESS_ENDED, 3, keys.request_state_key(event.request_id),
+              keys.request_events_key(event.request_id), keys.LIFECYCLE_STREAM, event.status,
+              event_to_json(event), keys.LIFECYCLE_MAXLEN, *pairs)
 
 
 def queue_finish(pipe: redis.client.Pipeline, request_id: str, status: str, completed_at: str) -> None:

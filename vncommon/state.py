@@ -28,13 +28,15 @@ class Status(StrEnum):
     GROUP_COMPLETED = "group_completed"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-REQUEST_STATES: Final = (Status.RECEIVED, Status.STARTED, Status.SUCCEEDED, Status.FAILED)
+REQUEST_STATES: Final = (Status.RECEIVED, Status.STARTED, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 """What the `status` field of `state:request:{id}` holds, in lifecycle order."""
 
-TERMINAL: Final = frozenset({Status.SUCCEEDED, Status.FAILED})
-"""The states a request never leaves; exactly one terminal event is published per request."""
+TERMINAL: Final = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+"""The states a request never leaves; exactly one terminal event is published per request. `cancelled`
+wins only over a state that is not terminal (the same compare-and-set as the others)."""
 
 GROUP_EVENTS: Final = frozenset({Status.GROUP_STARTED, Status.GROUP_COMPLETED})
 """Lifecycle events that name a group (they carry groupIndex)."""
@@ -53,6 +55,20 @@ class TaskStatus(StrEnum):
 
     COMPLETED = "completed"
     FAILED = "failed"
+    # Not an attempt's outcome: the control entry telling the orchestrator the request was cancelled.
+    CANCELLED = "cancelled"
+
+
+class Priority(StrEnum):
+    """The `priority` of a request (`priority` in Submit, `X-Priority` over REST); `normal` by default."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    BATCH = "batch"
+
+
+PRIORITIES: Final = (Priority.HIGH, Priority.NORMAL, Priority.BATCH)
+"""Highest first: the order workers prefer."""
 
 
 class SubmitAnswer(StrEnum):
@@ -93,6 +109,9 @@ class RequestHash:
     started_published: str = "startedPublished"
     # Runs started since the last completed group: the guard against adopting a request forever.
     run_starts: str = "runStarts"
+    priority: str = "priority"
+    # Epoch milliseconds past which the request is cancelled with reason DEADLINE_EXCEEDED; absent: none.
+    deadline_at_ms: str = "deadlineAtMs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +133,7 @@ _PROTO_BY_STATUS: Final[dict[str, ProtoStatus]] = {
     Status.STARTED: valuation_pb2.REQUEST_STATUS_STARTED,
     Status.SUCCEEDED: valuation_pb2.REQUEST_STATUS_SUCCEEDED,
     Status.FAILED: valuation_pb2.REQUEST_STATUS_FAILED,
+    Status.CANCELLED: valuation_pb2.REQUEST_STATUS_CANCELLED,
 }
 TERMINAL_PROTO: Final = frozenset(_PROTO_BY_STATUS[status] for status in TERMINAL)
 """TERMINAL as RequestStatus values."""
@@ -171,6 +191,46 @@ def status_to_json(value: int) -> str:
 def status_from_json(value: str) -> ProtoStatus:
     """The RequestStatus of a JSON status (`unknown` and anything unknown: UNSPECIFIED)."""
     return status_to_proto(value)
+
+
+_PROTO_BY_PRIORITY: Final[dict[Priority, valuation_pb2.Priority]] = {
+    Priority.HIGH: valuation_pb2.PRIORITY_HIGH,
+    Priority.NORMAL: valuation_pb2.PRIORITY_NORMAL,
+    Priority.BATCH: valuation_pb2.PRIORITY_BATCH,
+}
+_PRIORITY_BY_PROTO: Final[dict[int, Priority]] = {
+    valuation_pb2.PRIORITY_UNSPECIFIED: Priority.NORMAL,
+    **{proto: word for word, proto in _PROTO_BY_PRIORITY.items()},
+}
+
+
+def priority_from_proto(value: int) -> Priority:
+    """The word of a Priority (UNSPECIFIED is normal); ValueError for a number this version does not know."""
+    found = _PRIORITY_BY_PROTO.get(value)
+    if found is None:
+        raise ValueError(f"priority {value} is not one of {', '.join(PRIORITIES)}")
+    return found
+
+
+def priority_to_proto(raw: bytes | str | None) -> valuation_pb2.Priority:
+    """The Priority of a stored word; an absent or unknown one is normal (requests stored before priorities)."""
+    return _PROTO_BY_PRIORITY.get(parse_priority_or_normal(raw), valuation_pb2.PRIORITY_NORMAL)
+
+
+def parse_priority(raw: str) -> Priority:
+    """The Priority a caller named (case-insensitive); ValueError naming the choices otherwise."""
+    try:
+        return Priority(raw.strip().lower())
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a priority (one of {', '.join(PRIORITIES)})") from None
+
+
+def parse_priority_or_normal(raw: bytes | str | None) -> Priority:
+    """A stored priority word; normal when absent or unknown."""
+    try:
+        return Priority(word(raw))
+    except ValueError:
+        return Priority.NORMAL
 
 
 def task_status(completed: bool) -> TaskStatus:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 
@@ -11,3 +12,8 @@ def utc_now_iso() -> str:
 
 def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def utc_now_ms() -> int:
+    """Wall-clock epoch milliseconds: deadlines are compared across machines, so not a monotonic clock."""
+    return time.time_ns() // 1_000_000

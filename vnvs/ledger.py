@@ -13,10 +13,10 @@ from typing import Any
 import redis.asyncio as redis
 
 from vncommon import keys, lifecycle
+from vncommon.retention import queue_expiry
 from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, lua_is_terminal, word
 from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
-from vnvs.retention import queue_expiry
 
 # Moves a request to `started` unless it already ended: 1 when the run may go on, 0 when it must not. A
 # run that took the lease just after another one finished and freed it must not bring the request back.
@@ -29,7 +29,11 @@ return 1
 
 
 class RequestEnded(Exception):
-    """The request succeeded or failed before this run began: there is nothing to run."""
+    """The request succeeded, failed or was cancelled before this run began: there is nothing to run."""
+
+
+class RunCancelled(RequestEnded):
+    """The request was cancelled (by a caller, or at its deadline) while this run drove it."""
 
 
 class RunLedger:
@@ -39,6 +43,7 @@ class RunLedger:
         self._ttl = ttl_seconds
         self._state_key = keys.request_state_key(request_id)
         self._sequence = 0
+        self.deadline_at_ms = 0  # epoch ms, read by begin(); 0: none
 
     def pipeline(self, atomic: bool = False) -> redis.client.Pipeline:
         """A pipeline for one step; `atomic` wraps it in MULTI/EXEC, so blocked readers (workers waiting
@@ -65,10 +70,12 @@ class RunLedger:
         pipe.hget(self._state_key, REQUEST_HASH.started_published)
         pipe.llen(keys.request_events_key(self.request_id))
         pipe.hincrby(self._state_key, REQUEST_HASH.run_starts, 1)
-        xml, _, started, published, events, starts = await pipe.execute()
+        pipe.hget(self._state_key, REQUEST_HASH.deadline_at_ms)
+        xml, _, started, published, events, starts, deadline = await pipe.execute()
         if not started:
             raise RequestEnded(f"request {self.request_id} already ended")
         self._sequence = int(events)
+        self.deadline_at_ms = int(deadline or 0)
         if published is None:
             # The mark goes after its event, in one step: a run that dies before it leaves both to the next.
             pipe = self.pipeline()
@@ -90,7 +97,10 @@ class RunLedger:
         pipe.hset(self._state_key, REQUEST_HASH.current_group, group_index)
         pipe.hget(keys.group_state_key(self.request_id, group_index), GROUP_HASH.started_published)
         pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
-        _, published, attempts = await pipe.execute()
+        pipe.hget(self._state_key, REQUEST_HASH.status)
+        _, published, attempts, status = await pipe.execute()
+        if word(status) == Status.CANCELLED:
+            raise RunCancelled(f"request {self.request_id} was cancelled")
         in_flight = {text(task_id): int(attempt) for task_id, attempt in attempts.items()}
         # Results can only exist for tasks that were dispatched: a fresh group skips the lookup.
         done = await self._stored_results(group_index, list(in_flight)) if in_flight else set()
@@ -129,6 +139,18 @@ class RunLedger:
                                                    GROUP_HASH.completed: task_count})
         pipe.hset(self._state_key, REQUEST_HASH.run_starts, 0)  # progress: the runs that led here were not in vain
         self.queue_event(pipe, Status.GROUP_COMPLETED, group_index)
+        await pipe.execute()
+
+    async def retire(self) -> None:
+        """Start the retention of a request that ended without this run finishing it (it was cancelled, or
+        finished elsewhere): the task counts come from what the group hashes recorded."""
+        group_count = int(await self._client.hget(self._state_key, REQUEST_HASH.group_count) or 0)
+        pipe = self.pipeline()
+        for group_index in range(group_count):
+            pipe.hget(keys.group_state_key(self.request_id, group_index), GROUP_HASH.expected)
+        counts = [int(value or 0) for value in await pipe.execute()] if group_count else []
+        pipe = self.pipeline()
+        queue_expiry(pipe, self.request_id, counts, self._ttl)
         await pipe.execute()
 
     async def finish(self, status: str, payload: bytes, detail: str, task_counts: Sequence[int]) -> bool:

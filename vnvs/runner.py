@@ -15,6 +15,7 @@ from vncommon.streamtrim import StreamUpkeep
 from vnvs import metrics
 from vnvs.hydration.sandbox import HydrationSandbox
 from vnvs.lease import Lease, orphaned_requests
+from vnvs.ledger import RunLedger
 from vnvs.sequencer import RequestRun
 from vnvs.settings import VnvsSettings
 
@@ -139,6 +140,8 @@ class RunnerPool:
                                                     [REQUEST_HASH.status, REQUEST_HASH.trace_id])
         if status is None or is_terminal(status):
             await self._client.zrem(keys.ACTIVE_REQUESTS, request_id)
+            if status is not None:  # e.g. cancelled while its orchestrator was dead: nobody retired it
+                await RunLedger(self._client, request_id, self._settings.common.request_ttl_seconds).retire()
             return
         if await self.try_start(request_id, trace_id.decode() if isinstance(trace_id, bytes) else ""):
             metrics.REQUESTS_ADOPTED.inc()

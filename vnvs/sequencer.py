@@ -26,11 +26,12 @@ from vncommon.streams import from_fields, text
 from vncommon.xmlsafe import parse_xml
 from vnvs import metrics
 from vnvs.assembly import apply_results, assemble_response
+from vnvs.cancellation import CancelCheck
 from vnvs.dispatch import Dispatcher, TaskRef
 from vnvs.hydration import TaskDocument
 from vnvs.hydration.sandbox import CpuBudget, HydrationSandbox
 from vnvs.hydration.wire import document_limits, serialize_document
-from vnvs.ledger import RequestEnded, RunLedger
+from vnvs.ledger import RequestEnded, RunCancelled, RunLedger
 from vnvs.settings import VnvsSettings
 from vnvs.tracker import Decision, GroupTracker, backoff_seconds
 
@@ -52,6 +53,7 @@ class RequestRun:
         self.request_id = request_id
         self.trace_id = trace_id
         self._ledger = RunLedger(client, request_id, settings.common.request_ttl_seconds)
+        self._cancel = CancelCheck(client, request_id, settings.common.request_ttl_seconds)
         self._dispatcher = Dispatcher(settings.common.request_ttl_seconds)
         self._updates_from = "0-0"
         self._task_counts: list[int] = []
@@ -62,8 +64,13 @@ class RequestRun:
         with log_context(requestId=self.request_id, traceId=self.trace_id):
             try:
                 await self._run()
+            except RunCancelled:
+                metrics.REQUESTS_FINISHED.labels(Status.CANCELLED).inc()
+                log.info("request cancelled; run stopped")
+                await self._ledger.retire()
             except RequestEnded:
                 log.info("request already ended; nothing to run")
+                await self._ledger.retire()
             except VnError as exc:
                 await self._fail(exc)
             except (asyncio.CancelledError, *_REDIS_DOWN):
@@ -80,6 +87,8 @@ class RequestRun:
 
     async def _run(self) -> None:
         xml, starts = await self._ledger.begin()
+        self._cancel.deadline_at_ms = self._ledger.deadline_at_ms
+        await self._cancel.check_deadline()
         if xml is None:
             raise VnError("the request document is missing (purged before it could run)")
         if starts > self._settings.max_run_starts:
@@ -100,6 +109,7 @@ class RequestRun:
         results: list[bytes] = []
         for group_index in range(group_count):
             self._current_group = group_index
+            await self._cancel.check_deadline()
             completed, expected = await self._ledger.group_progress(group_index)
             with log_context(groupIndex=group_index):
                 if completed:
@@ -156,12 +166,14 @@ class RequestRun:
             updates = await self._read_updates(tracker, group_index, completed)
             completed = 0
             for update in updates:
+                self._cancel.on_update(update)
                 if update.group_index == group_index:
                     decision = tracker.on_update(update)
                     completed += decision is Decision.COMPLETED
                     self._decide(tracker, refs, update.task_id, decision)
             for task_id, decision in tracker.expired(loop.time()):
                 self._decide(tracker, refs, task_id, decision)
+            await self._cancel.check_deadline()
             due = tracker.due_retries(loop.time())
             if due:
                 await self._dispatch_retries(tracker, [refs[task_id] for task_id in due])
@@ -205,6 +217,9 @@ class RequestRun:
         if wake_at is not None:
             until_ms = (wake_at - asyncio.get_running_loop().time()) * 1000
             block_ms = max(1, min(block_ms, int(until_ms) + 1))
+        until_deadline = self._cancel.remaining_ms()
+        if until_deadline is not None:
+            block_ms = max(1, min(block_ms, until_deadline + 1))
         pipe = self._ledger.pipeline()
         if completed:
             self._ledger.queue_completed(pipe, group_index, completed)

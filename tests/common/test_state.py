@@ -19,15 +19,18 @@ REQUEST_PROTO = {
     "started": valuation_pb2.REQUEST_STATUS_STARTED,
     "succeeded": valuation_pb2.REQUEST_STATUS_SUCCEEDED,
     "failed": valuation_pb2.REQUEST_STATUS_FAILED,
+    "cancelled": valuation_pb2.REQUEST_STATUS_CANCELLED,
 }
-EVENT_WORDS = ["received", "started", "group_started", "group_completed", "succeeded", "failed"]
+EVENT_WORDS = ["received", "started", "group_started", "group_completed", "succeeded", "failed", "cancelled"]
+TERMINAL_WORDS = ("succeeded", "failed", "cancelled")
 
 
 def test_status_words_are_the_lifecycle_words_of_the_spec() -> None:
     assert [str(status) for status in Status] == EVENT_WORDS
     assert [str(status) for status in state.REQUEST_STATES] == list(REQUEST_PROTO)
     assert {str(s) for s in GroupStatus} == {"running", "completed", "failed"}
-    assert {str(s) for s in TaskStatus} == {"completed", "failed"}
+    assert {str(s) for s in TaskStatus} == {"completed", "failed", "cancelled"}
+    assert [str(p) for p in state.PRIORITIES] == ["high", "normal", "batch"]
     assert {str(s) for s in SubmitAnswer} == {"accepted", "pending"}
 
 
@@ -35,7 +38,7 @@ def test_state_hash_field_names_are_those_of_the_spec() -> None:
     assert [getattr(REQUEST_HASH, f.name) for f in dataclasses.fields(REQUEST_HASH)] == [
         "status", "xmlKey", "responseKey", "metadataKey", "groupCount", "currentGroup", "retryCount",
         "receivedAt", "submittedAt", "startedAt", "completedAt", "traceId", "receivedPublished",
-        "startedPublished", "runStarts",
+        "startedPublished", "runStarts", "priority", "deadlineAtMs",
     ]
     assert [getattr(GROUP_HASH, f.name) for f in dataclasses.fields(GROUP_HASH)] == [
         "expected", "completed", "failed", "status", "startedPublished"]
@@ -63,7 +66,7 @@ def test_unspecified_is_unknown_in_json_and_has_no_state_word() -> None:
     assert state.status_from_json("unknown") == unspecified
     with pytest.raises(ValueError, match="RequestStatus 0 has no request state word"):
         state.status_from_proto(unspecified)
-    assert state.JSON_STATUSES == ("received", "started", "succeeded", "failed", "unknown")
+    assert state.JSON_STATUSES == ("received", "started", "succeeded", "failed", "cancelled", "unknown")
 
 
 @pytest.mark.parametrize("word", ["group_started", "group_completed", "", "SUCCEEDED", "running"])
@@ -72,12 +75,13 @@ def test_words_that_are_not_request_states_map_to_unspecified(word: str) -> None
     assert state.status_to_proto(None) == valuation_pb2.REQUEST_STATUS_UNSPECIFIED
 
 
-def test_terminal_set_is_succeeded_and_failed_for_str_and_bytes() -> None:
+def test_terminal_set_is_succeeded_failed_and_cancelled_for_str_and_bytes() -> None:
     words, protos = state.TERMINAL, state.TERMINAL_PROTO
-    assert words == {"succeeded", "failed"}
-    assert protos == {valuation_pb2.REQUEST_STATUS_SUCCEEDED, valuation_pb2.REQUEST_STATUS_FAILED}
+    assert words == set(TERMINAL_WORDS)
+    assert protos == {valuation_pb2.REQUEST_STATUS_SUCCEEDED, valuation_pb2.REQUEST_STATUS_FAILED,
+                      valuation_pb2.REQUEST_STATUS_CANCELLED}
     for word in EVENT_WORDS:
-        expected = word in ("succeeded", "failed")
+        expected = word in TERMINAL_WORDS
         assert state.is_terminal(word) is expected, word
         assert state.is_terminal(word.encode()) is expected, word
     assert state.is_terminal(None) is False
@@ -103,12 +107,31 @@ def test_word_decodes_redis_replies() -> None:
     assert state.word(None) == ""
 
 
+@pytest.mark.parametrize(("word", "proto"), [("high", valuation_pb2.PRIORITY_HIGH),
+                                             ("normal", valuation_pb2.PRIORITY_NORMAL),
+                                             ("batch", valuation_pb2.PRIORITY_BATCH)])
+def test_priorities_round_trip_through_proto_and_headers(word: str, proto: int) -> None:
+    assert state.priority_from_proto(proto) == word
+    assert state.priority_to_proto(word) == proto
+    assert state.priority_to_proto(word.encode()) == proto
+    assert state.parse_priority(f" {word.upper()} ") == word
+
+
+def test_unspecified_or_absent_priority_is_normal_and_an_unknown_one_is_named() -> None:
+    assert state.priority_from_proto(valuation_pb2.PRIORITY_UNSPECIFIED) == "normal"
+    assert state.priority_to_proto(None) == valuation_pb2.PRIORITY_NORMAL
+    with pytest.raises(ValueError, match="priority 9 is not one of high, normal, batch"):
+        state.priority_from_proto(9)
+    with pytest.raises(ValueError, match="'urgent' is not a priority"):
+        state.parse_priority("urgent")
+
+
 def test_task_status_round_trips_through_proto() -> None:
     assert state.task_status(True) is TaskStatus.COMPLETED
     assert state.task_status(False) is TaskStatus.FAILED
     assert state.task_status_to_proto(TaskStatus.COMPLETED) == task_pb2.TASK_OUTCOME_STATUS_COMPLETED
     assert state.task_status_to_proto(TaskStatus.FAILED) == task_pb2.TASK_OUTCOME_STATUS_FAILED
-    for status in TaskStatus:
+    for status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
         assert state.task_status_from_proto(state.task_status_to_proto(status)) is status
     with pytest.raises(ValueError, match="TaskOutcomeStatus 0 has no task status word"):
         state.task_status_from_proto(task_pb2.TASK_OUTCOME_STATUS_UNSPECIFIED)
@@ -132,7 +155,7 @@ def test_task_update_status_round_trips_through_stream_fields() -> None:
 
 
 def test_lua_terminal_condition_names_every_terminal_word() -> None:
-    assert state.lua_is_terminal("s") == "(s == 'failed' or s == 'succeeded')"
+    assert state.lua_is_terminal("s") == "(s == 'cancelled' or s == 'failed' or s == 'succeeded')"
 
 
 async def test_status_words_and_field_names_land_in_redis_as_plain_text(redis_client: redis.Redis) -> None:

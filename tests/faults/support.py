@@ -22,8 +22,8 @@ from vn.v1 import valuation_pb2, valuation_pb2_grpc
 from vncommon import keys
 from vncommon.localmesh import LocalMesh, free_port
 
-TERMINAL_STATUSES = {"succeeded", "failed"}
-TERMINAL = (Status.REQUEST_STATUS_SUCCEEDED, Status.REQUEST_STATUS_FAILED)
+TERMINAL_STATUSES = {"succeeded", "failed", "cancelled"}
+TERMINAL = (Status.REQUEST_STATUS_SUCCEEDED, Status.REQUEST_STATUS_FAILED, Status.REQUEST_STATUS_CANCELLED)
 
 
 def counting_script(directory: Path, log: Path, sleep_s: float = 0.0, name: str = "count.sh") -> Path:

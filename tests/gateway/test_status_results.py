@@ -41,6 +41,8 @@ async def test_status_of_a_received_request_has_null_for_times_not_reached(
         "receivedAt": "2025-06-30T10:00:00.123Z",
         "startedAt": None,
         "completedAt": None,
+        "priority": "normal",
+        "deadlineAt": None,
         "progress": {"groupsCompleted": 0, "tasksExpected": 4, "tasksCompleted": 1, "tasksFailed": 0},
     }
     assert vnapi.service.calls("GetStatus")[0].request.request_id == "req-9"

@@ -81,7 +81,8 @@ async def test_every_rpc_of_every_service_refuses_a_call_without_an_accepted_tok
                     assert expected in decoded.message, (rpc.path, token, metadata, decoded.message)
                     assert elapsed < REFUSAL_BOUND_S, (rpc.path, elapsed)
                     checked += 1
-    assert checked == 4 * 6  # four kinds of bad credential x Submit, GetStatus, GetResults, Watch, Orchestrate, ...
+    # Four kinds of bad credential x Submit, GetStatus, GetResults, Watch, Cancel, Orchestrate, ExecuteTask.
+    assert checked == 4 * 7
     await _sync_submit_succeeds(mesh, GRPC_TOKENS[0])
     for name, pid in mesh.local.pids().items():
         assert peak_rss_mib(pid) < RSS_BOUND_MIB, name

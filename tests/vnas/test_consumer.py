@@ -389,7 +389,9 @@ async def test_a_deleted_dispatch_stream_is_recreated_and_the_worker_keeps_worki
     await dispatch(redis_client, task_id="2")
 
     async def second_done() -> bool:
-        return await redis_client.exists(keys.task_result_key("req-1", 0, "2")) == 1
+        # The result lands before the ack and the count: wait for the settle to have ended.
+        return (await redis_client.exists(keys.task_result_key("req-1", 0, "2")) == 1
+                and worker.consumer.outcomes["completed"] == 2)
 
     await wait_until(second_done)
     assert worker.task is not None and not worker.task.done()

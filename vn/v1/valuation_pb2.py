@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from vn.v1 import streams_pb2 as vn_dot_v1_dot_streams__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15vn/v1/valuation.proto\x12\x05vn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13vn/v1/streams.proto\"\xd2\x01\n\rSubmitRequest\x12\x0b\n\x03xml\x18\x01 \x01(\x0c\x12\x0c\n\x04sync\x18\x02 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x34\n\x08metadata\x18\x04 \x03(\x0b\x32\".vn.v1.SubmitRequest.MetadataEntry\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa1\x01\n\x0eSubmitResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.vn.v1.RequestStatus\x12\x14\n\x0cresponse_xml\x18\x03 \x01(\x0c\x12\x16\n\x0e\x66\x61ilure_detail\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x05 \x01(\x08\x12\x11\n\ttimed_out\x18\x06 \x01(\x08\"&\n\x10GetStatusRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"k\n\x08Progress\x12\x18\n\x10groups_completed\x18\x01 \x01(\r\x12\x16\n\x0etasks_expected\x18\x02 \x01(\r\x12\x17\n\x0ftasks_completed\x18\x03 \x01(\r\x12\x14\n\x0ctasks_failed\x18\x04 \x01(\r\"\xc7\x02\n\x11GetStatusResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.vn.v1.RequestStatus\x12\x15\n\rcurrent_group\x18\x03 \x01(\r\x12\x13\n\x0bgroup_count\x18\x04 \x01(\r\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x08progress\x18\x08 \x01(\x0b\x32\x0f.vn.v1.Progress\x12\x16\n\x0e\x66\x61ilure_detail\x18\t \x01(\t\"\'\n\x11GetResultsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\">\n\x12GetResultsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0cresponse_xml\x18\x02 \x01(\x0c\"\"\n\x0cWatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"5\n\rWatchResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.vn.v1.LifecycleEvent*\xa1\x01\n\rRequestStatus\x12\x1e\n\x1aREQUEST_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17REQUEST_STATUS_RECEIVED\x10\x01\x12\x1a\n\x16REQUEST_STATUS_STARTED\x10\x02\x12\x1c\n\x18REQUEST_STATUS_SUCCEEDED\x10\x03\x12\x19\n\x15REQUEST_STATUS_FAILED\x10\x04\x32\x82\x02\n\x10ValuationService\x12\x35\n\x06Submit\x12\x14.vn.v1.SubmitRequest\x1a\x15.vn.v1.SubmitResponse\x12>\n\tGetStatus\x12\x17.vn.v1.GetStatusRequest\x1a\x18.vn.v1.GetStatusResponse\x12\x41\n\nGetResults\x12\x18.vn.v1.GetResultsRequest\x1a\x19.vn.v1.GetResultsResponse\x12\x34\n\x05Watch\x12\x13.vn.v1.WatchRequest\x1a\x14.vn.v1.WatchResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15vn/v1/valuation.proto\x12\x05vn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13vn/v1/streams.proto\"\x8a\x02\n\rSubmitRequest\x12\x0b\n\x03xml\x18\x01 \x01(\x0c\x12\x0c\n\x04sync\x18\x02 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x34\n\x08metadata\x18\x04 \x03(\x0b\x32\".vn.v1.SubmitRequest.MetadataEntry\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x07 \x01(\x04\x12!\n\x08priority\x18\x08 \x01(\x0e\x32\x0f.vn.v1.Priority\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa1\x01\n\x0eSubmitResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.vn.v1.RequestStatus\x12\x14\n\x0cresponse_xml\x18\x03 \x01(\x0c\x12\x16\n\x0e\x66\x61ilure_detail\x18\x04 \x01(\t\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x05 \x01(\x08\x12\x11\n\ttimed_out\x18\x06 \x01(\x08\"&\n\x10GetStatusRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"k\n\x08Progress\x12\x18\n\x10groups_completed\x18\x01 \x01(\r\x12\x16\n\x0etasks_expected\x18\x02 \x01(\r\x12\x17\n\x0ftasks_completed\x18\x03 \x01(\r\x12\x14\n\x0ctasks_failed\x18\x04 \x01(\r\"\x9b\x03\n\x11GetStatusResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.vn.v1.RequestStatus\x12\x15\n\rcurrent_group\x18\x03 \x01(\r\x12\x13\n\x0bgroup_count\x18\x04 \x01(\r\x12/\n\x0breceived_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x08progress\x18\x08 \x01(\x0b\x32\x0f.vn.v1.Progress\x12\x16\n\x0e\x66\x61ilure_detail\x18\t \x01(\t\x12!\n\x08priority\x18\n \x01(\x0e\x32\x0f.vn.v1.Priority\x12/\n\x0b\x64\x65\x61\x64line_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x11GetResultsRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\">\n\x12GetResultsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0cresponse_xml\x18\x02 \x01(\x0c\"\"\n\x0cWatchRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"5\n\rWatchResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.vn.v1.LifecycleEvent\"#\n\rCancelRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"y\n\x0e\x43\x61ncelResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12-\n\x0fprevious_status\x18\x02 \x01(\x0e\x32\x14.vn.v1.RequestStatus\x12$\n\x06status\x18\x03 \x01(\x0e\x32\x14.vn.v1.RequestStatus*\xbf\x01\n\rRequestStatus\x12\x1e\n\x1aREQUEST_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17REQUEST_STATUS_RECEIVED\x10\x01\x12\x1a\n\x16REQUEST_STATUS_STARTED\x10\x02\x12\x1c\n\x18REQUEST_STATUS_SUCCEEDED\x10\x03\x12\x19\n\x15REQUEST_STATUS_FAILED\x10\x04\x12\x1c\n\x18REQUEST_STATUS_CANCELLED\x10\x05*`\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x11\n\rPRIORITY_HIGH\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x12\n\x0ePRIORITY_BATCH\x10\x03\x32\xb9\x02\n\x10ValuationService\x12\x35\n\x06Submit\x12\x14.vn.v1.SubmitRequest\x1a\x15.vn.v1.SubmitResponse\x12>\n\tGetStatus\x12\x17.vn.v1.GetStatusRequest\x1a\x18.vn.v1.GetStatusResponse\x12\x41\n\nGetResults\x12\x18.vn.v1.GetResultsRequest\x1a\x19.vn.v1.GetResultsResponse\x12\x34\n\x05Watch\x12\x13.vn.v1.WatchRequest\x1a\x14.vn.v1.WatchResponse0\x01\x12\x35\n\x06\x43\x61ncel\x12\x14.vn.v1.CancelRequest\x1a\x15.vn.v1.CancelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +35,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUBMITREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_SUBMITREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_REQUESTSTATUS']._serialized_start=1139
-  _globals['_REQUESTSTATUS']._serialized_end=1300
+  _globals['_REQUESTSTATUS']._serialized_start=1439
+  _globals['_REQUESTSTATUS']._serialized_end=1630
+  _globals['_PRIORITY']._serialized_start=1632
+  _globals['_PRIORITY']._serialized_end=1728
   _globals['_SUBMITREQUEST']._serialized_start=87
-  _globals['_SUBMITREQUEST']._serialized_end=297
-  _globals['_SUBMITREQUEST_METADATAENTRY']._serialized_start=250
-  _globals['_SUBMITREQUEST_METADATAENTRY']._serialized_end=297
-  _globals['_SUBMITRESPONSE']._serialized_start=300
-  _globals['_SUBMITRESPONSE']._serialized_end=461
-  _globals['_GETSTATUSREQUEST']._serialized_start=463
-  _globals['_GETSTATUSREQUEST']._serialized_end=501
-  _globals['_PROGRESS']._serialized_start=503
-  _globals['_PROGRESS']._serialized_end=610
-  _globals['_GETSTATUSRESPONSE']._serialized_start=613
-  _globals['_GETSTATUSRESPONSE']._serialized_end=940
-  _globals['_GETRESULTSREQUEST']._serialized_start=942
-  _globals['_GETRESULTSREQUEST']._serialized_end=981
-  _globals['_GETRESULTSRESPONSE']._serialized_start=983
-  _globals['_GETRESULTSRESPONSE']._serialized_end=1045
-  _globals['_WATCHREQUEST']._serialized_start=1047
-  _globals['_WATCHREQUEST']._serialized_end=1081
-  _globals['_WATCHRESPONSE']._serialized_start=1083
-  _globals['_WATCHRESPONSE']._serialized_end=1136
-  _globals['_VALUATIONSERVICE']._serialized_start=1303
-  _globals['_VALUATIONSERVICE']._serialized_end=1561
+  _globals['_SUBMITREQUEST']._serialized_end=353
+  _globals['_SUBMITREQUEST_METADATAENTRY']._serialized_start=306
+  _globals['_SUBMITREQUEST_METADATAENTRY']._serialized_end=353
+  _globals['_SUBMITRESPONSE']._serialized_start=356
+  _globals['_SUBMITRESPONSE']._serialized_end=517
+  _globals['_GETSTATUSREQUEST']._serialized_start=519
+  _globals['_GETSTATUSREQUEST']._serialized_end=557
+  _globals['_PROGRESS']._serialized_start=559
+  _globals['_PROGRESS']._serialized_end=666
+  _globals['_GETSTATUSRESPONSE']._serialized_start=669
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1080
+  _globals['_GETRESULTSREQUEST']._serialized_start=1082
+  _globals['_GETRESULTSREQUEST']._serialized_end=1121
+  _globals['_GETRESULTSRESPONSE']._serialized_start=1123
+  _globals['_GETRESULTSRESPONSE']._serialized_end=1185
+  _globals['_WATCHREQUEST']._serialized_start=1187
+  _globals['_WATCHREQUEST']._serialized_end=1221
+  _globals['_WATCHRESPONSE']._serialized_start=1223
+  _globals['_WATCHRESPONSE']._serialized_end=1276
+  _globals['_CANCELREQUEST']._serialized_start=1278
+  _globals['_CANCELREQUEST']._serialized_end=1313
+  _globals['_CANCELRESPONSE']._serialized_start=1315
+  _globals['_CANCELRESPONSE']._serialized_end=1436
+  _globals['_VALUATIONSERVICE']._serialized_start=1731
+  _globals['_VALUATIONSERVICE']._serialized_end=2044
 # @@protoc_insertion_point(module_scope)

@@ -18,14 +18,27 @@ class RequestStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REQUEST_STATUS_STARTED: _ClassVar[RequestStatus]
     REQUEST_STATUS_SUCCEEDED: _ClassVar[RequestStatus]
     REQUEST_STATUS_FAILED: _ClassVar[RequestStatus]
+    REQUEST_STATUS_CANCELLED: _ClassVar[RequestStatus]
+
+class Priority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRIORITY_UNSPECIFIED: _ClassVar[Priority]
+    PRIORITY_HIGH: _ClassVar[Priority]
+    PRIORITY_NORMAL: _ClassVar[Priority]
+    PRIORITY_BATCH: _ClassVar[Priority]
 REQUEST_STATUS_UNSPECIFIED: RequestStatus
 REQUEST_STATUS_RECEIVED: RequestStatus
 REQUEST_STATUS_STARTED: RequestStatus
 REQUEST_STATUS_SUCCEEDED: RequestStatus
 REQUEST_STATUS_FAILED: RequestStatus
+REQUEST_STATUS_CANCELLED: RequestStatus
+PRIORITY_UNSPECIFIED: Priority
+PRIORITY_HIGH: Priority
+PRIORITY_NORMAL: Priority
+PRIORITY_BATCH: Priority
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("xml", "sync", "idempotency_key", "metadata", "content_type", "trace_id")
+    __slots__ = ("xml", "sync", "idempotency_key", "metadata", "content_type", "trace_id", "deadline_ms", "priority")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,13 +52,17 @@ class SubmitRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     xml: bytes
     sync: bool
     idempotency_key: str
     metadata: _containers.ScalarMap[str, str]
     content_type: str
     trace_id: str
-    def __init__(self, xml: _Optional[bytes] = ..., sync: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content_type: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    deadline_ms: int
+    priority: Priority
+    def __init__(self, xml: _Optional[bytes] = ..., sync: _Optional[bool] = ..., idempotency_key: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content_type: _Optional[str] = ..., trace_id: _Optional[str] = ..., deadline_ms: _Optional[int] = ..., priority: _Optional[_Union[Priority, str]] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
     __slots__ = ("request_id", "status", "response_xml", "failure_detail", "deduplicated", "timed_out")
@@ -82,7 +99,7 @@ class Progress(_message.Message):
     def __init__(self, groups_completed: _Optional[int] = ..., tasks_expected: _Optional[int] = ..., tasks_completed: _Optional[int] = ..., tasks_failed: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("request_id", "status", "current_group", "group_count", "received_at", "started_at", "completed_at", "progress", "failure_detail")
+    __slots__ = ("request_id", "status", "current_group", "group_count", "received_at", "started_at", "completed_at", "progress", "failure_detail", "priority", "deadline_at")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CURRENT_GROUP_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +109,8 @@ class GetStatusResponse(_message.Message):
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_AT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     status: RequestStatus
     current_group: int
@@ -101,7 +120,9 @@ class GetStatusResponse(_message.Message):
     completed_at: _timestamp_pb2.Timestamp
     progress: Progress
     failure_detail: str
-    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[RequestStatus, str]] = ..., current_group: _Optional[int] = ..., group_count: _Optional[int] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., failure_detail: _Optional[str] = ...) -> None: ...
+    priority: Priority
+    deadline_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[RequestStatus, str]] = ..., current_group: _Optional[int] = ..., group_count: _Optional[int] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., failure_detail: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetResultsRequest(_message.Message):
     __slots__ = ("request_id",)
@@ -128,3 +149,19 @@ class WatchResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: _streams_pb2.LifecycleEvent
     def __init__(self, event: _Optional[_Union[_streams_pb2.LifecycleEvent, _Mapping]] = ...) -> None: ...
+
+class CancelRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class CancelResponse(_message.Message):
+    __slots__ = ("request_id", "previous_status", "status")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    previous_status: RequestStatus
+    status: RequestStatus
+    def __init__(self, request_id: _Optional[str] = ..., previous_status: _Optional[_Union[RequestStatus, str]] = ..., status: _Optional[_Union[RequestStatus, str]] = ...) -> None: ...

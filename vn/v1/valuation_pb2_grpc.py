@@ -55,6 +55,11 @@ class ValuationServiceStub:
                 request_serializer=vn_dot_v1_dot_valuation__pb2.WatchRequest.SerializeToString,
                 response_deserializer=vn_dot_v1_dot_valuation__pb2.WatchResponse.FromString,
                 _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/vn.v1.ValuationService/Cancel',
+                request_serializer=vn_dot_v1_dot_valuation__pb2.CancelRequest.SerializeToString,
+                response_deserializer=vn_dot_v1_dot_valuation__pb2.CancelResponse.FromString,
+                _registered_method=True)
 
 
 class ValuationServiceServicer:
@@ -89,6 +94,13 @@ class ValuationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Cancel(self, request, context):
+        """Cancel stops a request that has not ended: it ends as CANCELLED, at once, and its work stops.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ValuationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +123,11 @@ def add_ValuationServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=vn_dot_v1_dot_valuation__pb2.WatchRequest.FromString,
                     response_serializer=vn_dot_v1_dot_valuation__pb2.WatchResponse.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=vn_dot_v1_dot_valuation__pb2.CancelRequest.FromString,
+                    response_serializer=vn_dot_v1_dot_valuation__pb2.CancelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +239,33 @@ class ValuationService:
             '/vn.v1.ValuationService/Watch',
             vn_dot_v1_dot_valuation__pb2.WatchRequest.SerializeToString,
             vn_dot_v1_dot_valuation__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vn.v1.ValuationService/Cancel',
+            vn_dot_v1_dot_valuation__pb2.CancelRequest.SerializeToString,
+            vn_dot_v1_dot_valuation__pb2.CancelResponse.FromString,
             options,
             channel_credentials,
             insecure,
