@@ -13,7 +13,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
-from vncommon import keys, trace
+from vncommon import keys, trace, tracing
 from vncommon.errors import IdempotencyKeyReused, Unavailable
 from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import text, to_fields
@@ -151,7 +151,8 @@ class Intake:
             h.group_count: submission.group_count, h.current_group: 0, h.retry_count: 0,
             h.received_at: submission.received_at, h.submitted_at: submitted_at, h.trace_id: trace_id,
         }
-        fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(request_id=request_id, trace_id=trace_id))
+        fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(
+            request_id=request_id, trace_id=trace_id, traceparent=tracing.current_traceparent()))
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(xml_key, submission.xml)
             pipe.hset(metadata_key, mapping=metadata)
