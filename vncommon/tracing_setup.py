@@ -95,6 +95,9 @@ def _id_generator() -> Any:
         def generate_trace_id(self) -> int:
             return tracing.root_trace_id.get() or super().generate_trace_id()
 
+        def is_trace_id_random(self) -> bool:
+            return False  # a caller's X-Trace-Id need not be: no W3C `random-trace-id` flag is claimed
+
     return MeshIdGenerator()
 
 
