@@ -88,9 +88,13 @@ async def concurrent_2x10(ctx: Context, clients: int = 20, seconds: float = 20.0
         while time.perf_counter() < deadline:
             latencies.append(await sync_submit(ctx.api, body))
 
+    # CPU of the service processes per request: far steadier than throughput on a shared machine.
+    cpu_before = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values())
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
+    cpu = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values()) - cpu_before
+    ctx.figures["cpu_ms_per_request"] = cpu * 1000 / max(1, len(latencies))
     ctx.figures.update(summary_ms(latencies))
     ctx.figures["requests_per_s"] = len(latencies) / elapsed
     ctx.figures["tasks_per_s"] = len(latencies) * 20 / elapsed

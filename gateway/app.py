@@ -59,7 +59,7 @@ def _sync_answer(response: valuation_pb2.SubmitResponse) -> tuple[str, web.Respo
 async def submit(request: web.Request) -> web.Response:
     """POST /valuation?sync=Y|N with a VNML body."""
     sync = intake.parse_sync(request.query)
-    with tracing.gateway_span(request[TRACE_ID], sync):  # the request's root span
+    with tracing.gateway_span(request[TRACE_ID], sync, request.headers.get(tracing.TRACEPARENT, "")):
         return await _submit(request, sync)
 
 

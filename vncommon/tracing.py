@@ -150,11 +150,20 @@ def current_traceparent() -> str:
 
 # -- the spans of a request, in the order it meets them ------------------------------------------------
 
-def gateway_span(trace_id: str, sync: bool) -> _NoSpan:
-    """The root span of a REST submission."""
+def w3c_trace_id(traceparent: str) -> str:
+    """The trace id of a valid W3C `traceparent` value as 32 hex digits; "" for anything else."""
+    if not traceparent:
+        return ""
+    span_context = trace.get_current_span(_PROPAGATOR.extract({TRACEPARENT: traceparent})).get_span_context()
+    return f"{span_context.trace_id:032x}" if span_context.is_valid else ""
+
+
+def gateway_span(trace_id: str, sync: bool, traceparent: str = "") -> _NoSpan:
+    """The root span of a REST submission; a child of the caller's span when it sent a `traceparent`."""
     if not _active:
         return NO_SPAN
-    return _start("gateway POST /valuation", trace_id, None, SpanKind.SERVER, {"vn.sync": sync})
+    return _start("gateway POST /valuation", trace_id, _from_traceparent(traceparent), SpanKind.SERVER,
+                  {"vn.sync": sync})
 
 
 def submit_span(context: grpc.aio.ServicerContext, trace_id: str, sync: bool) -> _NoSpan:

@@ -87,9 +87,8 @@ def test_while_off_every_hook_is_the_shared_no_op_and_nothing_travels() -> None:
 
 
 def test_a_span_without_a_parent_is_a_root_of_the_requests_trace(exporter: InMemorySpanExporter) -> None:
-    with tracing.run_span("r", "order-42"):
-        with tracing.group_span(0, "order-42"):
-            traceparent = tracing.current_traceparent()
+    with tracing.run_span("r", "order-42"), tracing.group_span(0, "order-42"):
+        traceparent = tracing.current_traceparent()
     run, group = sorted(exporter.get_finished_spans(), key=lambda span: span.name, reverse=True)
     assert run.parent is None and run.context is not None and group.parent is not None
     assert run.context.trace_id == tracing.otel_trace_id("order-42")

@@ -98,10 +98,10 @@ def named(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
 
 
 async def test_one_request_yields_one_connected_trace(traced_mesh: Mesh) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{traced_mesh.http}/valuation?sync=Y", data=REQUEST,
-                                headers={"Content-Type": "application/xml", "X-Trace-Id": TRACE_ID}) as answer:
-            assert answer.status == 200, await answer.text()
+    headers = {"Content-Type": "application/xml", "X-Trace-Id": TRACE_ID}
+    async with aiohttp.ClientSession() as session, \
+            session.post(f"{traced_mesh.http}/valuation?sync=Y", data=REQUEST, headers=headers) as answer:
+        assert answer.status == 200, await answer.text()
     spans = await finished_spans(traced_mesh.exporter, "vnvs.request")
 
     assert {span.context.trace_id for span in spans if span.context} == {tracing.otel_trace_id(TRACE_ID)}
@@ -138,3 +138,18 @@ async def test_one_request_yields_one_connected_trace(traced_mesh: Mesh) -> None
     (failed,) = [span for span in named(spans, "vnas.task")
                  if span.attributes and span.attributes["vn.outcome"] == "failed"]
     assert failed.status.description and "raised ValueError" in failed.status.description  # the update's error
+
+
+async def test_a_callers_traceparent_makes_the_request_part_of_the_callers_trace(traced_mesh: Mesh) -> None:
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    headers = {"Content-Type": "application/xml", "traceparent": f"00-{caller_trace}-{caller_span}-01"}
+    async with aiohttp.ClientSession() as session, \
+            session.post(f"{traced_mesh.http}/valuation?sync=Y", data=REQUEST, headers=headers) as answer:
+        assert answer.status == 200, await answer.text()
+        assert answer.headers["X-Trace-Id"] == caller_trace  # the logs' trace id is the caller's too
+    spans = await finished_spans(traced_mesh.exporter, "vnvs.request")
+
+    assert {span.context.trace_id for span in spans if span.context} == {int(caller_trace, 16)}
+    (root,) = named(spans, "gateway POST /valuation")
+    assert root.parent is not None and root.parent.span_id == int(caller_span, 16) and root.parent.is_remote
+    assert all(parent_of(span, spans) for span in spans if span is not root)
