@@ -152,7 +152,7 @@ class Intake:
             h.received_at: submission.received_at, h.submitted_at: submitted_at, h.trace_id: trace_id,
         }
         fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(
-            request_id=request_id, trace_id=trace_id, traceparent=tracing.current_traceparent()))
+            request_id=request_id, trace_id=trace_id, traceparent=tracing.current_traceparent() or None))
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(xml_key, submission.xml)
             pipe.hset(metadata_key, mapping=metadata)

@@ -4,6 +4,8 @@ A trace id goes into every log line, Redis hash and stream entry of a request, s
 megabyte, a newline that forges a log line, bytes that are not text) is refused where it enters: the
 gateway's X-Trace-Id header and the `trace_id` of Submit and Orchestrate. It travels in the `trace_id`
 field of each call and stream entry, never in call metadata, so a server reads it from one place.
+(OpenTelemetry's W3C `traceparent`, which `vncommon.tracing` derives from it and sends in metadata and
+stream fields, is a span link, not this id.)
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class TaskRef:
             updates_stream=keys.updates_stream(self.request_id),
             trace_id=self.trace_id,
             max_deliveries=max_deliveries,
-            traceparent=self.traceparent,
+            traceparent=self.traceparent or None,  # absent from the entry while tracing is off
         )
 
 

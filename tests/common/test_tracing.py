@@ -14,6 +14,7 @@ from vn.v1 import streams_pb2
 from vncommon import tracing, tracing_setup
 from vncommon.errors import ConfigError
 from vncommon.service import EXIT_CONFIG
+from vncommon.streams import from_fields, to_fields
 from vnvs.dispatch import TaskRef
 
 
@@ -83,7 +84,7 @@ def test_while_off_every_hook_is_the_shared_no_op_and_nothing_travels() -> None:
         assert tracing.current_traceparent() == ""
     assert tracing.client_interceptors() == []
     entry = TaskRef("r", 0, "g", "1", "v", "t").entry(1, 3)
-    assert entry.traceparent == ""
+    assert entry.traceparent == "" and "traceparent" not in to_fields(entry)  # entries as they were
 
 
 def test_a_span_without_a_parent_is_a_root_of_the_requests_trace(exporter: InMemorySpanExporter) -> None:
@@ -100,6 +101,9 @@ def test_a_span_without_a_parent_is_a_root_of_the_requests_trace(exporter: InMem
 def test_a_task_attempt_is_a_child_of_the_group_named_in_its_entry(exporter: InMemorySpanExporter) -> None:
     with tracing.group_span(1, "t1"):
         entry = TaskRef("r", 1, "g", "7", "v", "t1", tracing.current_traceparent()).entry(3, 5)
+    fields = to_fields(entry)
+    assert str(fields["traceparent"]).startswith("00-")
+    entry = from_fields(streams_pb2.TaskDispatch, {str(k): str(v) for k, v in fields.items()})  # as workers do
     with tracing.task_attempt_span(entry, "worker-9") as span:
         span.outcome("failed", "ValueError: no curve\nTraceback and script output")
     group, attempt = sorted(exporter.get_finished_spans(), key=lambda s: s.name, reverse=True)
