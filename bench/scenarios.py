@@ -13,7 +13,7 @@ import aiohttp
 import grpc
 import redis.asyncio as redis
 
-from bench import bench_hydration
+from bench import bench_hydration, bench_tracing
 from bench.mesh import SHELL_SCRIPT
 from bench.requests import chained_request, sized_request
 from bench.stats import cpu_seconds, peak_rss_mb, redis_commands, summary_ms
@@ -187,6 +187,7 @@ async def scale_concurrency(ctx: Context) -> None:
 
 SCENARIOS = [
     Scenario("hydrate-10mib", None, local=bench_hydration.run),
+    Scenario("tracing-hooks", None, local=bench_tracing.run),
     Scenario("sync-2x10", sync_2x10),
     Scenario("concurrent-2x10", concurrent_2x10),
     Scenario("fanout-1x5000", fanout_1x5000),
