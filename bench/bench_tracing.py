@@ -11,6 +11,7 @@ before the network). CPU time includes the export thread. Compare with `cpu_ms_p
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -49,7 +50,7 @@ class _Call:
 
 
 def one_request(index: int) -> None:
-    trace_id = f"{index:032x}"
+    trace_id = uuid.uuid4().hex  # as the mesh generates them (samplers read their low bits)
     with tracing.submit_span(_Call(""), trace_id, True):  # type: ignore[arg-type]
         ingest_parent = tracing.current_traceparent()
     with tracing.ingest_span(ingest_parent, trace_id, trace_id):
@@ -73,7 +74,7 @@ def one_request(index: int) -> None:
 
 def entries_only(index: int) -> None:
     """The same request without a hook: only the stream entries' own work, to subtract."""
-    trace_id = f"{index:032x}"
+    trace_id = uuid.uuid4().hex  # as the mesh generates them (samplers read their low bits)
     for group in range(GROUPS):
         for task in range(1, TASKS + 1):
             fields = to_fields(TaskRef(trace_id, group, "g", str(task), "v", trace_id, "").entry(1, 3))

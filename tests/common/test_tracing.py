@@ -15,6 +15,7 @@ from vncommon import tracing, tracing_setup
 from vncommon.errors import ConfigError
 from vncommon.service import EXIT_CONFIG
 from vncommon.streams import from_fields, to_fields
+from vncommon.trace import fresh_trace_id
 from vnvs.dispatch import TaskRef
 
 
@@ -120,3 +121,17 @@ def test_a_span_left_by_an_exception_records_it(exporter: InMemorySpanExporter) 
         raise KeyError("missing")
     (span,) = exporter.get_finished_spans()
     assert not span.status.is_ok and span.events[0].name == "exception"
+
+
+def test_generated_trace_ids_are_sampled_at_the_configured_ratio(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")  # read by the SDK itself
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    exporter = InMemorySpanExporter()
+    tracing_setup.install([exporter], "vnml-test", batch=False)
+    try:
+        for _ in range(2000):
+            with tracing.run_span("r", fresh_trace_id()):
+                pass
+    finally:
+        tracing_setup.shutdown()
+    assert 400 < len(exporter.get_finished_spans()) < 600  # 500 expected; a UUID4's fixed bits give 0
