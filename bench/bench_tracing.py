@@ -11,7 +11,6 @@ before the network). CPU time includes the export thread. Compare with `cpu_ms_p
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from vn.v1 import streams_pb2
 from vncommon import tracing, tracing_setup
 from vncommon.streams import from_fields, to_fields
+from vncommon.trace import fresh_trace_id
 from vnvs.dispatch import TaskRef
 
 REQUESTS = 2000
@@ -50,7 +50,7 @@ class _Call:
 
 
 def one_request(index: int) -> None:
-    trace_id = uuid.uuid4().hex  # as the mesh generates them (samplers read their low bits)
+    trace_id = fresh_trace_id()  # as the mesh generates them (samplers read their low bits)
     with tracing.submit_span(_Call(""), trace_id, True):  # type: ignore[arg-type]
         ingest_parent = tracing.current_traceparent()
     with tracing.ingest_span(ingest_parent, trace_id, trace_id):
@@ -74,7 +74,7 @@ def one_request(index: int) -> None:
 
 def entries_only(index: int) -> None:
     """The same request without a hook: only the stream entries' own work, to subtract."""
-    trace_id = uuid.uuid4().hex  # as the mesh generates them (samplers read their low bits)
+    trace_id = fresh_trace_id()  # as the mesh generates them (samplers read their low bits)
     for group in range(GROUPS):
         for task in range(1, TASKS + 1):
             fields = to_fields(TaskRef(trace_id, group, "g", str(task), "v", trace_id, "").entry(1, 3))
