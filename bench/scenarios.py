@@ -13,7 +13,7 @@ import aiohttp
 import grpc
 import redis.asyncio as redis
 
-from bench import bench_hydration, fairness
+from bench import bench_hydration, bench_tracing, fairness
 from bench.mesh import SHELL_SCRIPT
 from bench.requests import chained_request, sized_request
 from bench.stats import cpu_seconds, peak_rss_mb, redis_commands, summary_ms
@@ -88,9 +88,13 @@ async def concurrent_2x10(ctx: Context, clients: int = 20, seconds: float = 20.0
         while time.perf_counter() < deadline:
             latencies.append(await sync_submit(ctx.api, body))
 
+    # CPU of the service processes per request: far steadier than throughput on a shared machine.
+    cpu_before = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values())
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
+    cpu = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values()) - cpu_before
+    ctx.figures["cpu_ms_per_request"] = cpu * 1000 / max(1, len(latencies))
     ctx.figures.update(summary_ms(latencies))
     ctx.figures["requests_per_s"] = len(latencies) / elapsed
     ctx.figures["tasks_per_s"] = len(latencies) * 20 / elapsed
@@ -187,6 +191,7 @@ async def fairness_under_batch(ctx: Context) -> None:
 
 SCENARIOS = [
     Scenario("hydrate-10mib", None, local=bench_hydration.run),
+    Scenario("tracing-hooks", None, local=bench_tracing.run),
     Scenario("sync-2x10", sync_2x10),
     Scenario("concurrent-2x10", concurrent_2x10),
     Scenario("fanout-1x5000", fanout_1x5000),

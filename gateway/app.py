@@ -28,6 +28,7 @@ from gateway.openapi import build_document
 from gateway.settings import GatewaySettings
 from vn.v1 import valuation_pb2
 from vnclient import ValuationClient, status_to_dict
+from vncommon import tracing
 from vncommon.auth import TokenSet
 from vncommon.errors import RequestCancelled
 from vncommon.state import Status, SubmitAnswer, status_to_json
@@ -61,8 +62,13 @@ def _sync_answer(response: valuation_pb2.SubmitResponse) -> tuple[str, web.Respo
 
 async def submit(request: web.Request) -> web.Response:
     """POST /valuation?sync=Y|N with a VNML body."""
-    settings = request.app[SETTINGS]
     sync = intake.parse_sync(request.query)
+    with tracing.gateway_span(request[TRACE_ID], sync, request.headers.get(tracing.TRACEPARENT, "")):
+        return await _submit(request, sync)
+
+
+async def _submit(request: web.Request, sync: bool) -> web.Response:
+    settings = request.app[SETTINGS]
     content_type = intake.xml_content_type(request)
     key = intake.idempotency_key(request.headers)
     metadata = intake.forwarded_metadata(request.headers)

@@ -13,6 +13,7 @@ from vn.v1 import valuation_pb2
 from vncommon.errors import EmptyBody, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 from vncommon.state import parse_priority, priority_to_proto
 from vncommon.trace import TRACE_HEADER, fresh_trace_id, validate_trace_id
+from vncommon.tracing import TRACEPARENT, w3c_trace_id
 
 XML_CONTENT_TYPES = frozenset({"application/xml", "text/xml"})
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -107,10 +108,12 @@ def check_headers(headers: CIMultiDictProxy[str]) -> None:
 
 
 def trace_id(headers: CIMultiDictProxy[str]) -> str:
-    """The caller's X-Trace-Id when valid; a fresh one otherwise (`check_headers` refuses an invalid one,
-    and its answer carries the fresh id)."""
+    """The caller's X-Trace-Id when valid, else the trace id of its W3C `traceparent` (so the mesh's
+    spans join the caller's trace under one id); a fresh one otherwise (`check_headers` refuses an
+    invalid X-Trace-Id, and its answer carries the fresh id)."""
     try:
-        return validate_trace_id(headers.get(TRACE_HEADER, "").strip()) or fresh_trace_id()
+        return (validate_trace_id(headers.get(TRACE_HEADER, "").strip())
+                or w3c_trace_id(headers.get(TRACEPARENT, "")) or fresh_trace_id())
     except InvalidArgument:
         return fresh_trace_id()
 

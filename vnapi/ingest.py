@@ -22,7 +22,7 @@ import redis.asyncio as redis
 from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc, streams_pb2
 from vnapi.metrics import INGEST_LAG
 from vnapi.settings import VnapiSettings
-from vncommon import keys, lifecycle
+from vncommon import keys, lifecycle, tracing
 from vncommon.backoff import Backoff
 from vncommon.consumer import StreamConsumer
 from vncommon.consumergroup import ConsumerGroup, StreamEntry
@@ -89,7 +89,8 @@ class IngestConsumer(StreamConsumer[StreamEntry]):
     async def handle(self, entry: StreamEntry) -> None:
         fields: dict[bytes | str, bytes | str] = {key: value for key, value in entry.fields.items()}
         ingest = from_fields(streams_pb2.IngestEntry, fields)
-        with log_context(requestId=ingest.request_id or None, traceId=ingest.trace_id or None):
+        with log_context(requestId=ingest.request_id or None, traceId=ingest.trace_id or None), \
+                tracing.ingest_span(ingest.traceparent, ingest.trace_id, ingest.request_id):
             if not ingest.request_id:
                 log.error("ingest entry without requestId dropped", extra={"fields": {"entryId": entry.entry_id}})
                 await self.shielded(self._ack(entry.entry_id))

@@ -13,7 +13,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
-from vncommon import keys, trace
+from vncommon import keys, trace, tracing
 from vncommon.errors import IdempotencyKeyReused, Unavailable
 from vncommon.state import REQUEST_HASH, Priority, Status
 from vncommon.streams import text, to_fields
@@ -156,7 +156,8 @@ class Intake:
         }
         if submission.deadline_at_ms:
             state[h.deadline_at_ms] = submission.deadline_at_ms
-        fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(request_id=request_id, trace_id=trace_id))
+        fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(
+            request_id=request_id, trace_id=trace_id, traceparent=tracing.current_traceparent() or None))
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(xml_key, submission.xml)
             pipe.hset(metadata_key, mapping=metadata)

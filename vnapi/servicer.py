@@ -18,7 +18,7 @@ from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
 from vnapi.queries import Queries, check_request_id, check_request_id_format
 from vnapi.settings import VnapiSettings
 from vnapi.validation import DEFAULT_CONTENT_TYPE, check_submission
-from vncommon import keys, trace
+from vncommon import keys, trace, tracing
 from vncommon.cancel import CANCELLED_BY_CALLER, cancel_request
 from vncommon.errors import RequestFinished, VnError
 from vncommon.grpcutil import stream_errors, unary_errors
@@ -69,6 +69,11 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         self, request: valuation_pb2.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> valuation_pb2.SubmitResponse:
         submission = await self._check(request)
+        with tracing.submit_span(context, submission.trace_id, request.sync):
+            return await self._submit_checked(submission, request, context)
+
+    async def _submit_checked(self, submission: Submission, request: valuation_pb2.SubmitRequest,
+                              context: grpc.aio.ServicerContext) -> valuation_pb2.SubmitResponse:
         if not request.sync:
             accepted = await self._intake.submit(submission)
             return await self._async_answer(accepted)

@@ -25,7 +25,7 @@ from vnas.settings import VnasSettings
 from vnas.settler import RedisSettleError, Settler
 from vnas.stream import DispatchStream, Entry, is_poison, parse_dispatch, task_context
 from vnas.task import TaskContext, TaskOutcome
-from vncommon import errortext
+from vncommon import errortext, tracing
 from vncommon.consumer import Loop, StreamConsumer
 from vncommon.consumergroup import StreamEntry
 from vncommon.logs import log_context
@@ -127,21 +127,25 @@ class TaskConsumer(StreamConsumer[Entry]):
             return
         ctx = task_context(dispatch)
         with log_context(requestId=ctx.request_id, groupIndex=ctx.group_index, taskId=ctx.task_id,
-                         traceId=ctx.trace_id or None):
+                         traceId=ctx.trace_id or None), tracing.task_attempt_span(dispatch, self.consumer_name) as span:
             if entry.cancelled:
+                span.outcome("skipped", "its request was cancelled")
                 await self._skip(entry, "cancelled")
                 return
             if is_poison(entry, dispatch):
+                span.outcome("dead_lettered", "delivered more often than its budget allows")
                 if await self._settler.dead_letter(entry, dispatch):
                     self.outcomes["dead_lettered"] += 1
                 return
             try:
                 outcome = await self._execute_safely(ctx, dispatch, entry)
             except TaskCancelled:
+                span.outcome("skipped", "its request was cancelled while it ran")
                 await self._skip(entry, "cancelled_running")
                 return
             if outcome is None:
                 return  # stopping, and the task XML could not be read: left pending
+            span.outcome(task_status(outcome.completed), outcome.error)
             stored = await self.shielded(self._settler.settle(entry, dispatch, outcome))
             if stored is not None:
                 self._record(ctx, entry.entry_id, outcome, stored)

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
+from vncommon import tracing
 from vncommon.auth import TokenAuthInterceptor, token_senders
 from vncommon.config import TlsSettings, is_loopback
 from vncommon.errors import BindError, VnError, rebuild
@@ -45,7 +46,7 @@ def create_channel(
     sending `token` as `authorization: Bearer <token>` on every call when one is given. Answers may be
     up to `max_receive_bytes` (default: as large as what it sends), e.g. a response larger than its request."""
     options = channel_options(max_message_bytes, max_receive_bytes or max_message_bytes)
-    interceptors = token_senders(token) if token else None
+    interceptors = [*(token_senders(token) if token else ()), *tracing.client_interceptors()] or None
     if tls is None or not tls.enabled:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
     cert, key, ca = tls.read()

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from vncommon import tracing_setup
 from vncommon.aio import until_stopped
 from vncommon.config import TlsSettings
 from vncommon.errors import BindError, ConfigError
@@ -138,7 +139,11 @@ def run_service(build: Callable[[Mapping[str, str]], Service], name: str) -> int
     async def main() -> int:
         stop = asyncio.Event()
         install_stop_handlers(stop)
-        return await serve(build(os.environ), stop)
+        tracing_setup.configure(os.environ, name)  # before build: channels made then carry trace context
+        try:
+            return await serve(build(os.environ), stop)
+        finally:
+            tracing_setup.shutdown()  # exports the spans still batched
 
     try:
         return uvloop.run(main())

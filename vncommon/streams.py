@@ -27,6 +27,7 @@ _INT_TYPES = {
 # because walking descriptors for every entry showed up in the profiles of the busiest loops.
 _Layout = tuple[tuple[str, str, Callable[[str], Any]], ...]
 _LAYOUTS: dict[type[Message], _Layout] = {}
+_OPTIONAL: dict[type[Message], tuple[tuple[str, str], ...]] = {}  # fields with presence: (json name, name)
 
 
 def _layout(cls: type[Message]) -> _Layout:
@@ -45,9 +46,23 @@ def _converter(field_type: int) -> Callable[[str], Any]:
     return str
 
 
+def _optional(cls: type[Message]) -> tuple[tuple[str, str], ...]:
+    optional = _OPTIONAL.get(cls)
+    if optional is None:
+        optional = tuple((f.json_name, f.name) for f in cls.DESCRIPTOR.fields if f.has_presence)
+        _OPTIONAL[cls] = optional
+    return optional
+
+
 def to_fields(message: Message) -> dict[FieldT, EncodableT]:
-    """All scalar fields of `message` keyed by JSON name, every value a string (defaults included)."""
-    return {json_name: str(getattr(message, name)) for json_name, name, _ in _layout(type(message))}
+    """All scalar fields of `message` keyed by JSON name, every value a string (defaults included),
+    except `optional` fields that are not set: those are left out of the entry."""
+    cls = type(message)
+    fields: dict[FieldT, EncodableT] = {json_name: str(getattr(message, name)) for json_name, name, _ in _layout(cls)}
+    for json_name, name in _optional(cls):
+        if not message.HasField(name):
+            del fields[json_name]
+    return fields
 
 
 def from_fields(cls: type[M], fields: Mapping[bytes | str, bytes | str]) -> M:

@@ -4,12 +4,14 @@ A trace id goes into every log line, Redis hash and stream entry of a request, s
 megabyte, a newline that forges a log line, bytes that are not text) is refused where it enters: the
 gateway's X-Trace-Id header and the `trace_id` of Submit and Orchestrate. It travels in the `trace_id`
 field of each call and stream entry, never in call metadata, so a server reads it from one place.
+(OpenTelemetry's W3C `traceparent`, which `vncommon.tracing` derives from it and sends in metadata and
+stream fields, is a span link, not this id.)
 """
 
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from collections.abc import Mapping
 
 from vncommon.errors import InvalidArgument
@@ -47,8 +49,10 @@ def resolve_trace_id(*candidates: str) -> str:
 
 
 def fresh_trace_id() -> str:
-    """A new trace id for a request that came without one."""
-    return uuid.uuid4().hex
+    """A new trace id for a request that came without one: 128 random bits as 32 hex digits, so it is
+    also its W3C trace id (vncommon.tracing). Not a UUID4: its fixed version and variant bits sit where
+    ratio samplers read, and would keep all traces or none."""
+    return secrets.token_hex(16)
 
 
 def from_metadata(metadata: Mapping[str, str]) -> str:

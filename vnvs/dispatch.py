@@ -26,6 +26,7 @@ class TaskRef:
     task_id: str
     valuation_name: str
     trace_id: str
+    traceparent: str = ""  # the group's span (vncommon.tracing), "" when tracing is off
 
     def entry(self, attempt: int, max_deliveries: int) -> streams_pb2.TaskDispatch:
         return streams_pb2.TaskDispatch(
@@ -40,6 +41,7 @@ class TaskRef:
             updates_stream=keys.updates_stream(self.request_id),
             trace_id=self.trace_id,
             max_deliveries=max_deliveries,
+            traceparent=self.traceparent or None,  # absent from the entry while tracing is off
         )
 
 

@@ -17,7 +17,7 @@ import redis.asyncio as redis
 from lxml import etree
 
 from vn.v1 import streams_pb2
-from vncommon import errortext, keys, vnml
+from vncommon import errortext, keys, tracing, vnml
 from vncommon.errors import RunAttemptsExhausted, TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
@@ -61,7 +61,8 @@ class RequestRun:
         self._offload = False
 
     async def run(self) -> None:
-        with log_context(requestId=self.request_id, traceId=self.trace_id):
+        with log_context(requestId=self.request_id, traceId=self.trace_id), \
+                tracing.run_span(self.request_id, self.trace_id):
             try:
                 await self._run()
             except RunCancelled:
@@ -98,7 +99,8 @@ class RequestRun:
                 {"runStarts": str(starts)})
         hydration = self._settings.hydration
         budget = CpuBudget(hydration.max_seconds)
-        prepared = await self._sandbox.prepare(self.request_id, xml, budget)
+        with tracing.hydration_span(-1, self.trace_id):
+            prepared = await self._sandbox.prepare(self.request_id, xml, budget)
         self._offload = len(prepared) > INLINE_XML_BYTES
         root = await self._cpu(parse_xml, prepared, document_limits(hydration.max_group_task_bytes),
                                "working document")
@@ -111,7 +113,7 @@ class RequestRun:
             self._current_group = group_index
             await self._cancel.check_deadline()
             completed, expected = await self._ledger.group_progress(group_index)
-            with log_context(groupIndex=group_index):
+            with log_context(groupIndex=group_index), tracing.group_span(group_index, self.trace_id):
                 if completed:
                     results = await self._read_results(group_index, [str(i) for i in range(1, expected + 1)])
                     self._task_counts[group_index] = expected
@@ -121,22 +123,25 @@ class RequestRun:
                     await self._cpu(apply_results, root, group_index, results)
                 if not completed:
                     await self._ledger.close_group(group_index, len(results))
-        response = await self._cpu(assemble_response, root, self.request_id, results,
-                                   self._settings.common.response_max_bytes)
+        with tracing.assembly_span(self.trace_id):
+            response = await self._cpu(assemble_response, root, self.request_id, results,
+                                       self._settings.common.response_max_bytes)
         if await self._ledger.finish(Status.SUCCEEDED, response, "", self._task_counts):
             metrics.REQUESTS_FINISHED.labels(Status.SUCCEEDED).inc()
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})
 
     async def _run_group(self, root: etree._Element, group_index: int, budget: CpuBudget) -> list[bytes]:
         document = await self._cpu(serialize_document, root)
-        tasks = await self._sandbox.hydrate_group(self.request_id, document, group_index, budget)
+        with tracing.hydration_span(group_index, self.trace_id):
+            tasks = await self._sandbox.hydrate_group(self.request_id, document, group_index, budget)
         self._task_counts[group_index] = len(tasks)
         ids = [t.task_id for t in tasks]
         first, done, in_flight = await self._ledger.open_group(group_index, ids)
         tracker = GroupTracker(ids, self._settings.common.max_task_retries,
                                self._settings.task_wait_timeout_ms / 1000)
         pending = set(tracker.start(asyncio.get_running_loop().time(), done, in_flight))
-        refs = {t.task_id: self._ref(group_index, t) for t in tasks}
+        traceparent = tracing.current_traceparent()
+        refs = {t.task_id: self._ref(group_index, t, traceparent) for t in tasks}
         # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
         to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
         pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole group at once
@@ -153,9 +158,9 @@ class RequestRun:
             await self._await_group(tracker, refs, group_index)
         return await self._read_results(group_index, ids)
 
-    def _ref(self, group_index: int, task: TaskDocument) -> TaskRef:
+    def _ref(self, group_index: int, task: TaskDocument, traceparent: str) -> TaskRef:
         return TaskRef(self.request_id, group_index, task.group_name, task.task_id, task.valuation_name,
-                       self.trace_id)
+                       self.trace_id, traceparent)
 
     async def _await_group(self, tracker: GroupTracker, refs: dict[str, TaskRef], group_index: int) -> None:
         """Read updates until every task completed; retry failures when their backoff is due."""

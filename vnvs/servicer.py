@@ -6,7 +6,7 @@ import grpc
 import redis.asyncio as redis
 
 from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from vncommon import keys
+from vncommon import keys, tracing
 from vncommon.errors import RequestNotFound, Unavailable
 from vncommon.grpcutil import unary_errors
 from vncommon.state import REQUEST_HASH, is_terminal
@@ -36,7 +36,9 @@ class OrchestratorService(orchestrator_pb2_grpc.OrchestratorServiceServicer):
             return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ACCEPTED)
         if not self._runners.has_capacity():
             raise Unavailable(f"this orchestrator runs {self._runners.running} requests, its maximum")
-        if await self._runners.try_start(request_id, request.trace_id):
+        with tracing.orchestrate_parent(context):  # the run's task copies this context: its parent span
+            started = await self._runners.try_start(request_id, request.trace_id)
+        if started:
             return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ACCEPTED)
         return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ALREADY_RUNNING)
 

@@ -1,0 +1,110 @@
+"""Switching tracing on: the standard OTEL_* variables, checked at start, and the SDK tracer provider.
+
+Tracing is off unless OTEL_TRACES_EXPORTER names an exporter (the SDK's own default would be `otlp`;
+the mesh's is `none`, so a service never tries to reach a collector nobody runs). While off the SDK is
+not even imported. The variables not listed in `TracingSettings` (OTEL_TRACES_SAMPLER, OTEL_BSP_*,
+OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _CERTIFICATE, OTEL_RESOURCE_ATTRIBUTES, ...) are read by the SDK
+itself, as it documents them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vncommon import tracing
+from vncommon.config import env_str
+from vncommon.errors import ConfigError
+
+EXPORTERS = ("none", "otlp", "console")
+PROTOCOLS = ("grpc",)
+DEFAULT_OTLP_ENDPOINT = "http://localhost:4317"
+
+_provider: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class TracingSettings:
+    exporters: tuple[str, ...] = ()  # OTEL_TRACES_EXPORTER without `none`; empty: tracing off
+    service_name: str = ""  # OTEL_SERVICE_NAME; default: the service's own name
+    otlp_endpoint: str = DEFAULT_OTLP_ENDPOINT  # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else _OTLP_ENDPOINT
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.exporters)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], service: str) -> TracingSettings:
+        disabled = env_str(env, "OTEL_SDK_DISABLED", "false").lower()
+        if disabled not in ("true", "false"):
+            raise ConfigError(f"OTEL_SDK_DISABLED={disabled!r} must be true or false")
+        names = [name.strip().lower() for name in env_str(env, "OTEL_TRACES_EXPORTER", "none").split(",")]
+        unknown = [name for name in names if name not in EXPORTERS]
+        if unknown:
+            raise ConfigError(f"OTEL_TRACES_EXPORTER names {', '.join(unknown)!r}; use otlp, console or none")
+        protocol = env_str(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", env_str(env, "OTEL_EXPORTER_OTLP_PROTOCOL",
+                                                                              "grpc"))
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported; use grpc")
+        endpoint = env_str(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                           env_str(env, "OTEL_EXPORTER_OTLP_ENDPOINT", DEFAULT_OTLP_ENDPOINT))
+        if not endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"OTEL_EXPORTER_OTLP_ENDPOINT={endpoint!r} must start with http:// or https://")
+        exporters = () if disabled == "true" else tuple(dict.fromkeys(n for n in names if n != "none"))
+        return cls(exporters, env_str(env, "OTEL_SERVICE_NAME", service), endpoint)
+
+
+def configure(env: Mapping[str, str], service: str) -> None:
+    """Read the OTEL_* settings (ConfigError naming a bad one) and install the exporters they name."""
+    settings = TracingSettings.from_env(env, service)
+    if settings.enabled:
+        install([_exporter(name, settings) for name in settings.exporters], settings.service_name)
+
+
+def _exporter(name: str, settings: TracingSettings) -> Any:
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+        return ConsoleSpanExporter()
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter(endpoint=settings.otlp_endpoint)
+
+
+def install(exporters: list[Any], service_name: str, batch: bool = True) -> None:
+    """A tracer provider exporting to `exporters` (batched, or each span as it ends with `batch=False`,
+    as tests want) becomes the one the hooks use. Replaces an earlier one (which is shut down first)."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    global _provider
+    shutdown()
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}), id_generator=_id_generator())
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
+    _provider = provider
+    tracing.activate(provider.get_tracer("vnml"))
+
+
+def _id_generator() -> Any:
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class MeshIdGenerator(RandomIdGenerator):
+        """A root span takes the trace id derived from its request's trace id (`tracing._start`)."""
+
+        def generate_trace_id(self) -> int:
+            return tracing.root_trace_id.get() or super().generate_trace_id()
+
+        def is_trace_id_random(self) -> bool:
+            return False  # a caller's X-Trace-Id need not be: no W3C `random-trace-id` flag is claimed
+
+    return MeshIdGenerator()
+
+
+def shutdown() -> None:
+    """Export what is still batched and switch the hooks off (safe to call when tracing never started)."""
+    global _provider
+    tracing.activate(None)
+    if _provider is not None:
+        _provider.shutdown()
+        _provider = None
