@@ -8,6 +8,7 @@ import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from vnas.scriptenv import parse_allowlist
 from vncommon.config import CommonSettings, env_int, env_str, listen_address
@@ -24,6 +25,10 @@ DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024
 MAX_CONCURRENCY = 1024
 # The keep-fresh task renews entries several times per idle window, so claims need some room.
 MIN_CLAIM_IDLE_MS = 50
+
+SCRIPT_MODES = ("oneshot", "persistent")
+DEFAULT_WARM_MAX_TASKS = 10_000
+MAX_EXECUTOR_PROCESSES = 256
 
 EXECUTOR_PREFIX = "python:"
 _EXECUTOR_TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
@@ -52,10 +57,15 @@ class VnasSettings:
     metrics_port: int | None = None
     max_result_bytes: int | None = None  # VNAS_MAX_RESULT_BYTES; None: PAYLOAD_MAX_BYTES
     script_env: tuple[str, ...] = ()  # VNAS_SCRIPT_ENV: worker variables the script may see
+    script_mode: str = "oneshot"  # VNAS_SCRIPT_MODE: a process per task, or persistent framed-v1 processes
+    executor_processes: int = 0  # VNAS_EXECUTOR_PROCESSES: 0 runs VNAS_EXECUTOR in threads
+    warm_max_tasks: int = DEFAULT_WARM_MAX_TASKS  # VNAS_WARM_MAX_TASKS: a warm process is retired after these
+    warm_max_rss_mb: int = 0  # VNAS_WARM_MAX_RSS_MB: ... or once it is this big (0: not checked)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnasSettings:
         script, executor = _executor_choice(env)
+        warm = _warm_choice(env, script, executor)
         common = CommonSettings.from_env(env)
         return cls(
             common=common,
@@ -71,7 +81,13 @@ class VnasSettings:
             metrics_port=_metrics_port(env),
             max_result_bytes=_max_result_bytes(env, common.payload_max_bytes),
             script_env=parse_allowlist(env.get("VNAS_SCRIPT_ENV", "")),
+            **warm,
         )
+
+    @property
+    def warm(self) -> bool:
+        """Tasks run in long-lived processes (persistent scripts or the process pool)."""
+        return self.script_mode == "persistent" or self.executor_processes > 0
 
     @property
     def redis_url(self) -> str:
@@ -106,6 +122,31 @@ def _executor_choice(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     if script:
         return resolve_script(script), None
     return None, check_executor_spec(executor)
+
+
+def _warm_choice(env: Mapping[str, str], script: str | None, executor: str | None) -> dict[str, Any]:
+    """VNAS_SCRIPT_MODE belongs to VNAS_SCRIPT, VNAS_EXECUTOR_PROCESSES to VNAS_EXECUTOR, VNAS_WARM_* to either."""
+    mode = env.get("VNAS_SCRIPT_MODE", "").strip()
+    if mode and mode not in SCRIPT_MODES:
+        raise ConfigError(f"VNAS_SCRIPT_MODE={mode!r} must be one of {', '.join(SCRIPT_MODES)}")
+    if mode and executor:
+        raise ConfigError(f"VNAS_SCRIPT_MODE={mode} applies to VNAS_SCRIPT, but VNAS_EXECUTOR is set; for warm "
+                          f"in-process pricers set VNAS_EXECUTOR_PROCESSES instead")
+    processes = env_int(env, "VNAS_EXECUTOR_PROCESSES", 0, minimum=0, maximum=MAX_EXECUTOR_PROCESSES)
+    if processes and script:
+        raise ConfigError(f"VNAS_EXECUTOR_PROCESSES={processes} applies to VNAS_EXECUTOR, but VNAS_SCRIPT is set; "
+                          f"for warm scripts set VNAS_SCRIPT_MODE=persistent instead")
+    warm = mode == "persistent" or processes > 0
+    for name in ("VNAS_WARM_MAX_TASKS", "VNAS_WARM_MAX_RSS_MB"):
+        if env.get(name, "").strip() and not warm:
+            raise ConfigError(f"{name} applies only to warm processes; set VNAS_SCRIPT_MODE=persistent "
+                              f"(with VNAS_SCRIPT) or VNAS_EXECUTOR_PROCESSES (with VNAS_EXECUTOR)")
+    return {
+        "script_mode": mode or SCRIPT_MODES[0],
+        "executor_processes": processes,
+        "warm_max_tasks": env_int(env, "VNAS_WARM_MAX_TASKS", DEFAULT_WARM_MAX_TASKS, minimum=1),
+        "warm_max_rss_mb": env_int(env, "VNAS_WARM_MAX_RSS_MB", 0, minimum=0),
+    }
 
 
 def resolve_script(value: str) -> str:
