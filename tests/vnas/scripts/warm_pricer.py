@@ -9,6 +9,7 @@ import ctypes
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -34,6 +35,15 @@ def value(task_xml: bytes, env: Mapping[str, str]) -> bytes | str | float | obje
         return (f'<valuation name="{env.get("VN_VALUATION_NAME", "")}" pid="{os.getpid()}" '
                 f'task="{env.get("VN_TASK_ID", "")}" attempt="{env.get("VN_ATTEMPT", "")}" '
                 f'envTask="{task_env}"><ok/></valuation>')
+    if behaviour == "hold":
+        started = time.time()
+        time.sleep(0.3)
+        return f'<valuation pid="{os.getpid()}" start="{started}" end="{time.time()}"><ok/></valuation>'
+    if behaviour == "sleep-with-child":
+        child = subprocess.Popen(["sleep", "60"])
+        sys.stderr.write(f"child={child.pid}\n")
+        sys.stderr.flush()
+        time.sleep(60)
     if behaviour == "raise":
         raise ValueError("no curve for EOD")
     if behaviour == "nan":
