@@ -1,0 +1,117 @@
+"""script-quantlib: 1,000 QuantLib bond and option tasks, one process per task vs warm (two ways).
+
+Each variant runs on a fresh mesh. Figures per variant: tasks/s over the 1,000-task group, worker CPU
+per task (the vnas processes and every process they started), p50/p99 of the task's run time in the
+worker (update `duration_ms`), and the pricer's own CPU share: the CPU `value()` needs for the same task
+documents priced in a loop in this process, over the worker CPU per task.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from bench.quantlib_request import quantlib_request
+from bench.stats import CLOCK_TICKS, percentile
+from vn.v1 import streams_pb2, valuation_pb2
+from vnas import proctree
+from vncommon import keys
+from vncommon.localmesh import ROOT
+from vncommon.state import Status
+from vncommon.streams import from_fields
+
+if TYPE_CHECKING:
+    from bench.scenarios import Context
+
+# The pricer under test: a module with `value(task_xml: bytes) -> bytes` that also runs as a valuation script
+# (`python -m MODULE`, vncommon.scripthost). Point it at the QuantLib pricer library to measure that instead.
+PRICER_MODULE = "bench.quantlib_price"
+TASKS = 1000
+WARM_UP_TASKS = 20
+PRICER_SAMPLE = 200
+SCRIPT = str(ROOT / "bench" / "quantlib_price.sh")
+SCRIPT_ENV = {"VNAS_SCRIPT": SCRIPT, "VNAS_SCRIPT_ENV": "BENCH_PYTHON,BENCH_PRICER_MODULE",
+              "BENCH_PYTHON": sys.executable, "BENCH_PRICER_MODULE": PRICER_MODULE}
+VARIANTS = {
+    "oneshot": {**SCRIPT_ENV, "VNAS_CONCURRENCY": "4"},
+    "persistent": {**SCRIPT_ENV, "VNAS_SCRIPT_MODE": "persistent", "VNAS_CONCURRENCY": "2"},
+    "pool": {"VNAS_EXECUTOR": f"python:{PRICER_MODULE}:value", "VNAS_EXECUTOR_PROCESSES": "2",
+             "VNAS_CONCURRENCY": "2"},
+}
+
+
+def process_cpu(pid: int, children: bool) -> float:
+    """CPU seconds of `pid` (with its waited-for children's when `children`)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / CLOCK_TICKS
+
+
+def worker_cpu(ctx: Context) -> float:
+    """The vnas processes, what they waited for, and the warm processes still running below them."""
+    workers = [pid for name, pid in ctx.mesh.pids().items() if name.startswith("vnas")]
+    below = proctree.descendants(workers, proctree.snapshot())
+    return sum(process_cpu(pid, True) for pid in workers) + sum(process_cpu(pid, False) for pid in below)
+
+
+async def run_request(ctx: Context, tasks: int) -> tuple[str, float, list[int]]:
+    """Submit, follow the updates stream to the last task, wait for success: id, seconds, task durations."""
+    started = time.perf_counter()
+    submitted = await ctx.api.Submit(valuation_pb2.SubmitRequest(xml=quantlib_request(tasks)), timeout=60)
+    stream, last, durations, done = keys.updates_stream(submitted.request_id), "0-0", [], set()
+    finished = started
+    while len(done) < tasks:
+        replies = await ctx.redis.xread({stream: last}, count=1000, block=5000)
+        if not replies:
+            raise RuntimeError(f"no task update for 5 s ({len(done)} of {tasks} done)")
+        for entry_id, fields in replies[0][1]:
+            last = entry_id
+            update = from_fields(streams_pb2.TaskUpdate, fields)
+            if update.status != "completed":
+                raise RuntimeError(f"task {update.task_id} failed: {update.error}")
+            if update.task_id not in done:
+                done.add(update.task_id)
+                durations.append(update.duration_ms)
+        finished = time.perf_counter()
+    watch = ctx.api.Watch(valuation_pb2.WatchRequest(request_id=submitted.request_id), timeout=120)
+    statuses = [reply.event.status async for reply in watch]
+    if statuses[-1:] != [Status.SUCCEEDED]:
+        raise RuntimeError(f"the request ended {statuses[-1:]}")
+    return submitted.request_id, finished - started, durations
+
+
+async def pricer_cpu_per_task(ctx: Context, request_id: str) -> float:
+    """CPU seconds the pricer itself needs per task: the same task documents, priced in this process."""
+    value: Callable[[bytes], bytes] = importlib.import_module(PRICER_MODULE).value
+    documents = [await ctx.redis.get(keys.task_xml_key(request_id, 0, str(n))) for n in range(1, PRICER_SAMPLE + 1)]
+    value(documents[0])  # first-call set-up is not per task
+    started = time.process_time()
+    for document in documents:
+        value(document)
+    return (time.process_time() - started) / len(documents)
+
+
+async def script_quantlib(ctx: Context) -> None:
+    await run_request(ctx, WARM_UP_TASKS)
+    before = worker_cpu(ctx)
+    request_id, seconds, durations = await run_request(ctx, TASKS)
+    cpu = (worker_cpu(ctx) - before) / TASKS
+    pricer = await pricer_cpu_per_task(ctx, request_id)
+    ctx.figures.update({
+        "tasks_per_s": TASKS / seconds, "worker_cpu_ms_per_task": cpu * 1000,
+        "task_p50_ms": percentile(durations, 50), "task_p99_ms": percentile(durations, 99),
+        "pricer_cpu_ms_per_task": pricer * 1000, "pricer_cpu_share": pricer / cpu if cpu else float("nan"),
+        "tasks": float(TASKS + WARM_UP_TASKS)})
+
+
+def combine(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The warm variants' throughput as a multiple of one process per task."""
+    base = results["oneshot"]["tasks_per_s"]
+    return {f"{name}_speedup": results[name]["tasks_per_s"] / base for name in ("persistent", "pool")}
