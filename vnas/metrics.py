@@ -15,6 +15,11 @@ TASK_DURATION = Histogram(
 TASK_OUTCOMES = Counter("vnas_task_outcomes_total", "Task attempts settled, by outcome.", ["outcome"])
 TASKS_IN_FLIGHT = Gauge("vnas_tasks_in_flight", "Tasks this worker is running now.")
 TASKS_RECLAIMED = Counter("vnas_tasks_reclaimed_total", "Entries taken over from idle consumers (XAUTOCLAIM).")
+WARM_PROCESSES_STARTED = Counter("vnas_warm_processes_started_total",
+                                 "Warm processes started (persistent scripts, pool processes): first use and "
+                                 "every replacement.")
+PRICER_CPU = Counter("vnas_pricer_cpu_seconds_total",
+                     "CPU that warm processes report their handler used on tasks (framed-v1 cpuMs).")
 REDIS_ERRORS = Counter("vnas_redis_errors_total", "Redis errors the worker backed off from, by operation.",
                        ["operation"])
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests.conftest import wait_until
-from tests.vnas.conftest import price_of, process_alive
+from tests.vnas.conftest import price_of, process_alive, write_script
 from tests.vnas.warmtasks import SCRIPTS, ctx, identity, persistent, pid_of, python_script, task
 from vnas.executors import ScriptExecutor, WarmExecutor
 from vncommon import errortext
@@ -205,3 +205,12 @@ async def test_aclose_stops_idle_processes(make: Make) -> None:
     pid = pid_of(await executor.run(ctx(), task("whoami")))
     await executor.aclose()
     assert not process_alive(pid)
+
+
+async def test_a_one_shot_script_in_persistent_mode_times_out_saying_it_never_said_hello(
+    tmp_path: Path, make: Make
+) -> None:
+    script = write_script(tmp_path, "cat > /dev/null; echo 1", name="reads-to-eof.sh")
+    outcome = await make(script=script, task_timeout_ms=1000).run(ctx(), task("price"))
+    assert errortext.summary(outcome.error).startswith(
+        "script ran past VNAS_TASK_TIMEOUT_MS (1000 ms) (it never sent its framed-v1 hello frame)")

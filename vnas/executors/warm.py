@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from vnas import limits
+from vnas import limits, metrics
 from vnas.executors.result import normalise_result
 from vnas.executors.script import script_env
 from vnas.executors.warmproc import ProcessFailed, WarmProcess
@@ -81,15 +81,18 @@ class WarmExecutor:
         warm = WarmProcess(self._argv, self._env, self._reaper, self._options.max_result_bytes)
         warm.start()
         self.started_processes += 1
+        metrics.WARM_PROCESSES_STARTED.inc()
         return warm
 
     async def _run_on(self, warm: WarmProcess, ctx: TaskContext, task_xml: bytes) -> TaskOutcome:
         try:
             reply = await asyncio.wait_for(warm.exchange(task_xml, script_env({}, ctx)), self._options.timeout_s)
         except TimeoutError:
+            # A script that never said hello is most likely a one-shot script waiting for the end of stdin.
+            hint = "" if warm.greeted else f" (it never sent its {taskframes.PROTOCOL} hello frame)"
             return TaskOutcome.failed(errortext.compose(
-                f"{self.label} ran past VNAS_TASK_TIMEOUT_MS ({int(self._options.timeout_s * 1000)} ms); its "
-                f"process was killed with every process it started and is replaced",
+                f"{self.label} ran past VNAS_TASK_TIMEOUT_MS ({int(self._options.timeout_s * 1000)} ms){hint}; "
+                f"its process was killed with every process it started and is replaced",
                 f"stderr: {warm.stderr_tail()}"))
         except taskframes.BodyTooLarge as exc:
             return TaskOutcome.failed(errortext.compose(
@@ -114,6 +117,9 @@ class WarmExecutor:
                 raise TaskFailed(errortext.compose(f"{self.label} raised {exception}", error,
                                                    f"traceback: {trace}" if verbose and trace else ""))
             raise TaskFailed(errortext.compose(f"{self.label}: {error}", stderr if verbose else ""))
+        cpu_ms = reply.header.get("cpuMs")
+        if isinstance(cpu_ms, (int, float)) and cpu_ms >= 0:
+            metrics.PRICER_CPU.inc(cpu_ms / 1000)
         try:
             result = normalise_result(task_xml, limits.check_size(reply.body, self._options.max_result_bytes))
             return limits.check_size(result, self._options.max_result_bytes)

@@ -40,7 +40,7 @@ class WarmProcess:
         self._stderr = limits.TailBuffer(STDERR_TAIL_BYTES)
         self._child: subprocess.Popen[bytes] | None = None
         self._drain: asyncio.Task[None] | None = None
-        self._greeted = False
+        self.greeted = False
         self.tasks_done = 0
         self.healthy = True
 
@@ -61,12 +61,12 @@ class WarmProcess:
         assert self._child is not None and self._child.stdin is not None
         self.healthy = False  # until the reply is in: a cancelled or timed-out exchange leaves it mid-frame
         self._stderr.clear()  # the tail of this task's stderr only
-        if not self._greeted:
+        if not self.greeted:
             hello = await self._read_frame("before it was ready")
             if hello.kind != taskframes.HELLO or hello.header.get("protocol") != taskframes.PROTOCOL:
                 raise ProcessFailed(f"process did not start with a {taskframes.PROTOCOL} hello frame "
                                     f"(got a {hello.kind!r} frame)")
-            self._greeted = True
+            self.greeted = True
         try:
             await process.write_all(self._child.stdin.fileno(), taskframes.task_frame(task_xml, dict(fields)))
         except (BrokenPipeError, ConnectionResetError):
