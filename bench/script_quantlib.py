@@ -35,11 +35,12 @@ PRICER_SAMPLE = 200
 SCRIPT = str(ROOT / "bench" / "quantlib_price.sh")
 SCRIPT_ENV = {"VNAS_SCRIPT": SCRIPT, "VNAS_SCRIPT_ENV": "BENCH_PYTHON,BENCH_PRICER_MODULE",
               "BENCH_PYTHON": sys.executable, "BENCH_PRICER_MODULE": PRICER_MODULE}
+# The same tasks in flight every way: 4 per worker, 2 workers (BENCH_WORKERS).
 VARIANTS = {
     "oneshot": {**SCRIPT_ENV, "VNAS_CONCURRENCY": "4"},
-    "persistent": {**SCRIPT_ENV, "VNAS_SCRIPT_MODE": "persistent", "VNAS_CONCURRENCY": "2"},
-    "pool": {"VNAS_EXECUTOR": f"python:{PRICER_MODULE}:value", "VNAS_EXECUTOR_PROCESSES": "2",
-             "VNAS_CONCURRENCY": "2"},
+    "persistent": {**SCRIPT_ENV, "VNAS_SCRIPT_MODE": "persistent", "VNAS_CONCURRENCY": "4"},
+    "pool": {"VNAS_EXECUTOR": f"python:{PRICER_MODULE}:value", "VNAS_EXECUTOR_PROCESSES": "4",
+             "VNAS_CONCURRENCY": "4"},
 }
 
 

@@ -86,7 +86,8 @@ class WarmExecutor:
 
     async def _run_on(self, warm: WarmProcess, ctx: TaskContext, task_xml: bytes) -> TaskOutcome:
         try:
-            reply = await asyncio.wait_for(warm.exchange(task_xml, script_env({}, ctx)), self._options.timeout_s)
+            async with asyncio.timeout(self._options.timeout_s):  # no task per call, unlike wait_for
+                reply = await warm.exchange(task_xml, script_env({}, ctx))
         except TimeoutError:
             # A script that never said hello is most likely a one-shot script waiting for the end of stdin.
             hint = "" if warm.greeted else f" (it never sent its {taskframes.PROTOCOL} hello frame)"
