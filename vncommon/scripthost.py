@@ -13,10 +13,11 @@ in argv[1] (or stdin), calls the handler once with the environment, prints what 
 a raised exception is printed to stderr and exits 1. Started with VN_SCRIPT_PROTOCOL=framed-v1 (what
 the worker sets in persistent mode), it serves framed tasks on stdin until stdin ends (docs/executors.md).
 
-In framed mode the frames travel on private duplicates of fds 0 and 1: fd 1 is pointed at stderr and
-fd 0 at /dev/null before the handler is first imported into work, so a C library that prints with
-printf (or Python code that prints) cannot corrupt the protocol. Such output lands in the worker's
-stderr tail instead.
+Either way only the helper writes to the real stdout: as the handler is about to run, the result (or
+frame) channel moves to a private duplicate of fd 1 and fd 1 is pointed at stderr (in framed mode fd 0 at
+/dev/null as well), so a C library that prints with printf, or Python code that prints, cannot corrupt
+the result. Such output lands in the worker's stderr tail instead. Output written while the script's
+modules are imported, before `main` runs, still goes to stdout: keep imports quiet.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def run_once(handler: Handler, args: list[str]) -> int:
     else:
         with open(path, "rb") as handle:
             task_xml = handle.read()
+    result_out = private_stdout()
     try:
         result = as_result_bytes(handler(task_xml, os.environ))
     except BadReturn as exc:
@@ -60,17 +62,24 @@ def run_once(handler: Handler, args: list[str]) -> int:
     except Exception:
         traceback.print_exc()
         return EXIT_FAILED
-    sys.stdout.buffer.write(result)
-    sys.stdout.buffer.flush()
+    finally:
+        sys.stdout.flush()
+    result_out.write(result)
     return 0
+
+
+def private_stdout() -> BinaryIO:
+    """The real stdout on a private fd; fd 1 (and with it sys.stdout and C's stdout) goes to stderr."""
+    sys.stdout.flush()
+    channel = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    return channel
 
 
 def protect_channels() -> tuple[BinaryIO, BinaryIO]:
     """The frame channels on private fds; fd 1 then goes to stderr and fd 0 reads /dev/null."""
-    sys.stdout.flush()
     frames_in = os.fdopen(os.dup(0), "rb", buffering=0)
-    frames_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    os.dup2(2, 1)
+    frames_out = private_stdout()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)

@@ -67,6 +67,9 @@ async def test_the_same_script_runs_one_shot_through_the_helper(tmp_path: Path) 
     assert "exit code 1" in failed.error and "ValueError: no curve for EOD" in failed.error
     nan = await executor.run(ctx(), task("nan"))
     assert "exit code 1" in nan.error and "returned nan" in nan.error
+    noisy = await executor.run(ctx(), task("stdout"))  # printf and os.write(1) reach stderr, not the result
+    assert noisy.completed, noisy.error
+    assert price_of(noisy.result_xml) == "99.50"
 
 
 async def test_a_raising_handler_fails_the_attempt_with_its_exception_and_the_process_lives_on(make: Make) -> None:
