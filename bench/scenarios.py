@@ -191,7 +191,7 @@ SCENARIOS = [
     Scenario("fanout-1x5000", fanout_1x5000),
     Scenario("script-1x1000", script_1x1000, {"VNAS_SCRIPT": SHELL_SCRIPT, "VNAS_CONCURRENCY": "8"}),
     Scenario("script-quantlib", script_quantlib.script_quantlib, variants=script_quantlib.VARIANTS,
-             combine=script_quantlib.combine),
+             workers=script_quantlib.WORKERS, combine=script_quantlib.combine),
     Scenario("submit-async", submit_async),
     Scenario("payload-10mib", payload_10mib),
     Scenario("scale-concurrency", scale_concurrency),
