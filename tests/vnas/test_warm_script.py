@@ -190,7 +190,14 @@ async def test_cancelling_a_task_kills_its_process(make: Make) -> None:
     me = psutil.Process()
 
     def pricer_children() -> list[psutil.Process]:
-        return [p for p in me.children() if "warm_pricer.py" in " ".join(p.cmdline())]
+        found = []
+        for child in me.children():
+            try:
+                if "warm_pricer.py" in " ".join(child.cmdline()):
+                    found.append(child)
+            except psutil.Error:
+                pass  # a process of an earlier test, gone or a zombie by now
+        return found
 
     async def started() -> bool:
         return bool(pricer_children())
@@ -210,10 +217,10 @@ async def test_aclose_stops_idle_processes(make: Make) -> None:
     assert not process_alive(pid)
 
 
-async def test_a_one_shot_script_in_persistent_mode_times_out_saying_it_never_said_hello(
+async def test_a_one_shot_script_in_persistent_mode_fails_saying_it_never_said_hello(
     tmp_path: Path, make: Make
 ) -> None:
     script = write_script(tmp_path, "cat > /dev/null; echo 1", name="reads-to-eof.sh")
     outcome = await make(script=script, task_timeout_ms=1000).run(ctx(), task("price"))
     assert errortext.summary(outcome.error).startswith(
-        "script ran past VNAS_TASK_TIMEOUT_MS (1000 ms) (it never sent its framed-v1 hello frame)")
+        "script did not send its framed-v1 hello frame within 10000 ms of starting")

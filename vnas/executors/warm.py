@@ -28,6 +28,10 @@ from vncommon import errortext, taskframes
 
 log = logging.getLogger(__name__)
 
+# Start-up (until the hello frame) may take VNAS_TASK_TIMEOUT_MS, but at least this: an interpreter importing
+# a pricer library on a busy machine takes seconds, and a short task timeout should not fail it.
+MIN_STARTUP_S = 10.0
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,30 +89,47 @@ class WarmExecutor:
         return warm
 
     async def _run_on(self, warm: WarmProcess, ctx: TaskContext, task_xml: bytes) -> TaskOutcome:
+        timeout_ms = int(self._options.timeout_s * 1000)
+        try:
+            # Starting up gets a budget of its own: the task's timeout is for the task.
+            async with asyncio.timeout(max(self._options.timeout_s, MIN_STARTUP_S)):
+                await warm.greet()
+        except TimeoutError:
+            # Most likely a one-shot script, waiting for the end of stdin.
+            return TaskOutcome.failed(errortext.compose(
+                f"{self.label} did not send its {taskframes.PROTOCOL} hello frame within "
+                f"{max(timeout_ms, int(MIN_STARTUP_S * 1000))} ms of starting; is it a persistent script? "
+                f"It was killed", self._stderr(warm)))
+        except ProcessFailed as exc:
+            return self._process_failed(warm, exc)
         try:
             async with asyncio.timeout(self._options.timeout_s):  # no task per call, unlike wait_for
                 reply = await warm.exchange(task_xml, script_env({}, ctx))
         except TimeoutError:
-            # A script that never said hello is most likely a one-shot script waiting for the end of stdin.
-            hint = "" if warm.greeted else f" (it never sent its {taskframes.PROTOCOL} hello frame)"
             return TaskOutcome.failed(errortext.compose(
-                f"{self.label} ran past VNAS_TASK_TIMEOUT_MS ({int(self._options.timeout_s * 1000)} ms){hint}; "
-                f"its process was killed with every process it started and is replaced",
-                f"stderr: {warm.stderr_tail()}"))
+                f"{self.label} ran past VNAS_TASK_TIMEOUT_MS ({timeout_ms} ms); its process was killed with every "
+                f"process it started and is replaced", self._stderr(warm)))
         except taskframes.BodyTooLarge as exc:
             return TaskOutcome.failed(errortext.compose(
                 f"{self.label}: {limits.ResultTooLarge(self._options.max_result_bytes, exc.size)}; the process "
-                f"was killed and is replaced", f"stderr: {warm.stderr_tail()}"))
+                f"was killed and is replaced", self._stderr(warm)))
         except ProcessFailed as exc:
-            return TaskOutcome.failed(errortext.compose(
-                f"{self.label}: {exc}; the process is replaced (pid {warm.pid})", f"stderr: {warm.stderr_tail()}"))
+            return self._process_failed(warm, exc)
         try:
             return TaskOutcome(True, self._result(reply, task_xml, warm))
         except TaskFailed as exc:
             return TaskOutcome.failed(str(exc))
 
+    def _process_failed(self, warm: WarmProcess, exc: ProcessFailed) -> TaskOutcome:
+        return TaskOutcome.failed(errortext.compose(
+            f"{self.label}: {exc}; the process is replaced (pid {warm.pid})", self._stderr(warm)))
+
+    @staticmethod
+    def _stderr(warm: WarmProcess) -> str:
+        return f"stderr: {warm.stderr_tail()}"
+
     def _result(self, reply: taskframes.Frame, task_xml: bytes, warm: WarmProcess) -> bytes:
-        stderr = f"stderr: {warm.stderr_tail()}"
+        stderr = self._stderr(warm)
         if reply.kind == taskframes.ERROR:
             error = str(reply.header.get("error") or "(no error text)")
             exception = reply.header.get("exception")

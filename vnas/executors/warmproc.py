@@ -61,12 +61,7 @@ class WarmProcess:
         assert self._child is not None and self._child.stdin is not None
         self.healthy = False  # until the reply is in: a cancelled or timed-out exchange leaves it mid-frame
         self._stderr.clear()  # the tail of this task's stderr only
-        if not self.greeted:
-            hello = await self._read_frame("before it was ready")
-            if hello.kind != taskframes.HELLO or hello.header.get("protocol") != taskframes.PROTOCOL:
-                raise ProcessFailed(f"process did not start with a {taskframes.PROTOCOL} hello frame "
-                                    f"(got a {hello.kind!r} frame)")
-            self.greeted = True
+        await self.greet()
         try:
             await process.write_all(self._child.stdin.fileno(), taskframes.task_frame(task_xml, dict(fields)))
         except (BrokenPipeError, ConnectionResetError):
@@ -77,6 +72,17 @@ class WarmProcess:
         self.tasks_done += 1
         self.healthy = True
         return reply
+
+    async def greet(self) -> None:
+        """Wait for the hello frame a freshly started process sends when it is ready (once)."""
+        if self.greeted:
+            return
+        self.healthy = False
+        hello = await self._read_frame("before it was ready")
+        if hello.kind != taskframes.HELLO or hello.header.get("protocol") != taskframes.PROTOCOL:
+            raise ProcessFailed(f"process did not start with a {taskframes.PROTOCOL} hello frame "
+                                f"(got a {hello.kind!r} frame)")
+        self.greeted = self.healthy = True
 
     async def _read_frame(self, when: str) -> taskframes.Frame:
         assert self._child is not None and self._child.stdout is not None
@@ -135,12 +141,15 @@ class WarmProcess:
             return
         self.kill()
         self.healthy = False
-        if child.returncode is None:
-            await process.wait_exit(child)
-        self._reaper.finished(child.pid, sweep_now=True)
-        if self._drain is not None:
-            with contextlib.suppress(Exception):  # a leftover holding stderr, or the drain's own error
-                await asyncio.wait_for(asyncio.shield(self._drain), EXIT_WAIT_S)
-            self._drain.cancel()
-        process.close_pipes(child)
-        self._child = None
+        try:
+            if child.returncode is None:
+                await process.wait_exit(child)
+            self._reaper.finished(child.pid, sweep_now=True)
+            if self._drain is not None:
+                with contextlib.suppress(Exception):  # a leftover holding stderr, or the drain's own error
+                    await asyncio.wait_for(asyncio.shield(self._drain), EXIT_WAIT_S)
+        finally:
+            if self._drain is not None:
+                self._drain.cancel()
+            process.close_pipes(child)  # even when the wait is cancelled: no pipe is left to the collector
+            self._child = None
