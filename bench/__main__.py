@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import sys
 import time
@@ -26,7 +27,10 @@ async def run_scenario(scenario: Scenario, redis_url: str) -> dict[str, float]:
     if not scenario.variants:
         return await run_on_mesh(scenario, redis_url, scenario.mesh_env)
     results: dict[str, dict[str, float]] = {}
+    chosen = os.environ.get("BENCH_VARIANTS", "").split(",") if os.environ.get("BENCH_VARIANTS") else []
     for name, env in scenario.variants.items():
+        if chosen and name not in chosen:
+            continue
         print(f"  variant {name} ...", file=sys.stderr, flush=True)
         results[name] = await run_on_mesh(scenario, redis_url, {**scenario.mesh_env, **env})
     figures = {f"{name}.{key}": value for name, found in results.items() for key, value in found.items()}

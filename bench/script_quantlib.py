@@ -64,11 +64,13 @@ def process_cpu(pid: int, children: bool) -> float:
     return ticks / CLOCK_TICKS
 
 
-def worker_cpu(ctx: Context) -> float:
-    """The vnas processes, what they waited for, and the warm processes still running below them."""
+def worker_cpu(ctx: Context) -> tuple[float, float]:
+    """(everything, the worker process alone): the vnas processes, what they waited for, and the warm
+    processes still running below them."""
     workers = [pid for name, pid in ctx.mesh.pids().items() if name.startswith("vnas")]
     below = proctree.descendants(workers, proctree.snapshot())
-    return sum(process_cpu(pid, True) for pid in workers) + sum(process_cpu(pid, False) for pid in below)
+    own = sum(process_cpu(pid, False) for pid in workers)
+    return sum(process_cpu(pid, True) for pid in workers) + sum(process_cpu(pid, False) for pid in below), own
 
 
 async def run_request(ctx: Context, tasks: int) -> tuple[str, float, list[int]]:
@@ -120,13 +122,15 @@ async def reported_pricer_cpu() -> float:
 
 async def script_quantlib(ctx: Context) -> None:
     await run_request(ctx, WARM_UP_TASKS)
-    before, reported_before = worker_cpu(ctx), await reported_pricer_cpu()
+    (before, own_before), reported_before = worker_cpu(ctx), await reported_pricer_cpu()
     request_id, seconds, durations = await run_request(ctx, TASKS)
-    cpu = (worker_cpu(ctx) - before) / TASKS
+    after, own_after = worker_cpu(ctx)
+    cpu = (after - before) / TASKS
     reported = (await reported_pricer_cpu() - reported_before) / TASKS
     looped = await pricer_cpu_per_task(ctx, request_id)
     ctx.figures.update({
         "tasks_per_s": TASKS / seconds, "worker_cpu_ms_per_task": cpu * 1000,
+        "worker_process_cpu_ms_per_task": (own_after - own_before) / TASKS * 1000,
         "task_p50_ms": percentile(durations, 50), "task_p99_ms": percentile(durations, 99),
         "pricer_cpu_ms_per_task_reported": reported * 1000, "pricer_cpu_ms_per_task_looped": looped * 1000,
         "pricer_cpu_share_reported": reported / cpu if cpu else float("nan"),
@@ -136,5 +140,10 @@ async def script_quantlib(ctx: Context) -> None:
 
 def combine(results: dict[str, dict[str, float]]) -> dict[str, float]:
     """The warm variants' throughput as a multiple of one process per task."""
-    base = results["oneshot"]["tasks_per_s"]
-    return {f"{name}_speedup": results[name]["tasks_per_s"] / base for name in ("persistent", "pool")}
+    if "oneshot" not in results:
+        return {}
+    base = results["oneshot"]
+    return {figure: results[name][key] / base[key] if invert else base[key] / results[name][key]
+            for name in ("persistent", "pool") if name in results
+            for figure, key, invert in ((f"{name}_speedup", "tasks_per_s", True),
+                                        (f"{name}_cpu_saving", "worker_cpu_ms_per_task", False))}
