@@ -90,6 +90,9 @@ async def test_the_service_stops_its_warm_processes_when_it_closes(tmp_path: Pat
     settings = VnasSettings(script=python_script(tmp_path), script_mode="persistent",
                             common=CommonSettings(redis_url="redis://127.0.0.1:1/0"))
     service = VnasService(settings, {})
+    # The service's own executor adopts orphans as the worker does (its sweeps would kill this test runner's
+    # redis-server): the one closed here is the same kind without adopting.
+    service.executor = persistent(python_script(tmp_path, name="closed.sh"))
     pid = pid_of(await service.executor.run(ctx(), task("whoami")))
     await service.close()
     assert not process_alive(pid)
