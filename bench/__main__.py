@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import sys
 import time
@@ -23,10 +24,26 @@ RESULTS = Path(__file__).resolve().parent / "results"
 async def run_scenario(scenario: Scenario, redis_url: str) -> dict[str, float]:
     if scenario.local is not None:
         return scenario.local()
+    if not scenario.variants:
+        return await run_on_mesh(scenario, redis_url, scenario.mesh_env)
+    results: dict[str, dict[str, float]] = {}
+    chosen = os.environ.get("BENCH_VARIANTS", "").split(",") if os.environ.get("BENCH_VARIANTS") else []
+    for name, env in scenario.variants.items():
+        if chosen and name not in chosen:
+            continue
+        print(f"  variant {name} ...", file=sys.stderr, flush=True)
+        results[name] = await run_on_mesh(scenario, redis_url, {**scenario.mesh_env, **env})
+    figures = {f"{name}.{key}": value for name, found in results.items() for key, value in found.items()}
+    if scenario.combine is not None:
+        figures.update(scenario.combine(results))
+    return figures
+
+
+async def run_on_mesh(scenario: Scenario, redis_url: str, env: dict[str, str]) -> dict[str, float]:
     assert scenario.run is not None
     client = redis.Redis.from_url(redis_url)
     await client.flushall()
-    with bench_mesh(redis_url, workers=scenario.workers, **scenario.mesh_env) as mesh:
+    with bench_mesh(redis_url, workers=scenario.workers, **env) as mesh:
         async with channel(mesh) as grpc_channel:
             ctx = Context(mesh, client, valuation_pb2_grpc.ValuationServiceStub(grpc_channel))
             await client.config_resetstat()

@@ -13,7 +13,7 @@ import aiohttp
 import grpc
 import redis.asyncio as redis
 
-from bench import bench_hydration, bench_tracing, fairness
+from bench import bench_hydration, bench_tracing, fairness, script_quantlib
 from bench.mesh import SHELL_SCRIPT
 from bench.requests import chained_request, sized_request
 from bench.stats import cpu_seconds, peak_rss_mb, redis_commands, summary_ms
@@ -40,6 +40,9 @@ class Scenario:
     mesh_env: dict[str, str] = field(default_factory=dict)
     workers: int = int(os.environ.get("BENCH_WORKERS", "2"))
     local: Callable[[], dict[str, float]] | None = None  # runs in this process, without a mesh
+    # Named mesh environments: `run` goes once on a fresh mesh per variant, figures prefixed by its name.
+    variants: dict[str, dict[str, str]] = field(default_factory=dict)
+    combine: Callable[[dict[str, dict[str, float]]], dict[str, float]] | None = None  # figures across variants
 
 
 def channel(mesh: LocalMesh) -> grpc.aio.Channel:
@@ -196,6 +199,8 @@ SCENARIOS = [
     Scenario("concurrent-2x10", concurrent_2x10),
     Scenario("fanout-1x5000", fanout_1x5000),
     Scenario("script-1x1000", script_1x1000, {"VNAS_SCRIPT": SHELL_SCRIPT, "VNAS_CONCURRENCY": "8"}),
+    Scenario("script-quantlib", script_quantlib.script_quantlib, variants=script_quantlib.VARIANTS,
+             workers=script_quantlib.WORKERS, combine=script_quantlib.combine),
     Scenario("submit-async", submit_async),
     Scenario("payload-10mib", payload_10mib),
     Scenario("scale-concurrency", scale_concurrency),

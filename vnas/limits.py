@@ -68,3 +68,7 @@ class TailBuffer:
 
     def value(self) -> bytes:
         return bytes(self._data[-self.keep:])
+
+    def clear(self) -> None:
+        """Forget what was kept (a warm process starts each task with an empty tail)."""
+        self._data = bytearray()

@@ -18,6 +18,11 @@ TASKS_SKIPPED = Counter("vnas_tasks_skipped_total",
                         "Tasks of cancelled requests acknowledged without running, or stopped while running.",
                         ["reason"])
 TASKS_RECLAIMED = Counter("vnas_tasks_reclaimed_total", "Entries taken over from idle consumers (XAUTOCLAIM).")
+WARM_PROCESSES_STARTED = Counter("vnas_warm_processes_started_total",
+                                 "Warm processes started (persistent scripts, pool processes): first use and "
+                                 "every replacement.")
+PRICER_CPU = Counter("vnas_pricer_cpu_seconds_total",
+                     "CPU that warm processes report their handler used on tasks (framed-v1 cpuMs).")
 REDIS_ERRORS = Counter("vnas_redis_errors_total", "Redis errors the worker backed off from, by operation.",
                        ["operation"])
 

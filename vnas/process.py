@@ -47,8 +47,8 @@ async def pump(child: subprocess.Popen[bytes], data: bytes, stdout: Sink, stderr
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     stdin = child.stdin
     streams = [asyncio.ensure_future(_feed(stdin.fileno(), data, stdin.close)),
-               asyncio.ensure_future(_read_to_eof(child.stdout.fileno(), stdout)),
-               asyncio.ensure_future(_read_to_eof(child.stderr.fileno(), stderr))]
+               asyncio.ensure_future(read_to_eof(child.stdout.fileno(), stdout)),
+               asyncio.ensure_future(read_to_eof(child.stderr.fileno(), stderr))]
     try:
         await asyncio.gather(*streams)
     finally:
@@ -71,22 +71,27 @@ async def wait_exit(child: subprocess.Popen[bytes]) -> int:
         return await asyncio.to_thread(child.wait)  # no pidfd (old kernel): one thread per wait
     try:
         while child.poll() is None:
-            await _ready(pidfd, writable=False)
+            await wait_ready(pidfd, writable=False)
     finally:
         os.close(pidfd)
     return int(child.returncode)
 
 
-async def _feed(fd: int, data: bytes, close: Callable[[], None]) -> None:
+async def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to a non-blocking fd; BrokenPipeError when the reader is gone."""
     view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view[:CHUNK_BYTES])
+        except BlockingIOError:
+            await wait_ready(fd, writable=True)
+            continue
+        view = view[written:]
+
+
+async def _feed(fd: int, data: bytes, close: Callable[[], None]) -> None:
     try:
-        while view:
-            try:
-                written = os.write(fd, view[:CHUNK_BYTES])
-            except BlockingIOError:
-                await _ready(fd, writable=True)
-                continue
-            view = view[written:]
+        await write_all(fd, data)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the script exited or closed stdin without reading all of it: that is its choice
     finally:
@@ -94,19 +99,19 @@ async def _feed(fd: int, data: bytes, close: Callable[[], None]) -> None:
             close()  # EOF for a script that reads stdin to the end
 
 
-async def _read_to_eof(fd: int, sink: Sink) -> None:
+async def read_to_eof(fd: int, sink: Sink) -> None:
     while True:
         try:
             chunk = os.read(fd, sink.room())
         except BlockingIOError:
-            await _ready(fd, writable=False)
+            await wait_ready(fd, writable=False)
             continue
         if not chunk:
             return
         sink.add(chunk)
 
 
-async def _ready(fd: int, writable: bool) -> None:
+async def wait_ready(fd: int, writable: bool) -> None:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 

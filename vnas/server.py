@@ -26,7 +26,7 @@ class VnasService(GrpcService):
 
     def __init__(self, settings: VnasSettings, env: Mapping[str, str]) -> None:
         self.settings = settings
-        executor = build_executor(settings, env)
+        executor = self.executor = build_executor(settings, env)
         self.client = create_redis(settings.redis_url,
                                    max_connections=settings.concurrency * 2 + EXTRA_REDIS_CONNECTIONS)
         self.consumer = TaskConsumer(self.client, settings, executor)
@@ -54,6 +54,7 @@ class VnasService(GrpcService):
         await self.consumer.hand_back()
 
     async def close(self) -> None:
+        await self.executor.aclose()  # warm processes: after the last task, before the process exits
         await self.client.aclose()
 
 

@@ -8,6 +8,7 @@ import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from vnas.scriptenv import parse_allowlist
 from vncommon.config import CommonSettings, env_int, env_str, listen_address
@@ -24,6 +25,10 @@ DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024
 MAX_CONCURRENCY = 1024
 # The keep-fresh task renews entries several times per idle window, so claims need some room.
 MIN_CLAIM_IDLE_MS = 50
+
+SCRIPT_MODES = ("oneshot", "persistent")
+DEFAULT_WARM_MAX_TASKS = 10_000
+MAX_EXECUTOR_PROCESSES = 256
 
 EXECUTOR_PREFIX = "python:"
 _EXECUTOR_TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
@@ -55,10 +60,15 @@ class VnasSettings:
     max_result_bytes: int | None = None  # VNAS_MAX_RESULT_BYTES; None: PAYLOAD_MAX_BYTES
     script_env: tuple[str, ...] = ()  # VNAS_SCRIPT_ENV: worker variables the script may see
     cancel_check_ms: int = DEFAULT_CANCEL_CHECK_MS  # how often running tasks' requests are checked for cancel
+    script_mode: str = "oneshot"  # VNAS_SCRIPT_MODE: a process per task, or persistent framed-v1 processes
+    executor_processes: int = 0  # VNAS_EXECUTOR_PROCESSES: 0 runs VNAS_EXECUTOR in threads
+    warm_max_tasks: int = DEFAULT_WARM_MAX_TASKS  # VNAS_WARM_MAX_TASKS: a warm process is retired after these
+    warm_max_rss_mb: int = 0  # VNAS_WARM_MAX_RSS_MB: ... or once it is this big (0: not checked)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnasSettings:
         script, executor = _executor_choice(env)
+        warm = _warm_choice(env, script, executor)
         common = CommonSettings.from_env(env)
         return cls(
             common=common,
@@ -76,7 +86,13 @@ class VnasSettings:
             script_env=parse_allowlist(env.get("VNAS_SCRIPT_ENV", "")),
             cancel_check_ms=env_int(env, "VNAS_CANCEL_CHECK_MS", DEFAULT_CANCEL_CHECK_MS, minimum=10,
                                     maximum=60_000),
+            **warm,
         )
+
+    @property
+    def warm(self) -> bool:
+        """Tasks run in long-lived processes (persistent scripts or the process pool)."""
+        return self.script_mode == "persistent" or self.executor_processes > 0
 
     @property
     def redis_url(self) -> str:
@@ -111,6 +127,31 @@ def _executor_choice(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     if script:
         return resolve_script(script), None
     return None, check_executor_spec(executor)
+
+
+def _warm_choice(env: Mapping[str, str], script: str | None, executor: str | None) -> dict[str, Any]:
+    """VNAS_SCRIPT_MODE belongs to VNAS_SCRIPT, VNAS_EXECUTOR_PROCESSES to VNAS_EXECUTOR, VNAS_WARM_* to either."""
+    mode = env.get("VNAS_SCRIPT_MODE", "").strip()
+    if mode and mode not in SCRIPT_MODES:
+        raise ConfigError(f"VNAS_SCRIPT_MODE={mode!r} must be one of {', '.join(SCRIPT_MODES)}")
+    if mode and executor:
+        raise ConfigError(f"VNAS_SCRIPT_MODE={mode} applies to VNAS_SCRIPT, but VNAS_EXECUTOR is set; for warm "
+                          f"in-process pricers set VNAS_EXECUTOR_PROCESSES instead")
+    processes = env_int(env, "VNAS_EXECUTOR_PROCESSES", 0, minimum=0, maximum=MAX_EXECUTOR_PROCESSES)
+    if processes and script:
+        raise ConfigError(f"VNAS_EXECUTOR_PROCESSES={processes} applies to VNAS_EXECUTOR, but VNAS_SCRIPT is set; "
+                          f"for warm scripts set VNAS_SCRIPT_MODE=persistent instead")
+    warm = mode == "persistent" or processes > 0
+    for name in ("VNAS_WARM_MAX_TASKS", "VNAS_WARM_MAX_RSS_MB"):
+        if env.get(name, "").strip() and not warm:
+            raise ConfigError(f"{name} applies only to warm processes; set VNAS_SCRIPT_MODE=persistent "
+                              f"(with VNAS_SCRIPT) or VNAS_EXECUTOR_PROCESSES (with VNAS_EXECUTOR)")
+    return {
+        "script_mode": mode or SCRIPT_MODES[0],
+        "executor_processes": processes,
+        "warm_max_tasks": env_int(env, "VNAS_WARM_MAX_TASKS", DEFAULT_WARM_MAX_TASKS, minimum=1),
+        "warm_max_rss_mb": env_int(env, "VNAS_WARM_MAX_RSS_MB", 0, minimum=0),
+    }
 
 
 def resolve_script(value: str) -> str:

@@ -16,6 +16,7 @@ from vnas.settings import DEFAULT_MAX_RESULT_BYTES
 from vnas.task import TaskContext, TaskFailed, TaskOutcome, elapsed_ms
 from vncommon import errortext
 from vncommon.errors import ConfigError
+from vncommon.pricerresult import BadReturn, as_result_bytes
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class PythonExecutor:
         self._function = load_function(target)
         self._timeout_s = timeout_s
         self._is_async = inspect.iscoroutinefunction(self._function)
-        self._wants_ctx = _wants_context(self._function)
+        self._wants_ctx = wants_context(self._function)
 
     async def run(self, ctx: TaskContext, task_xml: bytes) -> TaskOutcome:
         started = time.monotonic()
@@ -56,6 +57,9 @@ class PythonExecutor:
             return TaskOutcome.failed(error, elapsed_ms(started))
         return TaskOutcome(True, result, elapsed_ms(started))
 
+    async def aclose(self) -> None:
+        """Nothing outlives a task here."""
+
     def _call(self, ctx: TaskContext, task_xml: bytes) -> Awaitable[Any]:
         args: tuple[Any, ...] = (task_xml, ctx) if self._wants_ctx else (task_xml,)
         if self._is_async:
@@ -64,16 +68,13 @@ class PythonExecutor:
 
 
 def _as_bytes(output: Any) -> bytes:
-    if isinstance(output, bytes):
-        return output
-    if isinstance(output, str):
-        return output.encode("utf-8")
-    if isinstance(output, (int, float)) and not isinstance(output, bool):
-        return repr(output).encode()
-    raise TaskFailed(f"returned {type(output).__name__}; expected XML (bytes or str) or a number")
+    try:
+        return as_result_bytes(output)
+    except BadReturn as exc:
+        raise TaskFailed(str(exc)) from None
 
 
-def _wants_context(function: Callable[..., Any]) -> bool:
+def wants_context(function: Callable[..., Any]) -> bool:
     try:
         params = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError):

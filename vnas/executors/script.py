@@ -106,6 +106,9 @@ class ScriptExecutor:
             return TaskOutcome.failed(str(exc), elapsed_ms(started))
         return TaskOutcome(True, result, elapsed_ms(started))
 
+    async def aclose(self) -> None:
+        """Nothing outlives a task here."""
+
     def _check(self, run: ScriptRun, task_xml: bytes) -> bytes:
         exit_code, stderr = exit_description(run.returncode), f"stderr: {stderr_tail(run.stderr)}"
         if run.timed_out:
