@@ -46,7 +46,10 @@ def _mesh_env(redis_url: str) -> dict[str, str]:
     env["REDIS_URL"] = redis_url
     env.setdefault("HYDRATION_FILE_ROOTS", str(ROOT / "examples"))
     if "VNAS_SCRIPT" not in env and "VNAS_EXECUTOR" not in env:
-        env["VNAS_EXECUTOR"] = "python:pricers:value"  # the QuantLib pricers (docs/pricers.md)
+        # The QuantLib pricers (docs/pricers.md), warm: a pool of processes that loaded QuantLib once, as
+        # many per worker as there are cores (QuantLib's evaluation date is per process, so threads queue).
+        env["VNAS_EXECUTOR"] = "python:pricers:value"
+        env.setdefault("VNAS_EXECUTOR_PROCESSES", str(max(1, os.cpu_count() or 1)))
     return env
 
 

@@ -13,7 +13,9 @@ def test_without_a_choice_vn_run_uses_the_quantlib_pricers(monkeypatch: pytest.M
     monkeypatch.delenv("VNAS_EXECUTOR", raising=False)
     env = launcher._mesh_env("redis://127.0.0.1:1/0")
     assert env["VNAS_EXECUTOR"] == "python:pricers:value" and "VNAS_SCRIPT" not in env
-    assert VnasSettings.from_env(env).executor == "pricers:value"  # a value the worker accepts
+    settings = VnasSettings.from_env(env)  # values the worker accepts
+    assert settings.executor == "pricers:value"
+    assert settings.executor_processes >= 1  # warm: a pool of processes that loaded QuantLib once
 
 
 def test_a_chosen_script_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,3 +45,19 @@ def test_the_task_may_come_on_stdin(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "pricers"], input=OPTION, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert figure(done.stdout, "unitPrice") > 0
+
+
+async def test_a_pricer_script_serves_many_tasks_warm_as_a_persistent_script(tmp_path: Path) -> None:
+    from tests.vnas.warmtasks import ctx, persistent
+
+    executor = persistent(str(BIN / "vn-price"))
+    try:
+        first = await executor.run(ctx("1"), OPTION)
+        second = await executor.run(ctx("2"), OPTION)
+        refused = await executor.run(ctx("3"), OPTION.replace(b"<strike>95</strike>", b""))
+    finally:
+        await executor.aclose()
+    assert first.completed and second.completed, (first.error, second.error)
+    assert figure(first.result_xml, "unitPrice") == figure(second.result_xml, "unitPrice") > 0
+    assert executor.started_processes == 1  # QuantLib loaded once for every task
+    assert not refused.completed and "europeanOption OPT: field instrument/strike: is missing" in refused.error
