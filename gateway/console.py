@@ -73,7 +73,8 @@ def group_to_dict(group: console_pb2.GroupDetail) -> dict[str, Any]:
 
 def workers_to_dict(workers: console_pb2.GetWorkersResponse) -> dict[str, Any]:
     return {
-        "consumers": [{"name": c.name, "pending": c.pending, "idleMs": c.idle_ms, "inactiveMs": c.inactive_ms}
+        "consumers": [{"name": c.name, "pending": c.pending, "idleMs": c.idle_ms, "inactiveMs": c.inactive_ms,
+                       "live": c.live}
                       for c in workers.consumers],
         "inFlight": [{"consumer": t.consumer, "entryId": t.entry_id, "requestId": t.request_id,
                       "groupIndex": t.group_index, "taskId": t.task_id, "attempt": t.attempt,

@@ -12,9 +12,9 @@ from vncommon.grpcutil import unary_errors
 
 
 class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, block_ms: int) -> None:
         self._queries = ConsoleQueries(client)
-        self._workers = WorkersView(client)
+        self._workers = WorkersView(client, block_ms)
 
     @unary_errors
     async def ListRequests(

@@ -44,7 +44,7 @@ class VnapiService(GrpcService):
         valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
             ValuationService(self.client, settings, self.hub), server.server)
         console_pb2_grpc.add_ConsoleServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            ConsoleService(self.client), server.server)
+            ConsoleService(self.client, common.default_block_ms), server.server)
         super().__init__(server, settings.listen_address, common.tls, self.client, settings.shutdown_grace_ms / 1000)
 
     @property

@@ -13,6 +13,7 @@ from vncommon.streams import text
 
 DEFAULT_DEAD_LETTERS = 50
 MAX_DEAD_LETTERS = 500
+LIVE_MARGIN_MS = 1_000
 MAX_IN_FLIGHT = 1_000  # entries listed on the page; the counts cover all of them
 # (stream, consumer group) pairs the mesh reads with consumer groups.
 WATCHED_STREAMS = ((keys.DISPATCH_STREAM, keys.DISPATCH_GROUP), (keys.INGEST_STREAM, keys.INGEST_GROUP))
@@ -32,8 +33,10 @@ def _num(info: dict[Any, Any], name: str, default: int = 0) -> int:
 
 
 class WorkersView:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, block_ms: int) -> None:
         self._client = client
+        # An idle worker still reads once per block period; one silent for two of them is gone (or stuck).
+        self._live_idle_ms = 2 * block_ms + LIVE_MARGIN_MS
 
     async def workers(self, request: console_pb2.GetWorkersRequest) -> console_pb2.GetWorkersResponse:
         count = _bounded(request.dead_letters, DEFAULT_DEAD_LETTERS, MAX_DEAD_LETTERS, "dead_letters")
@@ -72,7 +75,8 @@ class WorkersView:
         except redis.ResponseError:  # no consumer group yet: no worker has started
             return []
         return [console_pb2.WorkerConsumer(name=_str(r, "name"), pending=_num(r, "pending"), idle_ms=_num(r, "idle"),
-                                           inactive_ms=max(_num(r, "inactive", -1), 0)) for r in rows]
+                                           inactive_ms=max(_num(r, "inactive", -1), 0),
+                                           live=_num(r, "idle") <= self._live_idle_ms) for r in rows]
 
     async def _in_flight(self) -> list[console_pb2.InFlightTask]:
         try:

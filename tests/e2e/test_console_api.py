@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.conftest import RedisServer
-from tests.e2e.conftest import MeshFactory
+from tests.e2e.conftest import EXAMPLES, MeshFactory
 from tests.e2e.helpers import simple_request, write_script
 from vncommon import keys
 
@@ -52,7 +53,7 @@ async def read_stream(session: aiohttp.ClientSession, url: str, **headers: str) 
 
 async def test_events_stream_every_lifecycle_event_with_ids_progress_and_resume(
         start_mesh: MeshFactory, tmp_path: Path) -> None:
-    slow = write_script(tmp_path, "slow.sh", 'sleep 0.4\necho "<valuation><price>1</price></valuation>"\n')
+    slow = write_script(tmp_path, "slow.sh", f'sleep 0.4\nexec {sys.executable} {EXAMPLES / "price.py"}\n')
     mesh = start_mesh(VNAS_SCRIPT=str(slow), GATEWAY_API_TOKENS=TOKEN, GATEWAY_SSE_HEARTBEAT_MS="200",
                       GATEWAY_SSE_PROGRESS_MS="100")
     async with aiohttp.ClientSession() as session:
@@ -81,7 +82,7 @@ async def test_events_refuse_unknown_ids_bad_resume_points_and_missing_tokens(st
     mesh = start_mesh(GATEWAY_API_TOKENS=TOKEN)
     async with aiohttp.ClientSession() as session:
         status, _, body = await read_stream(session, f"{mesh.http}/valuation/nosuchrequest/events")
-        assert status == 404 and "nosuchrequest" in body
+        assert status == 404 and "REQUEST_NOT_FOUND" in body
         request_id = await submit(session, mesh.http, simple_request())
         status, _, body = await read_stream(session, f"{mesh.http}/valuation/{request_id}/events",
                                             **{"Last-Event-ID": "abc"})
@@ -110,7 +111,7 @@ case "$input" in
     if [ ! -e {tmp_path}/retried ]; then touch {tmp_path}/retried; echo "curve not ready" >&2; exit 3; fi ;;
   *'name="I3"'*) echo "no curve for this instrument" >&2; exit 4 ;;
 esac
-echo "<valuation><price>1</price></valuation>"
+printf '%s' "$input" | exec {sys.executable} {EXAMPLES / "price.py"}
 ''')
     mesh = start_mesh(VNAS_SCRIPT=str(flaky), MAX_TASK_RETRIES="2")
     async with aiohttp.ClientSession() as session:
@@ -143,7 +144,9 @@ echo "<valuation><price>1</price></valuation>"
         assert failed["groups"][0]["troubled"][0]["status"] == "failed"
         async with session.get(f"{mesh.http}/console/api/workers") as r:
             workers = await r.json()
-        assert len(workers["consumers"]) == 2
+        live = {c["name"] for c in workers["consumers"] if c["live"]}
+        vnas = [pid for name, pid in mesh.pids().items() if name.startswith("vnas")]
+        assert len(vnas) == 2 and all(any(n.endswith(f"-{pid}") for n in live) for pid in vnas), workers
         assert {s["stream"] for s in workers["streams"]} == {keys.DISPATCH_STREAM, keys.INGEST_STREAM}
         async with session.get(f"{mesh.http}/console/api/requests/nosuch") as r:
             assert r.status == 404

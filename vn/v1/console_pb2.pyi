@@ -129,16 +129,18 @@ class GetWorkersRequest(_message.Message):
     def __init__(self, dead_letters: _Optional[int] = ...) -> None: ...
 
 class WorkerConsumer(_message.Message):
-    __slots__ = ("name", "pending", "idle_ms", "inactive_ms")
+    __slots__ = ("name", "pending", "idle_ms", "inactive_ms", "live")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
     IDLE_MS_FIELD_NUMBER: _ClassVar[int]
     INACTIVE_MS_FIELD_NUMBER: _ClassVar[int]
+    LIVE_FIELD_NUMBER: _ClassVar[int]
     name: str
     pending: int
     idle_ms: int
     inactive_ms: int
-    def __init__(self, name: _Optional[str] = ..., pending: _Optional[int] = ..., idle_ms: _Optional[int] = ..., inactive_ms: _Optional[int] = ...) -> None: ...
+    live: bool
+    def __init__(self, name: _Optional[str] = ..., pending: _Optional[int] = ..., idle_ms: _Optional[int] = ..., inactive_ms: _Optional[int] = ..., live: _Optional[bool] = ...) -> None: ...
 
 class InFlightTask(_message.Message):
     __slots__ = ("consumer", "entry_id", "request_id", "group_index", "task_id", "attempt", "deliveries", "idle_ms")
