@@ -95,5 +95,7 @@ export async function renderRequest(main, requestId) {
       reload();
     }, (name) => TERMINAL.has(name));
   }
-  return () => { if (follower) follower.stop(); if (pending) clearTimeout(pending); };
+  // A slow safety net next to the stream: a proxy that buffers or drops it cannot freeze the page.
+  const poll = setInterval(() => { if (!TERMINAL.has(detail.status.status)) reload(); }, 5000);
+  return () => { if (follower) follower.stop(); if (pending) clearTimeout(pending); clearInterval(poll); };
 }
