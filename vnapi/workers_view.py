@@ -76,7 +76,12 @@ class WorkersView:
             return []
         return [console_pb2.WorkerConsumer(name=_str(r, "name"), pending=_num(r, "pending"), idle_ms=_num(r, "idle"),
                                            inactive_ms=max(_num(r, "inactive", -1), 0),
-                                           live=_num(r, "idle") <= self._live_idle_ms) for r in rows]
+                                           live=self._live(r)) for r in rows]
+
+    def _live(self, row: dict[Any, Any]) -> bool:
+        # Redis 7.2+ reports `inactive` (since the last successful read); older ones only `idle`, which an
+        # empty blocking read does not reset, so a waiting worker there looks quiet.
+        return _num(row, "inactive", _num(row, "idle")) <= self._live_idle_ms
 
     async def _in_flight(self) -> list[console_pb2.InFlightTask]:
         try:

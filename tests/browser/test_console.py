@@ -97,6 +97,6 @@ def test_a_failed_request_shows_its_error_and_the_workers_page_lists_the_workers
     page.screenshot(path=str(SCREENSHOTS / "request-failed.png"), full_page=True)
     page.get_by_test_id("nav-workers").click()
     page.get_by_test_id("consumer-row").first.wait_for(timeout=WAIT_MS)
-    assert page.get_by_test_id("consumer-row").count() == 2
+    assert page.get_by_test_id("consumer-row").count() >= 2  # this mesh's two workers (and earlier ones)
     assert "stream:task:dispatch" in page.get_by_test_id("streams").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "workers.png"), full_page=True)
