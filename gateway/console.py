@@ -36,8 +36,23 @@ PAGE_HEADERS = {
 CAPABILITIES = {"cancel": False}
 
 
-async def page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+# The page's files, by name: nothing else under the directory is served.
+ASSETS = {"app.js": "text/javascript", "api.js": "text/javascript", "dom.js": "text/javascript",
+          "request.js": "text/javascript", "style.css": "text/css"}
+
+
+async def page(request: web.Request) -> web.Response:
+    return web.Response(body=(STATIC_DIR / "index.html").read_bytes(), content_type="text/html",
+                        charset="utf-8", headers=PAGE_HEADERS)
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["asset"]
+    kind = ASSETS.get(name)
+    if kind is None:
+        raise web.HTTPNotFound(text="no such console file")
+    return web.Response(body=(STATIC_DIR / name).read_bytes(), content_type=kind, charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
 
 def _query_int(request: web.Request, name: str) -> int:
@@ -123,7 +138,7 @@ async def capabilities(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get(CONSOLE_PATH, page, allow_head=False)
-    app.router.add_static(STATIC_PREFIX, STATIC_DIR, append_version=False)
+    app.router.add_get(STATIC_PREFIX + "{asset}", asset, allow_head=False)
     app.router.add_get("/console/api/requests", list_requests, allow_head=False)
     app.router.add_get("/console/api/requests/{requestId}", request_detail, allow_head=False)
     app.router.add_get("/console/api/workers", workers, allow_head=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.intake import MAX_IDEMPOTENCY_KEY_CHARS
+from gateway.openapi_console import CONSOLE_SCHEMAS, console_paths
 from gateway.settings import GatewaySettings
 from vncommon.state import JSON_STATUSES, Status, SubmitAnswer
 from vncommon.trace import MAX_TRACE_ID_CHARS, TRACE_ID_PATTERN
@@ -196,6 +197,7 @@ def _paths(settings: GatewaySettings) -> Doc:
             "responses": {"200": {"description": "text exposition format",
                                   "content": {"text/plain": {"schema": _STRING}}}, **_HEADER_ERRORS},
         }},
+        **console_paths(_json, _SERVICE_ERRORS, _HEADER_ERRORS, _TRACE_PARAM, _REQUEST_ID_PARAM),
     }
 
 
@@ -209,7 +211,7 @@ def build_document(settings: GatewaySettings) -> Doc:
         "paths": _paths(settings),
         "security": [{"bearerAuth": []}] if settings.api_tokens else [],
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **CONSOLE_SCHEMAS},
             "responses": RESPONSES,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "parameters": {"TraceId": {
