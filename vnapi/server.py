@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping
 
 from vn.v1 import console_pb2, console_pb2_grpc, orchestrator_pb2_grpc, valuation_pb2, valuation_pb2_grpc
+from vnapi import stream_gauges
 from vnapi.console_servicer import ConsoleService
 from vnapi.ingest import IngestConsumer
 from vnapi.lifecycle_hub import LifecycleHub
@@ -56,7 +57,8 @@ class VnapiService(GrpcService):
         await super().start()
 
     def loops(self) -> dict[str, Loop]:
-        return {"lifecycle-hub": self.hub.run(self._hub_stop), **self.consumer.loops()}
+        return {"lifecycle-hub": self.hub.run(self._hub_stop),
+                "stream-gauges": stream_gauges.run(self.client, self._hub_stop), **self.consumer.loops()}
 
     def stop_fetching(self) -> None:
         self.consumer.stop_fetching()
