@@ -48,7 +48,8 @@ class ConsoleQueries:
         start = 0
         chunk = limit if not (request.status or request.id_contains) else SCAN_CHUNK
         while len(found) < limit and start < indexed:
-            ids = [text(i) for i in await self._client.zrevrange(keys.RECENT_REQUESTS, start, start + chunk - 1)]
+            members: list[Any] = await self._client.zrevrange(keys.RECENT_REQUESTS, start, start + chunk - 1)
+            ids = [text(i) for i in members]
             start += chunk
             if not ids:
                 break

@@ -46,7 +46,8 @@ class WorkersView:
         response.consumers.extend(await self._consumers())
         response.in_flight.extend(await self._in_flight())
         response.dead_letters_total = int(await self._client.xlen(keys.DEADLETTER_STREAM))
-        for entry_id, fields in await self._client.xrevrange(keys.DEADLETTER_STREAM, count=count):
+        letters: Any = await self._client.xrevrange(keys.DEADLETTER_STREAM, count=count)
+        for entry_id, fields in letters:
             response.dead_letters.append(_dead_letter(text(entry_id), {text(k): text(v) for k, v in fields.items()}))
         return response
 
