@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from vncommon.state import JSON_STATUSES, REQUEST_STATES
+from gateway.events import LAST_EVENT_ID_DIGITS
+from vncommon.state import JSON_STATUSES, REQUEST_STATES, Status
 
 Doc = dict[str, Any]
 _STRING: Doc = {"type": "string"}
 _INT: Doc = {"type": "integer", "minimum": 0}
 _TIME: Doc = {"type": "string", "format": "date-time", "nullable": True}
 _BOOL: Doc = {"type": "boolean"}
+_EVENT_NAMES = [str(status) for status in Status]
 
 
 def _ref(name: str) -> Doc:
@@ -25,6 +27,11 @@ def _array(item: Doc) -> Doc:
     return {"type": "array", "items": item}
 
 
+# One parsed server-sent event (heartbeat comments carry none).
+_SSE_EVENT: Doc = {"type": "object", "required": ["event", "data"],
+                   "properties": {"event": {"type": "string", "enum": [*_EVENT_NAMES, "progress", "error"]},
+                                  "id": {"type": "string", "pattern": "^[0-9]+$"}, "data": _STRING,
+                                  "retry": _INT}}
 _ATTEMPT = _obj({"taskId": _STRING, "status": _STRING, "attempt": _INT, "durationMs": _INT, "worker": _STRING,
                  "error": _STRING})
 CONSOLE_SCHEMAS: Doc = {
@@ -73,9 +80,9 @@ def console_paths(json: Any, errors: Doc, header_errors: Doc, trace: Doc, reques
                            "completed / expected; comment lines are heartbeats; ends after the terminal event.",
             "parameters": [request_id, trace,
                            {"name": "Last-Event-ID", "in": "header", "required": False,
-                            "schema": {"type": "string", "pattern": "^[0-9]{0,7}$"}}],
-            "responses": {"200": {"description": "text/event-stream",
-                                  "content": {"text/event-stream": {"schema": _STRING}}},
+                            "schema": {"type": "string", "pattern": f"^[0-9]{{0,{LAST_EVENT_ID_DIGITS}}}$"}}],
+            "responses": {"200": {"description": "one lifecycle or progress event per entry; data is JSON",
+                                  "content": {"text/event-stream": {"schema": _SSE_EVENT}}},
                           **errors, "400": bad, "404": missing,
                           "410": json(_ref("Error"), "expired: the request's data was purged")},
         }},
