@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(wildcard protos/vn/v1/*.proto)
 
-.PHONY: install proto check-proto lint test run bench soak clean
+.PHONY: install proto check-proto lint test test-browser run bench soak clean
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ lint: $(STAMP) node_modules/.bin/buf check-proto
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## The console in headless Chromium (Debian's chromium, installed by the test setup when missing; needs root).
+## Screenshots: test-artifacts/screenshots/.
+test-browser: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m browser tests/browser
 
 run: $(STAMP)
 	$(BIN)/vn-run

@@ -106,7 +106,8 @@ EXAMPLE_REQUEST = (
 def _follow(request_id: str) -> Doc:
     """OpenAPI links from a submission to its status and results (`request_id`: a runtime expression)."""
     return {name: {"operationId": operation, "parameters": {"requestId": request_id}}
-            for name, operation in (("status", "getStatus"), ("results", "getResults"))}
+            for name, operation in (("status", "getStatus"), ("results", "getResults"), ("events", "streamEvents"),
+                                    ("console", "consoleRequest"))}
 
 
 _REQUEST_ID_HEADERS: Doc = {

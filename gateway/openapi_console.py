@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.console import ASSETS
 from gateway.events import LAST_EVENT_ID_DIGITS
 from vncommon.state import JSON_STATUSES, REQUEST_STATES, Status
 
@@ -94,7 +95,8 @@ def console_paths(json: Any, errors: Doc, header_errors: Doc, trace: Doc, reques
         }},
         "/console/static/{asset}": {"get": {
             "operationId": "consoleAsset", "summary": "A script or style sheet of the console", "security": public,
-            "parameters": [{"name": "asset", "in": "path", "required": True, "schema": _STRING}, trace],
+            "parameters": [{"name": "asset", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": sorted(ASSETS)}}, trace],
             "responses": {"200": {"description": "the file",
                                   "content": {"text/javascript": {"schema": _STRING},
                                               "text/css": {"schema": _STRING}}},
