@@ -57,8 +57,8 @@ class VnapiService(GrpcService):
         await super().start()
 
     def loops(self) -> dict[str, Loop]:
-        return {"lifecycle-hub": self.hub.run(self._hub_stop),
-                "stream-gauges": stream_gauges.run(self.client, self._hub_stop), **self.consumer.loops()}
+        return {"lifecycle-hub": self.hub.run(self._hub_stop), **self.consumer.loops(),
+                "stream-gauges": stream_gauges.run(self.client, self._hub_stop)}
 
     def stop_fetching(self) -> None:
         self.consumer.stop_fetching()

@@ -39,10 +39,10 @@ async def refresh(client: redis.Redis) -> None:
 
 
 async def run(client: redis.Redis, stop: asyncio.Event, every_s: float = REFRESH_S) -> None:
-    while not stop.is_set():
+    # The first reading waits one interval: at start the consumer groups are still being created.
+    while not await sleep_or_stop(stop, every_s):
         try:
             await refresh(client)
-        except REDIS_ERRORS as exc:
+        except (*REDIS_ERRORS, redis.RedisError) as exc:  # a gauge is never worth stopping the process
             log.debug("stream gauges not refreshed", extra={"fields": {"error": str(exc)}})
-        await sleep_or_stop(stop, every_s)
 
