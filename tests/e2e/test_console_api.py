@@ -132,7 +132,7 @@ printf '%s' "$input" | exec {sys.executable} {EXAMPLES / "price.py"}
             assert [item["requestId"] for item in (await r.json())["requests"]] == [good]
         async with session.get(f"{mesh.http}/console/api/requests/{good}") as r:
             detail = await r.json()
-        assert detail["canCancel"] is False and detail["retryCount"] == 1
+        assert detail["canCancel"] is False and detail["retryCount"] == 1, detail
         group = detail["groups"][0]
         assert group["status"] == "completed" and group["tasksRecorded"] == 2 and group["tasksRetried"] == 1
         assert group["troubled"][0]["attempt"] == 2 and "curve not ready" in group["troubled"][0]["error"]
