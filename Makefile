@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(wildcard protos/vn/v1/*.proto)
 
-.PHONY: install proto check-proto lint test check-deploy run bench soak clean
+.PHONY: install proto check-proto lint test test-browser check-deploy run bench soak clean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ test: $(STAMP)
 ## Validate deploy/ (Dockerfile, compose.yaml, kustomize base and overlays) and the CI workflow, offline.
 check-deploy: $(STAMP)
 	bash deploy/check.sh $(BIN)
+
+## The console in headless Chromium (Debian's chromium, installed by the test setup when missing; needs root).
+## Screenshots: test-artifacts/screenshots/.
+test-browser: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m browser tests/browser
 
 run: $(STAMP)
 	$(BIN)/vn-run

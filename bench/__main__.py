@@ -13,12 +13,15 @@ from pathlib import Path
 
 import redis.asyncio as redis
 
+from bench.console import CONSOLE_SCENARIOS
 from bench.mesh import bench_mesh, private_redis
-from bench.scenarios import SCENARIOS, Context, Scenario, channel
+from bench.scenarios import SCENARIOS as MESH_SCENARIOS
+from bench.scenarios import Context, Scenario, channel
 from bench.stats import peak_rss_mb, redis_commands
 from vn.v1 import valuation_pb2_grpc
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SCENARIOS = [*MESH_SCENARIOS, *CONSOLE_SCENARIOS]
 
 
 async def run_scenario(scenario: Scenario, redis_url: str) -> dict[str, float]:

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway import intake
+from gateway import console, intake
 from gateway.errors import error_response, processing_failed
+from gateway.events import events
 from gateway.health import create_health_redis, down_dependencies
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import (
@@ -172,7 +173,9 @@ def create_app(settings: GatewaySettings, client: ValuationClient | None = None)
     app.router.add_get("/valuation/{requestId}/status", status, allow_head=False)
     app.router.add_get("/valuation/{requestId}/results", results, allow_head=False)
     app.router.add_post("/valuation/{requestId}/cancel", cancel)
+    app.router.add_get("/valuation/{requestId}/events", events, allow_head=False)
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)
+    console.add_routes(app)
     return app

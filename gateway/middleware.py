@@ -32,6 +32,8 @@ TRACE_ID = web.RequestKey("trace_id", str)
 REQUEST_ID = web.RequestKey("request_id", str)
 
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+CONSOLE_PAGE = "/console"
+CONSOLE_ASSETS = "/console/static/"  # the console's page and scripts carry no data (see gateway/console.py)
 CLIENT_CLOSED_REQUEST = 499  # logged when the caller went away before the answer
 
 
@@ -95,11 +97,15 @@ async def require_clean_headers(request: web.Request, handler: Handler) -> web.S
     return await handler(request)
 
 
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path == CONSOLE_PAGE or path.startswith(CONSOLE_ASSETS)
+
+
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     """With GATEWAY_API_TOKENS set, every route but the public ones needs one of the tokens."""
     tokens = request.app[TOKENS]
     sent = bearer_token(request.headers.get(AUTHORIZATION_HEADER, "")) or ""
-    if tokens and request.path not in PUBLIC_PATHS and not tokens.accepts(sent):
+    if tokens and not _is_public(request.path) and not tokens.accepts(sent):
         raise BearerRejected("Missing or invalid bearer token")
     return await handler(request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.intake import MAX_IDEMPOTENCY_KEY_CHARS
+from gateway.openapi_console import CONSOLE_SCHEMAS, console_paths
 from gateway.settings import GatewaySettings
 from vncommon.requestid import REQUEST_ID_PATTERN
 from vncommon.state import JSON_STATUSES, PRIORITIES, Status, SubmitAnswer
@@ -116,7 +117,8 @@ EXAMPLE_REQUEST = (
 def _follow(request_id: str) -> Doc:
     """OpenAPI links from a submission to its status and results (`request_id`: a runtime expression)."""
     return {name: {"operationId": operation, "parameters": {"requestId": request_id}}
-            for name, operation in (("status", "getStatus"), ("results", "getResults"), ("cancel", "cancelValuation"))}
+            for name, operation in (("status", "getStatus"), ("results", "getResults"), ("cancel", "cancelValuation"),
+                                    ("events", "streamEvents"), ("console", "consoleRequest"))}
 
 
 _REQUEST_ID_HEADERS: Doc = {
@@ -232,6 +234,7 @@ def _paths(settings: GatewaySettings) -> Doc:
             "responses": {"200": {"description": "text exposition format",
                                   "content": {"text/plain": {"schema": _STRING}}}, **_HEADER_ERRORS},
         }},
+        **console_paths(_json, _SERVICE_ERRORS, _HEADER_ERRORS, _TRACE_PARAM, _REQUEST_ID_PARAM),
     }
 
 
@@ -245,7 +248,7 @@ def build_document(settings: GatewaySettings) -> Doc:
         "paths": _paths(settings),
         "security": [{"bearerAuth": []}] if settings.api_tokens else [],
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **CONSOLE_SCHEMAS},
             "responses": RESPONSES,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "parameters": {"TraceId": {

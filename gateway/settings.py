@@ -38,6 +38,8 @@ class GatewaySettings:
     log_level: str = "INFO"
     tls: TlsSettings = field(default_factory=TlsSettings)  # for the gRPC channel to vnapi
     grpc_token: str = field(default="", repr=False)  # sent to vnapi when it has GRPC_API_TOKENS
+    sse_heartbeat_ms: int = 15_000  # comment lines on an idle event stream
+    sse_progress_ms: int = 1_000  # how often a running request's progress is looked at for its stream
 
     @property
     def call_timeout_s(self) -> float:
@@ -80,4 +82,6 @@ class GatewaySettings:
             log_level=common.log_level,
             tls=common.tls,
             grpc_token=common.grpc_client_token,
+            sse_heartbeat_ms=env_int(env, "GATEWAY_SSE_HEARTBEAT_MS", 15_000, minimum=100),
+            sse_progress_ms=env_int(env, "GATEWAY_SSE_PROGRESS_MS", 1_000, minimum=50),
         )

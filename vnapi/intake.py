@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
-from vncommon import keys, trace, tracing
+from vncommon import console_records, keys, trace, tracing
 from vncommon.errors import IdempotencyKeyReused, Unavailable
 from vncommon.state import REQUEST_HASH, Priority, Status
 from vncommon.streams import text, to_fields
@@ -165,4 +166,5 @@ class Intake:
             # No MAXLEN here: trimming at XADD could drop entries still pending in the group. The
             # ingest consumer trims only what every consumer has finished with (see ingest.py).
             pipe.xadd(keys.INGEST_STREAM, fields)
+            console_records.queue_submitted(pipe, request_id, int(time.time() * 1000), self._ttl)
             await pipe.execute()

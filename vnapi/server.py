@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from vn.v1 import orchestrator_pb2_grpc, valuation_pb2, valuation_pb2_grpc
+from vn.v1 import console_pb2, console_pb2_grpc, orchestrator_pb2_grpc, valuation_pb2, valuation_pb2_grpc
+from vnapi import stream_gauges
+from vnapi.console_servicer import ConsoleService
 from vnapi.ingest import IngestConsumer
 from vnapi.lifecycle_hub import LifecycleHub
 from vnapi.servicer import ValuationService
@@ -17,6 +19,7 @@ from vncommon.redisconn import create_redis
 from vncommon.service import GrpcService, Loop
 
 SERVICE_NAME = valuation_pb2.DESCRIPTOR.services_by_name["ValuationService"].full_name
+CONSOLE_SERVICE_NAME = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
 
 
 class VnapiService(GrpcService):
@@ -37,10 +40,12 @@ class VnapiService(GrpcService):
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.consumer = IngestConsumer(self.client, settings, stub)
         self._hub_stop = asyncio.Event()
-        server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME], common.grpc_api_tokens,
-                               max_send_bytes=common.grpc_max_response_message_bytes)
+        server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME, CONSOLE_SERVICE_NAME],
+                               common.grpc_api_tokens, max_send_bytes=common.grpc_max_response_message_bytes)
         valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
             ValuationService(self.client, settings, self.hub), server.server)
+        console_pb2_grpc.add_ConsoleServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            ConsoleService(self.client, common.default_block_ms), server.server)
         super().__init__(server, settings.listen_address, common.tls, self.client, settings.shutdown_grace_ms / 1000)
 
     @property
@@ -52,7 +57,8 @@ class VnapiService(GrpcService):
         await super().start()
 
     def loops(self) -> dict[str, Loop]:
-        return {"lifecycle-hub": self.hub.run(self._hub_stop), **self.consumer.loops()}
+        return {"lifecycle-hub": self.hub.run(self._hub_stop), **self.consumer.loops(),
+                "stream-gauges": stream_gauges.run(self.client, self._hub_stop)}
 
     def stop_fetching(self) -> None:
         self.consumer.stop_fetching()

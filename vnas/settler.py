@@ -20,7 +20,7 @@ from typing import Any
 from vn.v1 import streams_pb2
 from vnas.stream import DispatchStream, Entry
 from vnas.task import TaskOutcome
-from vncommon import keys
+from vncommon import console_records, keys
 from vncommon.phase import Phase, RedisRetry
 from vncommon.state import TaskStatus, task_status
 from vncommon.streams import to_fields
@@ -174,7 +174,8 @@ class Settler:
 
     def _queue_writes(self, pipe: Any, pending: _Pending) -> int:
         """The writes of one task; returns how many commands it added."""
-        update: dict[Any, Any] = to_fields(build_update(pending.dispatch, pending.outcome, pending.deliveries))
+        task_update = build_update(pending.dispatch, pending.outcome, pending.deliveries)
+        update: dict[Any, Any] = to_fields(task_update)
         updates = updates_stream_of(pending.dispatch)
         count = 2
         if pending.outcome.completed:
@@ -183,4 +184,4 @@ class Settler:
         pipe.xadd(updates, update)
         # Bounds a stream recreated by a late update after its request ended and was cleaned up.
         pipe.expire(updates, self._ttl)
-        return count
+        return count + console_records.queue_task_attempt(pipe, task_update, self._stream.consumer, self._ttl)

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
+from vn.v1 import console_pb2, console_pb2_grpc, streams_pb2, valuation_pb2, valuation_pb2_grpc
 from vncommon.config import (
     MESSAGE_HEADROOM_BYTES,
     TlsSettings,
@@ -91,6 +91,7 @@ class ValuationClient:
                                        max_receive_bytes=self.settings.grpc_max_response_message_bytes)
         self._stub: Any = valuation_pb2_grpc.ValuationServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._health: Any = health_pb2_grpc.HealthStub(self._channel)
+        self._console: Any = console_pb2_grpc.ConsoleServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> ValuationClient:
         return self
@@ -171,6 +172,28 @@ class ValuationClient:
         finally:
             # Stops the server stream when the caller leaves the loop early.
             call.cancel()
+
+    async def list_requests(
+        self, request: console_pb2.ListRequestsRequest, *, timeout: float | None = None  # noqa: ASYNC109
+    ) -> console_pb2.ListRequestsResponse:
+        """The most recent requests, newest first (ConsoleService)."""
+        response: console_pb2.ListRequestsResponse = await self._unary(self._console.ListRequests, request, timeout)
+        return response
+
+    async def request_detail(
+        self, request: console_pb2.GetRequestDetailRequest, *, timeout: float | None = None  # noqa: ASYNC109
+    ) -> console_pb2.GetRequestDetailResponse:
+        """One request's groups and notable tasks (ConsoleService)."""
+        response: console_pb2.GetRequestDetailResponse = await self._unary(
+            self._console.GetRequestDetail, request, timeout)
+        return response
+
+    async def workers(
+        self, request: console_pb2.GetWorkersRequest, *, timeout: float | None = None  # noqa: ASYNC109
+    ) -> console_pb2.GetWorkersResponse:
+        """Task workers, in-flight tasks, stream backlogs and dead letters (ConsoleService)."""
+        response: console_pb2.GetWorkersResponse = await self._unary(self._console.GetWorkers, request, timeout)
+        return response
 
     async def check_health(
         self, service: str = VALUATION_SERVICE, *, timeout: float | None = None  # noqa: ASYNC109

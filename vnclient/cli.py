@@ -17,6 +17,7 @@ from pathlib import Path
 from vn.v1 import valuation_pb2
 from vnclient._client import ClientSettings, ValuationClient
 from vnclient.convert import event_line, event_to_dict, parse_detail, status_to_dict
+from vnclient.progress import ProgressView
 from vncommon import stdout
 from vncommon.errors import (
     ConfigError,
@@ -140,6 +141,12 @@ async def cmd_cancel(client: ValuationClient, args: argparse.Namespace) -> int:
 
 
 async def cmd_watch(client: ValuationClient, args: argparse.Namespace) -> int:
+    if args.progress if args.progress is not None else (sys.stdout.isatty() and not args.json):
+        ended = await ProgressView().follow(client, args.request_id, args.timeout)
+        if ended:
+            return EXIT_OK if ended == Status.SUCCEEDED else EXIT_REQUEST_FAILED
+        _error("UNAVAILABLE: the event stream ended before the request did")
+        return EXIT_UNAVAILABLE
     async for event in client.watch(args.request_id, timeout=args.timeout):
         print(json.dumps(event_to_dict(event)) if args.json else event_line(event), flush=True)
         if is_terminal(event.status):
@@ -214,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", parents=[common], help="print lifecycle events until the request ends")
     watch.add_argument("request_id")
     watch.add_argument("--json", action="store_true", help="one JSON object per line")
+    watch.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="a bar per group with tasks done / expected (default: on a terminal)")
     watch.set_defaults(handler=cmd_watch)
 
     hydrate = sub.add_parser("hydrate", help="hydrate a VNML request locally (see `vn hydrate --help`)",

@@ -18,6 +18,7 @@ from vncommon import tracing
 from vncommon.auth import TokenAuthInterceptor, token_senders
 from vncommon.config import TlsSettings, is_loopback
 from vncommon.errors import BindError, VnError, rebuild
+from vncommon.metrics import SERVING
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ class ServiceServer:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ["", *self._service_names]:
             await self.health.set(name, status)
+        SERVING.set(1 if serving else 0)
 
     async def stop(self, grace_seconds: float) -> None:
         await self.set_serving(False)

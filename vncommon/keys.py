@@ -105,3 +105,13 @@ ACTIVE_REQUESTS = "requests:active"
 DEADLETTER_STREAM = "stream:task:deadletter"
 """Poison tasks (delivered more than their budget without finishing), with full context."""
 DEADLETTER_MAXLEN = 10_000
+
+RECENT_REQUESTS = "console:requests:recent"
+"""Sorted set of request ids scored by submission time (ms), newest kept: the console's request list."""
+RECENT_REQUESTS_MAX = 10_000
+"""The index keeps at most this many ids (trimmed on every write)."""
+
+
+def task_attempts_key(request_id: str, group_index: int) -> str:
+    """Hash taskId -> the latest attempt of each task of a group (status, attempt, ms, worker), for the console."""
+    return f"console:request:{_tag(request_id)}:group:{group_index}:attempts"

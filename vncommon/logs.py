@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO
+
+from vncommon.errors import ConfigError
 
 # scheme://user:password@ with the characters RFC 3986 allows in userinfo (no / ? # @ or whitespace).
 # The scheme is bounded so that text like "a.a.a.a…" costs linear time, not quadratic: log lines may
@@ -77,9 +80,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_masked(line))
 
 
+class TextFormatter(JsonFormatter):
+    """One readable line for a person at a terminal: `HH:MM:SS.mmm LEVEL service message key=value …`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = json.loads(super().format(record))  # the same fields, masked the same way
+        head = f"{line.pop('ts')[11:23]} {line.pop('level'):<7} {line.pop('service'):<7} {line.pop('msg')}"
+        line.pop("logger", None)
+        trace = line.pop("exc", None)
+        rest = " ".join(f"{key}={value if isinstance(value, str) and ' ' not in value else json.dumps(value)}"
+                        for key, value in line.items())
+        return head + (f"  {rest}" if rest else "") + (f"\n{trace}" if trace else "")
+
+
+LOG_FORMATS = ("auto", "json", "text")
+
+
+def log_format(env: Mapping[str, str], stream: TextIO) -> str:
+    """LOG_FORMAT: json, text, or auto (the default): text when `stream` is a terminal, else json."""
+    chosen = env.get("LOG_FORMAT", "").strip().lower() or "auto"
+    if chosen not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT={chosen!r} must be one of {', '.join(LOG_FORMATS)}")
+    if chosen == "auto":
+        return "text" if stream.isatty() else "json"
+    return chosen
+
+
 def setup_logging(service: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    kind = log_format(os.environ, sys.stderr)
+    handler.setFormatter(TextFormatter(service) if kind == "text" else JsonFormatter(service))
     logging.Formatter.converter = __import__("time").gmtime
     root = logging.getLogger()
     root.handlers[:] = [handler]

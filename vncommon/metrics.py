@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import start_http_server
+from prometheus_client import Gauge, start_http_server
 
 log = logging.getLogger(__name__)
+
+SERVING = Gauge("vn_grpc_serving", "1 while this process's gRPC health reports SERVING, 0 when NOT_SERVING.")
 
 
 def serve_metrics(port: int | None, host: str) -> None:

@@ -229,3 +229,16 @@ def test_hydrate_hands_every_argument_to_the_hydration_preview(monkeypatch: pyte
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == cli.EXIT_USAGE
     assert "usage" in capsys.readouterr().err
+
+
+async def test_watch_with_progress_prints_a_bar_per_group_and_the_outcome(
+    vnapi: ScriptedVnapi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vnapi.service.watch_events = [event("req-1", "received", 1), event("req-1", "group_started", 2, 0),
+                                  event("req-1", "group_completed", 3, 0), event("req-1", "succeeded", 4)]
+    vnapi.service.status_answer = valuation_pb2.GetStatusResponse(
+        request_id="req-1", current_group=0, group_count=1,
+        progress=valuation_pb2.Progress(tasks_expected=4, tasks_completed=4))
+    assert await vn(vnapi, "watch", "req-1", "--progress") == cli.EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["group 0 [" + "#" * 30 + "] 4/4 tasks", "succeeded"]
