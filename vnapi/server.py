@@ -12,10 +12,13 @@ from vnapi.servicer import ValuationService
 from vnapi.settings import VnapiSettings
 from vncommon.grpcutil import ServiceServer, create_channel
 from vncommon.logs import setup_logging
+from vncommon.looplag import LoopLagMonitor, export_lag
 from vncommon.metrics import serve_metrics
 from vncommon.redisconn import create_redis
 from vncommon.service import GrpcService, Loop
 
+# A tick this late counts as a stall in the lag monitor (vnapi only exports it; vnvs also reports health).
+LOOP_STALL_S = 1.0
 SERVICE_NAME = valuation_pb2.DESCRIPTOR.services_by_name["ValuationService"].full_name
 
 
@@ -37,6 +40,7 @@ class VnapiService(GrpcService):
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.consumer = IngestConsumer(self.client, settings, stub)
         self._hub_stop = asyncio.Event()
+        self.lag = LoopLagMonitor(LOOP_STALL_S)
         server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME], common.grpc_api_tokens,
                                max_send_bytes=common.grpc_max_response_message_bytes)
         valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
@@ -48,14 +52,17 @@ class VnapiService(GrpcService):
         return self.server.port
 
     async def start(self) -> None:
+        export_lag("vnapi", self.lag)
         serve_metrics(self.settings.common.metrics_port, self.settings.grpc_host)
         await super().start()
 
     def loops(self) -> dict[str, Loop]:
-        return {"lifecycle-hub": self.hub.run(self._hub_stop), **self.consumer.loops()}
+        return {"lifecycle-hub": self.hub.run(self._hub_stop), "loop-lag": self.lag.run(),
+                **self.consumer.loops()}
 
     def stop_fetching(self) -> None:
         self.consumer.stop_fetching()
+        self.lag.stop()
 
     async def drain(self, grace_s: float) -> None:
         # Running calls (sync waits need the hub) and hand-overs to vnvs share the grace; only then
