@@ -14,7 +14,6 @@ from vncommon.looplag import LoopLagMonitor, export_lag
 from vncommon.metrics import serve_metrics
 from vncommon.redisconn import create_redis
 from vncommon.service import GrpcService, Loop
-from vnvs import metrics
 from vnvs.hydration.sandbox import HydrationSandbox
 from vnvs.runner import RunnerPool
 from vnvs.servicer import OrchestratorService
