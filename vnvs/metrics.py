@@ -20,3 +20,8 @@ def observe_update_lag(entry_id: str) -> None:
     """Stream entry ids start with their creation time in ms: the lag needs no extra field."""
     created_ms = int(entry_id.split("-", 1)[0])
     UPDATE_LAG.observe(max(0.0, time.time() - created_ms / 1000))
+INFLIGHT_BYTES = Gauge("vnvs_inflight_bytes", "Payload bytes of the requests this instance drives now.")
+INFLIGHT_BYTES_PEAK = Gauge("vnvs_inflight_bytes_peak", "The most payload bytes driven at once since start.")
+INFLIGHT_BYTES_BUDGET = Gauge("vnvs_inflight_bytes_budget", "VNVS_MAX_INFLIGHT_BYTES: payload bytes admitted at once.")
+ADMISSION_DEFERRED = Counter("vnvs_admission_deferred_total",
+                             "Orchestrate calls answered ORCHESTRATOR_BUSY: the request waits for room.")

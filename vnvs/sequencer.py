@@ -57,6 +57,8 @@ class RequestRun:
         self._task_counts: list[int] = []
         self._current_group = -1  # no group reached yet (the whole-document pass)
         self._offload = False
+        # Set by admission for a request that can never fit: the run records this failure and ends.
+        self.refusal: VnError | None = None
 
     async def run(self) -> None:
         with log_context(requestId=self.request_id, traceId=self.trace_id):
@@ -80,6 +82,8 @@ class RequestRun:
 
     async def _run(self) -> None:
         xml, starts = await self._ledger.begin()
+        if self.refusal is not None:
+            raise self.refusal
         if xml is None:
             raise VnError("the request document is missing (purged before it could run)")
         if starts > self._settings.max_run_starts:
