@@ -43,8 +43,9 @@ class VnapiService(GrpcService):
         self.lag = LoopLagMonitor(LOOP_STALL_S)
         server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME], common.grpc_api_tokens,
                                max_send_bytes=common.grpc_max_response_message_bytes)
+        self.servicer = ValuationService(self.client, settings, self.hub)
         valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            ValuationService(self.client, settings, self.hub), server.server)
+            self.servicer, server.server)
         super().__init__(server, settings.listen_address, common.tls, self.client, settings.shutdown_grace_ms / 1000)
 
     @property
@@ -74,6 +75,7 @@ class VnapiService(GrpcService):
         await self.consumer.hand_back()
 
     async def close(self) -> None:
+        self.servicer.close()
         await self.channel.close()
         await self.client.aclose()
         await self.hub_client.aclose()

@@ -6,12 +6,13 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
-from vnapi.intake import Accepted, Intake, Submission, new_request_id
+from vnapi.intake import Accepted, Intake, Submission, body_sha256, new_request_id
 from vnapi.lifecycle_hub import RESYNC, LifecycleHub, Subscription
 from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
 from vnapi.queries import Queries, check_request_id
@@ -45,6 +46,13 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         self._hub = hub
         self._intake = Intake(client, settings.common.request_ttl_seconds)
         self._queries = Queries(client)
+        # Checking and hashing large bodies: off the event loop, at most this many at once (libxml2 parses
+        # and hashlib hashes without the GIL, so threads run them in parallel); the others queue holding
+        # only their body, and a check holds about one chunk's tree (vncommon.vnmlscan).
+        self._checks = ThreadPoolExecutor(settings.check_threads, thread_name_prefix="vnapi-check")
+
+    def close(self) -> None:
+        self._checks.shutdown(wait=False, cancel_futures=True)
 
     @unary_errors
     async def Submit(
@@ -117,15 +125,17 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         trace_id = trace.resolve_trace_id(request.trace_id, trace.from_metadata(request.metadata))
         xml = bytes(request.xml)
         args = (xml, request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes)
-        # libxml2 parses without the GIL: a large document is checked in a thread so the event loop
-        # keeps serving other calls (and the lifecycle reader) meanwhile; a small one is cheaper inline.
+        # A large document is checked and hashed in the check pool, so the event loop keeps serving other
+        # calls (and the lifecycle reader) meanwhile; a small one is cheaper inline.
         if len(xml) > INLINE_CHECK_BYTES:
-            group_count = await asyncio.to_thread(check_submission, *args)
+            loop = asyncio.get_running_loop()
+            group_count, sha256 = await loop.run_in_executor(self._checks, _check_and_hash, *args)
         else:
-            group_count = check_submission(*args)
+            group_count, sha256 = check_submission(*args), ""
         return Submission(
             xml=xml,
             group_count=group_count,
+            sha256=sha256,
             content_type=request.content_type or DEFAULT_CONTENT_TYPE,
             idempotency_key=request.idempotency_key,
             metadata=dict(request.metadata),
@@ -201,6 +211,10 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         if not raw and not await self._client.exists(keys.request_state_key(request_id)):
             await self._queries.raise_missing(request_id)
         return [event_from_json(request_id, last + offset, item) for offset, item in enumerate(raw, start=1)]
+
+
+def _check_and_hash(xml: bytes, content_type: str, idempotency_key: str, max_bytes: int) -> tuple[int, str]:
+    return check_submission(xml, content_type, idempotency_key, max_bytes), body_sha256(xml)
 
 
 async def _next_signal(subscription: Subscription, within: float) -> None:
