@@ -164,6 +164,20 @@ class RequestOverBudget(VnError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class InvalidResult(VnError):
+    """A task result is not a task document or a bare <valuation>."""
+
+    reason = "INVALID_RESULT"
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResponseTooLarge(VnError):
+    """The assembled response would be larger than GetResults can return (PAYLOAD_MAX_BYTES)."""
+
+    reason = "RESPONSE_TOO_LARGE"
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class BindError(Exception):
     """A service cannot listen on its address (in use, not assignable, no permission); EXIT_BIND."""
 
@@ -195,6 +209,8 @@ ERRORS_BY_REASON: dict[str, type[VnError]] = {
         RunAttemptsExhausted,
         OrchestratorBusy,
         RequestOverBudget,
+        InvalidResult,
+        ResponseTooLarge,
     )
 }
 
