@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from vncommon import vnml
 from vncommon.errors import HydrationLimit, VnError
+from vncommon.heap import release_large_buffers
 from vncommon.xmlsafe import parse_xml
 from vnvs.assembly import fold_results, folded_response
 from vnvs.hydration.engine import HydrationEngine
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vnvs-hydration-worker")
     parser.add_argument("--max-memory-bytes", type=int, required=True)
     args = parser.parse_args(argv)
+    release_large_buffers()
     resource.setrlimit(resource.RLIMIT_AS, (args.max_memory_bytes, resource.getrlimit(resource.RLIMIT_AS)[1]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would otherwise dump a core per kill
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
