@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from vn.v1 import orchestrator_pb2_grpc, valuation_pb2, valuation_pb2_grpc
+from vn.v1 import orchestrator_pb2_grpc, valuation_pb2
 from vnapi.ingest import IngestConsumer
 from vnapi.lifecycle_hub import LifecycleHub
 from vnapi.servicer import ValuationService
 from vnapi.settings import VnapiSettings
+from vnapi.submitwire import add_valuation_service
 from vncommon.grpcutil import ServiceServer, create_channel
 from vncommon.logs import setup_logging
 from vncommon.looplag import LoopLagMonitor, export_lag
@@ -44,8 +45,7 @@ class VnapiService(GrpcService):
         server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME], common.grpc_api_tokens,
                                max_send_bytes=common.grpc_max_response_message_bytes)
         self.servicer = ValuationService(self.client, settings, self.hub)
-        valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            self.servicer, server.server)
+        add_valuation_service(self.servicer, server.server)
         super().__init__(server, settings.listen_address, common.tls, self.client, settings.shutdown_grace_ms / 1000)
 
     @property

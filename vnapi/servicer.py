@@ -17,6 +17,7 @@ from vnapi.lifecycle_hub import RESYNC, LifecycleHub, Subscription
 from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
 from vnapi.queries import Queries, check_request_id
 from vnapi.settings import VnapiSettings
+from vnapi.submitwire import SubmitCall
 from vnapi.validation import DEFAULT_CONTENT_TYPE, check_submission
 from vncommon import keys, trace
 from vncommon.errors import VnError
@@ -56,12 +57,15 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
 
     @unary_errors
     async def Submit(
-        self, request: valuation_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+        self, request: valuation_pb2.SubmitRequest | SubmitCall, context: grpc.aio.ServicerContext
     ) -> valuation_pb2.SubmitResponse:
+        # The server hands a SubmitCall (the body read once, vnapi.submitwire); a plain request also works.
+        call = request if isinstance(request, SubmitCall) else SubmitCall(request, bytes(request.xml))
+        request = call.request
         mode = "sync" if request.sync else "async"
         started = time.perf_counter()
         try:
-            response = await self._submit(request, context)
+            response = await self._submit(call, context)
         except VnError as exc:
             SUBMISSIONS.labels(mode, exc.reason).inc()
             raise
@@ -71,10 +75,9 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
             SYNC_LATENCY.observe(time.perf_counter() - started)
         return response
 
-    async def _submit(
-        self, request: valuation_pb2.SubmitRequest, context: grpc.aio.ServicerContext
-    ) -> valuation_pb2.SubmitResponse:
-        submission = await self._check(request)
+    async def _submit(self, call: SubmitCall, context: grpc.aio.ServicerContext) -> valuation_pb2.SubmitResponse:
+        request = call.request
+        submission = await self._check(request, call.xml)
         if not request.sync:
             accepted = await self._intake.submit(submission)
             return await self._async_answer(accepted)
@@ -119,11 +122,10 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
                     if is_terminal(event.status):
                         return
 
-    async def _check(self, request: valuation_pb2.SubmitRequest) -> Submission:
+    async def _check(self, request: valuation_pb2.SubmitRequest, xml: bytes) -> Submission:
         received_at = utc_now_iso()
         # The trace_id field first (the gateway always fills it), then a kept X-Trace-Id header.
         trace_id = trace.resolve_trace_id(request.trace_id, trace.from_metadata(request.metadata))
-        xml = bytes(request.xml)
         args = (xml, request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes)
         # A large document is checked and hashed in the check pool, so the event loop keeps serving other
         # calls (and the lifecycle reader) meanwhile; a small one is cheaper inline.
