@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -147,6 +148,8 @@ async def many_large(ctx: Context) -> None:
         figures["vnvs_factor"] = figures["rss_growth_mb_vnvs"] * MIB / peak_inflight
     # vnapi held every body at once (all were submitted together): its peak against all of them.
     figures["vnapi_rss_over_inflight_payload"] = peak_rss_mb(pids["vnapi"]) * MIB / (count * len(body))
+    if refused or succeeded != count:
+        print("many-large figures before failing:", figures, file=sys.stderr)
     if refused:
         raise RuntimeError(f"{len(refused)} submissions were refused: {refused[0]!r}")
     if succeeded != count:
