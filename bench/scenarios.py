@@ -13,7 +13,7 @@ import aiohttp
 import grpc
 import redis.asyncio as redis
 
-from bench import bench_hydration, bench_tracing, fairness, script_quantlib
+from bench import bench_hydration, bench_tracing, fairness, many_large, script_quantlib
 from bench.mesh import SHELL_SCRIPT
 from bench.requests import chained_request, sized_request
 from bench.stats import cpu_seconds, peak_rss_mb, redis_commands, summary_ms
@@ -159,6 +159,9 @@ async def submit_async(ctx: Context, clients: int = 50, per_client: int = 20, pa
 async def payload_10mib(ctx: Context) -> None:
     body = sized_request(10 * 1024 * 1024, 2000)
     ctx.figures["payload_mib"] = len(body) / 1024 / 1024
+    before = {name: many_large.rss_mb(pid) for name, pid in ctx.mesh.pids().items()}
+    sampler = many_large.Sampler(ctx.mesh)
+    sampling = asyncio.create_task(sampler.run())
     started = time.perf_counter()
     submitted = await ctx.api.Submit(valuation_pb2.SubmitRequest(xml=body), timeout=30)
     ctx.figures["submit_ms"] = (time.perf_counter() - started) * 1000
@@ -168,6 +171,13 @@ async def payload_10mib(ctx: Context) -> None:
         raise RuntimeError(f"the 10 MiB request ended {statuses[-1:]}")
     ctx.figures["end_to_end_ms"] = (time.perf_counter() - started) * 1000
     ctx.figures["vnvs_rss_over_payload"] = peak_rss_mb(ctx.mesh.pids()["vnvs"]) / ctx.figures["payload_mib"]
+    sampler.stop()
+    await sampling
+    # Growth over the process before the request: what the request itself cost, per payload byte.
+    for name in ("vnapi", "vnvs"):
+        grown = peak_rss_mb(ctx.mesh.pids()[name]) - before[name]
+        ctx.figures[f"{name}_growth_over_payload"] = grown / ctx.figures["payload_mib"]
+    ctx.figures["hydration_worker_peak_over_payload"] = sampler.worker_peak_mb / ctx.figures["payload_mib"]
     ctx.figures["tasks"] = 2000.0
 
 
@@ -206,4 +216,5 @@ SCENARIOS = [
     Scenario("scale-concurrency", scale_concurrency),
     Scenario("fairness", fairness_under_batch),
     Scenario("fairness-sleep5", fairness_under_batch, {"VNAS_EXECUTOR": "python:bench.noop:sleep_5ms"}),
+    Scenario("many-large", many_large.many_large),
 ]

@@ -10,13 +10,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.app import create_app
+from gateway.middleware import METRICS
 from gateway.settings import GatewaySettings
 from vncommon.config import is_loopback, listen_address
 from vncommon.errors import BindError
 from vncommon.logs import setup_logging
-from vncommon.service import Service
+from vncommon.looplag import LoopLagMonitor, export_lag
+from vncommon.service import Loop, Service
 
 log = logging.getLogger(__name__)
+LOOP_STALL_S = 1.0
 
 
 class QuietBadRequests(logging.Filter):
@@ -38,8 +41,11 @@ class GatewayService(Service):
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self._runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=self.grace_s)
+        app = create_app(settings)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.grace_s)
         self._cleaned = False
+        self.lag = LoopLagMonitor(LOOP_STALL_S)
+        export_lag("vn_gateway", self.lag, app[METRICS].registry)
 
     @property
     def grace_s(self) -> float:
@@ -60,6 +66,12 @@ class GatewayService(Service):
             address = listen_address(self.settings.http_host, self.settings.http_port)
             raise BindError(f"cannot listen on {address}: {reason}") from exc
         return site.name
+
+    def loops(self) -> dict[str, Loop]:
+        return {"loop-lag": self.lag.run()}
+
+    def stop_fetching(self) -> None:
+        self.lag.stop()
 
     async def drain(self, grace_s: float) -> None:
         # Closes the listener, waits for running handlers (bounded), then closes the vnapi channel.

@@ -26,6 +26,8 @@ from vncommon import keys, lifecycle, tracing
 from vncommon.backoff import Backoff
 from vncommon.consumer import StreamConsumer
 from vncommon.consumergroup import ConsumerGroup, StreamEntry
+from vncommon.errors import OrchestratorBusy
+from vncommon.grpcutil import decode_error
 from vncommon.logs import log_context
 from vncommon.phase import Phase
 from vncommon.redisconn import REDIS_ERRORS
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.1
 BACKOFF_CAP_S = 5.0
+# An orchestrator without room (ORCHESTRATOR_BUSY) is asked again at least this often: room frees as
+# its requests end, and a request should not wait long past that.
+BUSY_BACKOFF_CAP_S = 1.0
 TRIM_INTERVAL_S = 10.0
 TAKEN = frozenset({
     orchestrator_pb2.ORCHESTRATE_OUTCOME_ACCEPTED,
@@ -106,15 +111,19 @@ class IngestConsumer(StreamConsumer[StreamEntry]):
         """
         backoff = Backoff(BACKOFF_START_S, self._backoff_cap_s)
         while True:
-            error = ""
+            error, busy = "", False
             try:
                 if not await self._publish_received(ingest.request_id):
                     return True
                 if await self._orchestrate(ingest):
                     return True
             except (grpc.aio.AioRpcError, *REDIS_ERRORS) as exc:
-                error = _describe(exc)
-            delay = backoff.next()
+                busy = isinstance(exc, grpc.aio.AioRpcError) and isinstance(decode_error(exc), OrchestratorBusy)
+                error = "" if busy else _describe(exc)
+            delay = min(backoff.next(), BUSY_BACKOFF_CAP_S) if busy else backoff.next()
+            if busy:
+                # Admission at work, not a fault: the entry stays ours (pending) and is offered again.
+                log.debug("orchestrator busy; the request waits for room", extra={"fields": {"delayS": delay}})
             if error:
                 log.warning("orchestrate failed, will retry", extra={"fields": {"error": error, "delayS": delay}})
             if await self.phase.sleep(delay, until=Phase.STOPPING):

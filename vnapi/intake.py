@@ -35,6 +35,11 @@ return 0
 """
 
 
+def body_sha256(xml: bytes) -> str:
+    """The hex SHA-256 of a body (hashlib releases the GIL while it hashes a large one)."""
+    return hashlib.sha256(xml).hexdigest()
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
@@ -52,11 +57,13 @@ class Submission:
     received_at: str = field(default_factory=utc_now_iso)
     priority: Priority = Priority.NORMAL
     deadline_at_ms: int = 0  # epoch milliseconds; 0: no deadline
-    sha256: str = field(init=False, repr=False, compare=False)
+    # Hashed once: the claim, its release and the metadata all need it, and a body may be 10 MiB (the
+    # servicer hashes a large one in its check pool; empty means "hash it here").
+    sha256: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Hashed once: the claim, its release and the metadata all need it, and a body may be 10 MiB.
-        object.__setattr__(self, "sha256", hashlib.sha256(self.xml).hexdigest())
+        if not self.sha256:
+            object.__setattr__(self, "sha256", body_sha256(self.xml))
 
 
 @dataclass(frozen=True, slots=True)

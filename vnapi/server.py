@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from vn.v1 import console_pb2, console_pb2_grpc, orchestrator_pb2_grpc, valuation_pb2, valuation_pb2_grpc
+from vn.v1 import console_pb2, console_pb2_grpc, orchestrator_pb2_grpc, valuation_pb2
 from vnapi import stream_gauges
 from vnapi.console_servicer import ConsoleService
 from vnapi.ingest import IngestConsumer
 from vnapi.lifecycle_hub import LifecycleHub
 from vnapi.servicer import ValuationService
 from vnapi.settings import VnapiSettings
+from vnapi.submitwire import add_valuation_service
 from vncommon.grpcutil import ServiceServer, create_channel
 from vncommon.logs import setup_logging
+from vncommon.looplag import LoopLagMonitor, export_lag
 from vncommon.metrics import serve_metrics
 from vncommon.redisconn import create_redis
 from vncommon.service import GrpcService, Loop
 
+# A tick this late counts as a stall in the lag monitor (vnapi only exports it; vnvs also reports health).
+LOOP_STALL_S = 1.0
 SERVICE_NAME = valuation_pb2.DESCRIPTOR.services_by_name["ValuationService"].full_name
 CONSOLE_SERVICE_NAME = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
 
@@ -40,10 +44,11 @@ class VnapiService(GrpcService):
         stub = orchestrator_pb2_grpc.OrchestratorServiceStub(self.channel)  # type: ignore[no-untyped-call]
         self.consumer = IngestConsumer(self.client, settings, stub)
         self._hub_stop = asyncio.Event()
+        self.lag = LoopLagMonitor(LOOP_STALL_S)
         server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME, CONSOLE_SERVICE_NAME],
                                common.grpc_api_tokens, max_send_bytes=common.grpc_max_response_message_bytes)
-        valuation_pb2_grpc.add_ValuationServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            ValuationService(self.client, settings, self.hub), server.server)
+        self.servicer = ValuationService(self.client, settings, self.hub)
+        add_valuation_service(self.servicer, server.server)
         console_pb2_grpc.add_ConsoleServiceServicer_to_server(  # type: ignore[no-untyped-call]
             ConsoleService(self.client, common.default_block_ms), server.server)
         super().__init__(server, settings.listen_address, common.tls, self.client, settings.shutdown_grace_ms / 1000)
@@ -53,15 +58,17 @@ class VnapiService(GrpcService):
         return self.server.port
 
     async def start(self) -> None:
+        export_lag("vnapi", self.lag)
         serve_metrics(self.settings.common.metrics_port, self.settings.grpc_host)
         await super().start()
 
     def loops(self) -> dict[str, Loop]:
-        return {"lifecycle-hub": self.hub.run(self._hub_stop), **self.consumer.loops(),
-                "stream-gauges": stream_gauges.run(self.client, self._hub_stop)}
+        return {"lifecycle-hub": self.hub.run(self._hub_stop), "loop-lag": self.lag.run(),
+                **self.consumer.loops(), "stream-gauges": stream_gauges.run(self.client, self._hub_stop)}
 
     def stop_fetching(self) -> None:
         self.consumer.stop_fetching()
+        self.lag.stop()
 
     async def drain(self, grace_s: float) -> None:
         # Running calls (sync waits need the hub) and hand-overs to vnvs share the grace; only then
@@ -73,6 +80,7 @@ class VnapiService(GrpcService):
         await self.consumer.hand_back()
 
     async def close(self) -> None:
+        self.servicer.close()
         await self.channel.close()
         await self.client.aclose()
         await self.hub_client.aclose()

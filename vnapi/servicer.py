@@ -6,17 +6,19 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
 from vnapi.controls import check_deadline_ms, check_priority
-from vnapi.intake import Accepted, Intake, Submission, new_request_id
+from vnapi.intake import Accepted, Intake, Submission, body_sha256, new_request_id
 from vnapi.lifecycle_hub import RESYNC, LifecycleHub, Subscription
 from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
 from vnapi.queries import Queries, check_request_id, check_request_id_format
 from vnapi.settings import VnapiSettings
+from vnapi.submitwire import SubmitCall
 from vnapi.validation import DEFAULT_CONTENT_TYPE, check_submission
 from vncommon import keys, trace, tracing
 from vncommon.cancel import CANCELLED_BY_CALLER, cancel_request
@@ -47,15 +49,25 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         self._hub = hub
         self._intake = Intake(client, settings.common.request_ttl_seconds)
         self._queries = Queries(client)
+        # Checking and hashing large bodies: off the event loop, at most this many at once (libxml2 parses
+        # and hashlib hashes without the GIL, so threads run them in parallel); the others queue holding
+        # only their body, and a check holds about one chunk's tree (vncommon.vnmlscan).
+        self._checks = ThreadPoolExecutor(settings.check_threads, thread_name_prefix="vnapi-check")
+
+    def close(self) -> None:
+        self._checks.shutdown(wait=False, cancel_futures=True)
 
     @unary_errors
     async def Submit(
-        self, request: valuation_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+        self, request: valuation_pb2.SubmitRequest | SubmitCall, context: grpc.aio.ServicerContext
     ) -> valuation_pb2.SubmitResponse:
+        # The server hands a SubmitCall (the body read once, vnapi.submitwire); a plain request also works.
+        call = request if isinstance(request, SubmitCall) else SubmitCall(request, bytes(request.xml))
+        request = call.request
         mode = "sync" if request.sync else "async"
         started = time.perf_counter()
         try:
-            response = await self._submit(request, context)
+            response = await self._submit(call, context)
         except VnError as exc:
             SUBMISSIONS.labels(mode, exc.reason).inc()
             raise
@@ -65,10 +77,9 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
             SYNC_LATENCY.observe(time.perf_counter() - started)
         return response
 
-    async def _submit(
-        self, request: valuation_pb2.SubmitRequest, context: grpc.aio.ServicerContext
-    ) -> valuation_pb2.SubmitResponse:
-        submission = await self._check(request)
+    async def _submit(self, call: SubmitCall, context: grpc.aio.ServicerContext) -> valuation_pb2.SubmitResponse:
+        request = call.request
+        submission = await self._check(request, call.xml)
         with tracing.submit_span(context, submission.trace_id, request.sync):
             return await self._submit_checked(submission, request, context)
 
@@ -137,24 +148,25 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         return valuation_pb2.CancelResponse(request_id=request_id, previous_status=status_to_proto(outcome.previous),
                                             status=valuation_pb2.REQUEST_STATUS_CANCELLED)
 
-    async def _check(self, request: valuation_pb2.SubmitRequest) -> Submission:
+    async def _check(self, request: valuation_pb2.SubmitRequest, xml: bytes) -> Submission:
         received_at = utc_now_iso()
         received_ms = utc_now_ms()
         priority = check_priority(request.priority)
         deadline_ms = check_deadline_ms(request.deadline_ms, self._settings.common.request_ttl_seconds)
         # The trace_id field first (the gateway always fills it), then a kept X-Trace-Id header.
         trace_id = trace.resolve_trace_id(request.trace_id, trace.from_metadata(request.metadata))
-        xml = bytes(request.xml)
         args = (xml, request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes)
-        # libxml2 parses without the GIL: a large document is checked in a thread so the event loop
-        # keeps serving other calls (and the lifecycle reader) meanwhile; a small one is cheaper inline.
+        # A large document is checked and hashed in the check pool, so the event loop keeps serving other
+        # calls (and the lifecycle reader) meanwhile; a small one is cheaper inline.
         if len(xml) > INLINE_CHECK_BYTES:
-            group_count = await asyncio.to_thread(check_submission, *args)
+            loop = asyncio.get_running_loop()
+            group_count, sha256 = await loop.run_in_executor(self._checks, _check_and_hash, *args)
         else:
-            group_count = check_submission(*args)
+            group_count, sha256 = check_submission(*args), ""
         return Submission(
             xml=xml,
             group_count=group_count,
+            sha256=sha256,
             content_type=request.content_type or DEFAULT_CONTENT_TYPE,
             idempotency_key=request.idempotency_key,
             metadata=dict(request.metadata),
@@ -232,6 +244,10 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         if not raw and not await self._client.exists(keys.request_state_key(request_id)):
             await self._queries.raise_missing(request_id)
         return [event_from_json(request_id, last + offset, item) for offset, item in enumerate(raw, start=1)]
+
+
+def _check_and_hash(xml: bytes, content_type: str, idempotency_key: str, max_bytes: int) -> tuple[int, str]:
+    return check_submission(xml, content_type, idempotency_key, max_bytes), body_sha256(xml)
 
 
 async def _next_signal(subscription: Subscription, within: float) -> None:

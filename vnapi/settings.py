@@ -19,6 +19,8 @@ DEFAULT_INGEST_CONCURRENCY = 32
 DEFAULT_SHUTDOWN_GRACE_MS = 10_000
 DEFAULT_ORCHESTRATE_TIMEOUT_MS = 10_000
 DEFAULT_REDIS_MAX_CONNECTIONS = 128
+# Threads checking and hashing large submissions: one per core, a few at most.
+DEFAULT_CHECK_THREADS = max(1, min(4, os.cpu_count() or 1))
 MAX_CONSUMER_NAME = 200
 
 
@@ -42,6 +44,7 @@ class VnapiSettings:
     orchestrate_timeout_ms: int = DEFAULT_ORCHESTRATE_TIMEOUT_MS
     consumer_name: str = field(default_factory=default_consumer_name)
     redis_max_connections: int = DEFAULT_REDIS_MAX_CONNECTIONS
+    check_threads: int = DEFAULT_CHECK_THREADS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnapiSettings:
@@ -64,6 +67,7 @@ class VnapiSettings:
             redis_max_connections=env_int(
                 env, "VNAPI_REDIS_MAX_CONNECTIONS", DEFAULT_REDIS_MAX_CONNECTIONS, minimum=4, maximum=10_000
             ),
+            check_threads=env_int(env, "VNAPI_CHECK_THREADS", DEFAULT_CHECK_THREADS, minimum=1, maximum=64),
         )
 
     @property

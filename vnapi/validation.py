@@ -1,14 +1,14 @@
 """Checks a submission must pass before anything is stored (SPEC sections 4, 7 and 10).
 
 The order matters: cheap checks first (size, content type, key), then parsing, then the VNML shape,
-so that an oversized body is never parsed. The VNML shape is `vncommon.vnml`'s, the same one vnvs runs.
+so that an oversized body is never parsed. The VNML shape is `vncommon.vnml`'s, the same one vnvs runs,
+checked in one streaming pass (`vncommon.vnmlscan`) that keeps no tree of the document.
 """
 
 from __future__ import annotations
 
 from vncommon.errors import EmptyBody, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
-from vncommon.vnml import count_groups
-from vncommon.xmlsafe import parse_xml
+from vncommon.vnmlscan import check_request
 
 ALLOWED_CONTENT_TYPES = frozenset({"application/xml", "text/xml"})
 DEFAULT_CONTENT_TYPE = "application/xml"
@@ -26,7 +26,7 @@ def check_submission(xml: bytes, content_type: str, idempotency_key: str, max_by
         )
     normalise_content_type(content_type)
     check_idempotency_key(idempotency_key)
-    return count_groups(parse_xml(xml, what="request"))
+    return check_request(xml, what="request")
 
 
 def normalise_content_type(content_type: str) -> str:

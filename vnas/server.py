@@ -12,11 +12,13 @@ from vnas.servicer import SERVICE_NAME, add_task_service
 from vnas.settings import VnasSettings
 from vncommon.grpcutil import ServiceServer
 from vncommon.logs import setup_logging
+from vncommon.looplag import LoopLagMonitor, export_lag
 from vncommon.redisconn import create_redis
 from vncommon.service import GrpcService, Loop
 
 # Beyond the task workers: the fetch loop, keep-fresh, payload reads and settles may overlap.
 EXTRA_REDIS_CONNECTIONS = 8
+LOOP_STALL_S = 1.0
 
 
 class VnasService(GrpcService):
@@ -30,21 +32,24 @@ class VnasService(GrpcService):
         self.client = create_redis(settings.redis_url,
                                    max_connections=settings.concurrency * 2 + EXTRA_REDIS_CONNECTIONS)
         self.consumer = TaskConsumer(self.client, settings, executor)
+        self.lag = LoopLagMonitor(LOOP_STALL_S)
         server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME],
                                settings.common.grpc_api_tokens)
         add_task_service(server.server, executor)
         super().__init__(server, settings.grpc_address, settings.common.tls, self.client, settings.shutdown_grace_s)
 
     async def start(self) -> None:
+        export_lag("vnas", self.lag)
         if self.settings.metrics_port is not None:
             serve_metrics(self.settings.metrics_port, self.settings.grpc_host)
         await super().start()
 
     def loops(self) -> dict[str, Loop]:
-        return self.consumer.loops()
+        return {"loop-lag": self.lag.run(), **self.consumer.loops()}
 
     def stop_fetching(self) -> None:
         self.consumer.stop_fetching()
+        self.lag.stop()
 
     async def drain(self, grace_s: float) -> None:
         # Running ExecuteTask calls and dispatched tasks share the grace, so they wait side by side.

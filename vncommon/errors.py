@@ -161,6 +161,37 @@ class RunAttemptsExhausted(VnError):
     reason = "RUN_ATTEMPTS_EXHAUSTED"
 
 
+class OrchestratorBusy(VnError):
+    """A vnvs instance already drives as many request bytes as VNVS_MAX_INFLIGHT_BYTES allows: the request
+    waits (in the ingest stream) for it or another instance. Never a failure of the request."""
+
+    reason = "ORCHESTRATOR_BUSY"
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    retryable = True
+
+
+class RequestOverBudget(VnError):
+    """The request alone is larger than the orchestrator's whole VNVS_MAX_INFLIGHT_BYTES, so it could never
+    be admitted: it fails at once, naming the setting, rather than waiting forever."""
+
+    reason = "REQUEST_OVER_BUDGET"
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class InvalidResult(VnError):
+    """A task result is not a task document or a bare <valuation>."""
+
+    reason = "INVALID_RESULT"
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ResponseTooLarge(VnError):
+    """The assembled response would be larger than GetResults can return (PAYLOAD_MAX_BYTES)."""
+
+    reason = "RESPONSE_TOO_LARGE"
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class BindError(Exception):
     """A service cannot listen on its address (in use, not assignable, no permission); EXIT_BIND."""
 
@@ -190,6 +221,10 @@ ERRORS_BY_REASON: dict[str, type[VnError]] = {
         TaskRetriesExhausted,
         HydrationLimit,
         RunAttemptsExhausted,
+        OrchestratorBusy,
+        RequestOverBudget,
+        InvalidResult,
+        ResponseTooLarge,
     )
 }
 

@@ -22,6 +22,12 @@ REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 # How long a command may wait for a free pooled connection before failing with a Redis error.
 POOL_WAIT_S = 10.0
+# Values at least this long go to the socket as they are (the Python packer keeps them as separate
+# parts) instead of being copied into one packed command: a 10 MiB SET must not hold the body twice.
+LARGE_VALUE_BYTES = 64 * 1024
+
+
+HEALTH_CHECK_S = 30
 
 
 _FAST_CLASSES: dict[type[Any], type[Any]] = {}
@@ -36,6 +42,8 @@ def _with_hiredis_packing(connection_class: type[Any]) -> type[Any]:
     if connection_class not in _FAST_CLASSES:
 
         def pack_command(self: Any, *args: Any) -> list[bytes]:
+            if any(isinstance(arg, bytes) and len(arg) >= LARGE_VALUE_BYTES for arg in args):
+                return connection_class.pack_command(self, *args)  # type: ignore[no-any-return]
             if isinstance(args[0], str) and " " in args[0]:
                 args = (*args[0].encode().split(), *args[1:])
             try:
@@ -50,14 +58,22 @@ def _with_hiredis_packing(connection_class: type[Any]) -> type[Any]:
 
 def create_redis(url: str, max_connections: int = 128) -> redis.Redis:
     """One pool per process. Commands wait for a free connection (rather than failing when more are in
-    flight than the pool holds) and retry with jittered backoff across short Redis outages."""
+    flight than the pool holds) and retry with jittered backoff across short Redis outages.
+
+    No socket read timeout (redis-py's default is 5 s): the timer runs on the event loop, so a loop that
+    was busy for longer than it fires before the reply that already arrived is read, and a blocking
+    XREAD/XREADGROUP of up to DEFAULT_BLOCK_MS would fail although Redis answered on time. A Redis that
+    went away is noticed by TCP keepalive (redis-py's probes: about 45 s) and by the health check PING on
+    a connection idle for HEALTH_CHECK_S; callers' own deadlines bound everything else.
+    """
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=POOL_WAIT_S,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        health_check_interval=30,
+        health_check_interval=HEALTH_CHECK_S,
+        socket_timeout=None,
         socket_keepalive=True,
         socket_connect_timeout=5,
     )

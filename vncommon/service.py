@@ -27,6 +27,7 @@ from vncommon.aio import until_stopped
 from vncommon.config import TlsSettings
 from vncommon.errors import BindError, ConfigError
 from vncommon.grpcutil import ServiceServer
+from vncommon.heap import release_large_buffers
 from vncommon.redisconn import wait_for_redis
 
 EXIT_OK = 0
@@ -135,6 +136,7 @@ def run_service(build: Callable[[Mapping[str, str]], Service], name: str) -> int
     import uvloop
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    release_large_buffers()
 
     async def main() -> int:
         stop = asyncio.Event()

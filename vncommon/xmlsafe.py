@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -53,21 +53,40 @@ class _RefuseEverything(etree.Resolver):
         raise _ExternalRefused(system_url)
 
 
-def _new_parser() -> etree.XMLParser:
+def _parser_options() -> dict[str, Any]:
     # resolve_entities=False keeps &foo; unresolved; load_dtd/no_network stop any fetch; collect_ids keeps
     # its default (False sets a libxml2 flag that loads the external subset); huge_tree stays off so
     # libxml2's own depth and text-size guards apply.
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        load_dtd=False,
-        dtd_validation=False,
-        attribute_defaults=False,
-        no_network=True,
-        remove_blank_text=False,
-        huge_tree=False,
-    )
+    return {"resolve_entities": False, "load_dtd": False, "dtd_validation": False, "attribute_defaults": False,
+            "no_network": True, "remove_blank_text": False, "huge_tree": False}
+
+
+def _new_parser() -> etree.XMLParser:
+    parser = etree.XMLParser(**_parser_options())
     parser.resolvers.add(_RefuseEverything())
     return parser
+
+
+def new_pull_parser(events: tuple[str, ...], tag: str | None = None) -> etree.XMLPullParser:
+    """A feed parser with the same hardening as `parse_xml`'s (the caller runs `check_prolog` first)."""
+    parser = etree.XMLPullParser(events=cast(Any, events), tag=tag, **_parser_options())
+    parser.resolvers.add(_RefuseEverything())
+    return parser
+
+
+def malformed(exc: Exception, what: str) -> MalformedXml:
+    """The MalformedXml for what libxml2 (or the refusing resolver) raised while parsing."""
+    if isinstance(exc, etree.XMLSyntaxError):
+        line, column = exc.position if exc.position else (1, 1)
+        message = _POSITION_SUFFIX.sub("", exc.msg)
+        return MalformedXml(f"{what} is not well-formed XML: {message}", line, column)
+    return MalformedXml(f"{what} refers to an external resource, which is not allowed", 1, 1)
+
+
+def refuse_doctype(root: etree._Element, what: str) -> None:
+    """A second guard after parsing; the prolog scan refuses these first."""
+    if getattr(root.getroottree().docinfo, "doctype", ""):
+        raise MalformedXml(f"{what} {DOCTYPE_REFUSED}", 1, 1)
 
 
 def parse_xml(data: bytes, limits: XmlLimits = XmlLimits(), what: str = "document") -> etree._Element:
@@ -77,23 +96,22 @@ def parse_xml(data: bytes, limits: XmlLimits = XmlLimits(), what: str = "documen
     check_prolog(data, what)
     try:
         root = etree.fromstring(data, _new_parser())
-    except etree.XMLSyntaxError as exc:
-        line, column = exc.position if exc.position else (1, 1)
-        message = _POSITION_SUFFIX.sub("", exc.msg)
-        raise MalformedXml(f"{what} is not well-formed XML: {message}", line, column) from None
-    except _ExternalRefused:
-        raise MalformedXml(f"{what} refers to an external resource, which is not allowed", 1, 1) from None
-    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]  # a second guard; the prolog scan refuses these first
-        raise MalformedXml(f"{what} {DOCTYPE_REFUSED}", 1, 1)
+    except (etree.XMLSyntaxError, _ExternalRefused) as exc:
+        raise malformed(exc, what) from None
+    refuse_doctype(root, what)
     _check_shape(root, limits, what)
     return root
 
 
-def check_prolog(data: bytes, what: str = "document") -> None:
+PARSE_ERRORS = (etree.XMLSyntaxError, _ExternalRefused)
+
+
+def check_prolog(data: bytes, what: str = "document") -> tuple[str, int]:
     """Refuse a DOCTYPE, or an encoding our scan cannot read as libxml2 would, before anything is parsed.
 
     Walks the XML declaration, comments, processing instructions and whitespace before the root element
     on the raw bytes; anything else there is left to libxml2, which stops at it without loading anything.
+    Returns the codec the scan read the bytes with and where the root element (presumably) starts.
     """
     if data.startswith(_REFUSED_SIGNATURES):
         raise MalformedXml(f"{what} is not in UTF-8, UTF-16, UTF-32 or an ASCII-compatible encoding", 1, 1)
@@ -104,6 +122,7 @@ def check_prolog(data: bytes, what: str = "document") -> None:
     if data.startswith("<!DOCTYPE".encode(codec), position):
         line, column = scan.line_column(position)
         raise MalformedXml(f"{what} {DOCTYPE_REFUSED}", line, column)
+    return codec, position
 
 
 def _check_encoding(declared: str | None, codec: str, what: str) -> None:

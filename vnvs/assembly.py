@@ -5,31 +5,20 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-import grpc
 from lxml import etree
 
 from vncommon import vnml
 from vncommon.config import RESPONSE_PAYLOAD_FACTOR
-from vncommon.errors import MalformedXml, VnError
+from vncommon.errors import InvalidResult, MalformedXml, ResponseTooLarge
 from vncommon.state import Status
-from vncommon.xmlsafe import parse_xml, serialize
+from vncommon.xmlsafe import XmlLimits, parse_xml, serialize
 from vnvs.hydration.taskdoc import REFERENCE_TAGS
 
 RESPONSE_TAG = "vnml-response"
-
-
-class InvalidResult(VnError):
-    """A task result is not a task document or a bare <valuation>."""
-
-    reason = "INVALID_RESULT"
-    code = grpc.StatusCode.FAILED_PRECONDITION
-
-
-class ResponseTooLarge(VnError):
-    """The assembled response would be larger than GetResults can return (PAYLOAD_MAX_BYTES)."""
-
-    reason = "RESPONSE_TOO_LARGE"
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+# Results of earlier groups not yet in the working document: (group index, results by task id).
+Fold = tuple[int, Sequence[bytes]]
+__all__ = ["Fold", "InvalidResult", "ResponseTooLarge", "apply_results", "assemble_response", "fold_results",
+           "folded_response", "result_valuation"]
 
 
 def _groups(root: etree._Element) -> list[etree._Element]:
@@ -80,6 +69,22 @@ def apply_results(root: etree._Element, group_index: int, results: Sequence[byte
     # The spent use must not fan out again if this group is ever hydrated on the updated document.
     if "use" in group.attrib:
         del group.attrib["use"]
+
+
+def fold_results(root: etree._Element, folds: Sequence[Fold]) -> None:
+    """`apply_results` for each group in `folds`, in order."""
+    for group_index, results in folds:
+        apply_results(root, group_index, results)
+
+
+def folded_response(document: bytes, limits: XmlLimits, folds: Sequence[Fold], request_id: str,
+                    last_results: Sequence[bytes], max_bytes: int | None) -> bytes:
+    """The response from a serialised working document: fold the earlier groups in, then assemble with the
+    last group's results. vnvs runs this inline for a small document and in a hydration process for a
+    large one, so a large tree never lives in the service process."""
+    root = parse_xml(document, limits, "working document")
+    fold_results(root, folds)
+    return assemble_response(root, request_id, last_results, max_bytes)
 
 
 def assemble_response(root: etree._Element, request_id: str, last_results: Sequence[bytes] | None = None,

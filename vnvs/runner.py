@@ -9,10 +9,12 @@ import redis.asyncio as redis
 
 from vncommon import keys
 from vncommon.aio import sleep_or_stop
+from vncommon.errors import OrchestratorBusy, RequestOverBudget
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.state import REQUEST_HASH, is_terminal
 from vncommon.streamtrim import StreamUpkeep
 from vnvs import metrics
+from vnvs.admission import Admission
 from vnvs.hydration.sandbox import HydrationSandbox
 from vnvs.lease import Lease, orphaned_requests
 from vnvs.ledger import RunLedger
@@ -45,6 +47,10 @@ class RunnerPool:
         self._stopping = asyncio.Event()
         self._works: dict[str, asyncio.Task[None]] = {}
         self._upkeep = StreamUpkeep(client, keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, keys.DISPATCH_MAXLEN)
+        self.admission = Admission(settings.max_inflight_bytes)
+        metrics.INFLIGHT_BYTES.set_function(lambda: self.admission.in_flight)
+        metrics.INFLIGHT_BYTES_PEAK.set_function(lambda: self.admission.peak)
+        metrics.INFLIGHT_BYTES_BUDGET.set(self.admission.budget)
 
     @property
     def running(self) -> int:
@@ -56,23 +62,52 @@ class RunnerPool:
     def is_running(self, request_id: str) -> bool:
         return request_id in self._runs
 
-    async def try_start(self, request_id: str, trace_id: str) -> bool:
-        """Take the lease and start the run; False when another live instance holds the request."""
+    async def try_start(self, request_id: str, trace_id: str, size: int = 0) -> bool:
+        """Take the lease and start the run; False when another live instance holds the request.
+
+        `size` (the stored XML's bytes) is admitted against VNVS_MAX_INFLIGHT_BYTES before anything is
+        awaited, so concurrent calls cannot both take the last room: OrchestratorBusy when it does not fit
+        now. A request larger than the whole budget is taken only to be failed with RequestOverBudget.
+        """
         if request_id in self._runs:
             return True
-        lease = Lease(self._client, request_id, self._settings.instance_id, self._settings.lease_ms)
-        if not await lease.acquire():
-            await lease.ensure_advertised()
-            return False
+        refusal = self._refusal(size)
+        if refusal is None and not self.admission.fits(size):
+            metrics.ADMISSION_DEFERRED.inc()
+            raise OrchestratorBusy(
+                f"this orchestrator drives {self.admission.in_flight} payload bytes; {size} more do not fit "
+                f"its VNVS_MAX_INFLIGHT_BYTES={self.admission.budget} now (the request waits for room)",
+                {"inFlightBytes": str(self.admission.in_flight), "sizeBytes": str(size)})
+        self.admission.hold(request_id, 0 if refusal else size)
+        try:
+            lease = Lease(self._client, request_id, self._settings.instance_id, self._settings.lease_ms)
+            if not await lease.acquire():
+                await lease.ensure_advertised()
+                self.admission.release(request_id)
+                return False
+        except BaseException:
+            self.admission.release(request_id)
+            raise
         run = RequestRun(self._client, self._settings, self._sandbox, request_id, trace_id)
+        run.refusal = refusal
         task = asyncio.create_task(self._drive(run, lease), name=f"request-{request_id}")
         self._runs[request_id] = task
         metrics.REQUESTS_RUNNING.inc()
         task.add_done_callback(lambda done: self._forget(request_id, done))
         return True
 
+    def _refusal(self, size: int) -> RequestOverBudget | None:
+        if not self.admission.too_large(size):
+            return None
+        return RequestOverBudget(
+            f"the request has {size} bytes, more than this orchestrator's whole VNVS_MAX_INFLIGHT_BYTES="
+            f"{self.admission.budget}, so it could never be admitted; raise VNVS_MAX_INFLIGHT_BYTES (or the "
+            f"memory of the vnvs containers) on every vnvs instance, or send smaller requests",
+            {"sizeBytes": str(size), "maxInflightBytes": str(self.admission.budget)})
+
     def _forget(self, request_id: str, task: asyncio.Task[None]) -> None:
         self._runs.pop(request_id, None)
+        self.admission.release(request_id)
         metrics.REQUESTS_RUNNING.dec()
         error = None if task.cancelled() else task.exception()
         if error is not None:  # e.g. Redis went away mid-run: the lease lapses and the request resumes
@@ -136,14 +171,18 @@ class RunnerPool:
             await sleep_or_stop(self._stopping, interval)
 
     async def _adopt(self, request_id: str) -> None:
-        status, trace_id = await self._client.hmget(keys.request_state_key(request_id),
-                                                    [REQUEST_HASH.status, REQUEST_HASH.trace_id])
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.request_state_key(request_id), [REQUEST_HASH.status, REQUEST_HASH.trace_id])
+            pipe.strlen(keys.request_xml_key(request_id))
+            (status, trace_id), size = await pipe.execute()
         if status is None or is_terminal(status):
             await self._client.zrem(keys.ACTIVE_REQUESTS, request_id)
             if status is not None:  # e.g. cancelled while its orchestrator was dead: nobody retired it
                 await RunLedger(self._client, request_id, self._settings.common.request_ttl_seconds).retire()
             return
-        if await self.try_start(request_id, trace_id.decode() if isinstance(trace_id, bytes) else ""):
+        if not self.admission.too_large(size) and not self.admission.fits(size):
+            return  # no room now: a later scan, or another instance, takes it over
+        if await self.try_start(request_id, trace_id.decode() if isinstance(trace_id, bytes) else "", size):
             metrics.REQUESTS_ADOPTED.inc()
             log.info("took over orphaned request", extra={"fields": {"requestId": request_id}})
 

@@ -10,35 +10,31 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import redis.asyncio as redis
-from lxml import etree
 
 from vn.v1 import streams_pb2
-from vncommon import errortext, keys, tracing, vnml
+from vncommon import errortext, keys, tracing
 from vncommon.errors import RunAttemptsExhausted, TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
 from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status
 from vncommon.streams import from_fields, text
-from vncommon.xmlsafe import parse_xml
 from vnvs import metrics
-from vnvs.assembly import apply_results, assemble_response
+from vnvs.assembly import Fold, folded_response
 from vnvs.cancellation import CancelCheck
 from vnvs.dispatch import Dispatcher, TaskRef
 from vnvs.hydration import TaskDocument
 from vnvs.hydration.sandbox import CpuBudget, HydrationSandbox
-from vnvs.hydration.wire import document_limits, serialize_document
+from vnvs.hydration.wire import document_limits
 from vnvs.ledger import RequestEnded, RunCancelled, RunLedger
 from vnvs.settings import VnvsSettings
 from vnvs.tracker import Decision, GroupTracker, backoff_seconds
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-# Working documents up to this size are parsed and serialised on the event loop: a thread hop costs more
-# than the work. Hydration itself always runs in the sandbox's processes, however small the request.
+# A response from a working document and results up to this size is assembled on the event loop: a
+# process hop costs more than the work. Hydration itself always runs in the sandbox's processes.
 INLINE_XML_BYTES = 256 * 1024
 
 
@@ -58,7 +54,8 @@ class RequestRun:
         self._updates_from = "0-0"
         self._task_counts: list[int] = []
         self._current_group = -1  # no group reached yet (the whole-document pass)
-        self._offload = False
+        # Set by admission for a request that can never fit: the run records this failure and ends.
+        self.refusal: VnError | None = None
 
     async def run(self) -> None:
         with log_context(requestId=self.request_id, traceId=self.trace_id), \
@@ -80,14 +77,10 @@ class RequestRun:
                 log.exception("orchestration failed")
                 await self._fail(VnError(f"orchestration error: {type(exc).__name__}: {exc}"))
 
-    async def _cpu(self, function: Callable[..., T], *args: Any) -> T:
-        """Run XML work inline for small requests; in a thread for large ones, so the loop stays live."""
-        if self._offload:
-            return await asyncio.to_thread(function, *args)
-        return function(*args)
-
     async def _run(self) -> None:
         xml, starts = await self._ledger.begin()
+        if self.refusal is not None:
+            raise self.refusal
         self._cancel.deadline_at_ms = self._ledger.deadline_at_ms
         await self._cancel.check_deadline()
         if xml is None:
@@ -97,18 +90,14 @@ class RequestRun:
                 f"the request's run was started {starts} times without finishing a group (each run was lost: "
                 f"a crash, a kill or a stalled lease); failed instead of resumed again (VNVS_MAX_RUN_STARTS)",
                 {"runStarts": str(starts)})
-        hydration = self._settings.hydration
-        budget = CpuBudget(hydration.max_seconds)
+        budget = CpuBudget(self._settings.hydration.max_seconds)
+        # The working document stays bytes here: its tree (many times the text) lives only in a hydration
+        # process, one job at a time, so what a run holds is a few times its payload (docs/performance.md).
         with tracing.hydration_span(-1, self.trace_id):
-            prepared = await self._sandbox.prepare(self.request_id, xml, budget)
-        self._offload = len(prepared) > INLINE_XML_BYTES
-        root = await self._cpu(parse_xml, prepared, document_limits(hydration.max_group_task_bytes),
-                               "working document")
-        # Counted by the rule vnapi checked at submit, after hrefs had their say: a request runs whole or
-        # fails naming the reason, never as fewer groups than it holds.
-        group_count = vnml.count_groups(root)
+            document, group_count = await self._sandbox.prepare_counted(self.request_id, xml, budget)
+        del xml
         self._task_counts = [0] * group_count
-        results: list[bytes] = []
+        folds: list[Fold] = []  # results not yet folded into `document`; the next job folds them in
         for group_index in range(group_count):
             self._current_group = group_index
             await self._cancel.check_deadline()
@@ -118,22 +107,31 @@ class RequestRun:
                     results = await self._read_results(group_index, [str(i) for i in range(1, expected + 1)])
                     self._task_counts[group_index] = expected
                 else:
-                    results = await self._run_group(root, group_index, budget)
-                if group_index < group_count - 1:  # the last group's results go straight into the response
-                    await self._cpu(apply_results, root, group_index, results)
-                if not completed:
+                    with tracing.hydration_span(group_index, self.trace_id):
+                        tasks, document = await self._sandbox.fold_and_hydrate(
+                            self.request_id, document, group_index, budget, folds)
+                    folds = []
+                    results = await self._run_group(tasks, group_index)
                     await self._ledger.close_group(group_index, len(results))
+                folds.append((group_index, results))
         with tracing.assembly_span(self.trace_id):
-            response = await self._cpu(assemble_response, root, self.request_id, results,
-                                       self._settings.common.response_max_bytes)
+            response = await self._assemble(document, folds, budget)
         if await self._ledger.finish(Status.SUCCEEDED, response, "", self._task_counts):
             metrics.REQUESTS_FINISHED.labels(Status.SUCCEEDED).inc()
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})
 
-    async def _run_group(self, root: etree._Element, group_index: int, budget: CpuBudget) -> list[bytes]:
-        document = await self._cpu(serialize_document, root)
-        with tracing.hydration_span(group_index, self.trace_id):
-            tasks = await self._sandbox.hydrate_group(self.request_id, document, group_index, budget)
+    async def _assemble(self, document: bytes, folds: list[Fold], budget: CpuBudget) -> bytes:
+        """The response; the last group's results go straight into it. Inline for a small document (a
+        process hop costs more than the work), in a hydration process for a large one."""
+        (_, last), earlier = folds[-1], folds[:-1]
+        limits = document_limits(self._settings.hydration.max_group_task_bytes)
+        max_bytes = self._settings.common.response_max_bytes
+        size = len(document) + sum(len(blob) for _, results in folds for blob in results)
+        if size <= INLINE_XML_BYTES:
+            return folded_response(document, limits, earlier, self.request_id, last, max_bytes)
+        return await self._sandbox.assemble(self.request_id, document, earlier, last, max_bytes, budget)
+
+    async def _run_group(self, tasks: list[TaskDocument], group_index: int) -> list[bytes]:
         self._task_counts[group_index] = len(tasks)
         ids = [t.task_id for t in tasks]
         first, done, in_flight = await self._ledger.open_group(group_index, ids)
@@ -152,8 +150,10 @@ class RequestRun:
             GROUP_HASH.status: GroupStatus.RUNNING})
         self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
         await pipe.execute()
+        sent = len(to_send)
+        del to_send, tasks  # the task documents are in Redis now; only their ids are needed from here
         log.info("group dispatched", extra={"fields": {
-            "tasks": len(tasks), "sent": len(to_send), "done": len(done), "inFlight": len(pending) - len(to_send)}})
+            "tasks": len(ids), "sent": sent, "done": len(done), "inFlight": len(pending) - sent}})
         with metrics.GROUP_DURATION.time():
             await self._await_group(tracker, refs, group_index)
         return await self._read_results(group_index, ids)

@@ -10,11 +10,10 @@ from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from vncommon.config import listen_address
 from vncommon.grpcutil import ServiceServer
 from vncommon.logs import setup_logging
-from vncommon.looplag import LoopLagMonitor
+from vncommon.looplag import LoopLagMonitor, export_lag
 from vncommon.metrics import serve_metrics
 from vncommon.redisconn import create_redis
 from vncommon.service import GrpcService, Loop
-from vnvs import metrics
 from vnvs.hydration.sandbox import HydrationSandbox
 from vnvs.runner import RunnerPool
 from vnvs.servicer import OrchestratorService
@@ -50,7 +49,7 @@ class VnvsService(GrpcService):
 
     async def start(self) -> None:
         await self.sandbox.start()
-        metrics.EVENT_LOOP_LAG.set_function(self.lag.current_lag)
+        export_lag("vnvs", self.lag)
         serve_metrics(self.settings.common.metrics_port, self.settings.grpc_host)
         await super().start()
 

@@ -27,7 +27,10 @@ class OrchestratorService(orchestrator_pb2_grpc.OrchestratorServiceServicer):
     ) -> orchestrator_pb2.OrchestrateResponse:
         request_id = request.request_id
         validate_trace_id(request.trace_id)
-        status = await self._client.hget(keys.request_state_key(request_id), REQUEST_HASH.status)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.request_state_key(request_id), REQUEST_HASH.status)
+            pipe.strlen(keys.request_xml_key(request_id))  # what admission counts, O(1)
+            status, size = await pipe.execute()
         if status is None:
             raise RequestNotFound(f"request {request_id!r} is not stored")
         if is_terminal(status):
@@ -37,7 +40,7 @@ class OrchestratorService(orchestrator_pb2_grpc.OrchestratorServiceServicer):
         if not self._runners.has_capacity():
             raise Unavailable(f"this orchestrator runs {self._runners.running} requests, its maximum")
         with tracing.orchestrate_parent(context):  # the run's task copies this context: its parent span
-            started = await self._runners.try_start(request_id, request.trace_id)
+            started = await self._runners.try_start(request_id, request.trace_id, int(size))
         if started:
             return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ACCEPTED)
         return self._answer(request_id, Outcome.ORCHESTRATE_OUTCOME_ALREADY_RUNNING)

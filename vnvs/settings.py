@@ -8,7 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vncommon.config import CommonSettings, env_int, env_str
+from vnvs.admission import default_inflight_bytes, memory_limit
 from vnvs.hydration import HydrationSettings
+
+# Settings built by hand (tests) admit by count only unless they say otherwise.
+UNLIMITED_INFLIGHT_BYTES = 1 << 62
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +31,15 @@ class VnvsSettings:
     shutdown_grace_ms: int = 10_000
     max_run_starts: int = 5
     loop_stall_ms: int = 1_000
+    max_inflight_bytes: int = UNLIMITED_INFLIGHT_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnvsSettings:
+        common = CommonSettings.from_env(env)
+        hydration = HydrationSettings.from_env(env)
         return cls(
-            common=CommonSettings.from_env(env),
-            hydration=HydrationSettings.from_env(env),
+            common=common,
+            hydration=hydration,
             grpc_host=env_str(env, "GRPC_HOST", "127.0.0.1"),
             grpc_port=env_int(env, "GRPC_PORT", 50052, maximum=65535),
             instance_id=env_str(env, "VNVS_INSTANCE_ID", f"{socket.gethostname()}-{os.getpid()}"),
@@ -45,4 +52,6 @@ class VnvsSettings:
             shutdown_grace_ms=env_int(env, "VNVS_SHUTDOWN_GRACE_MS", 10_000, minimum=0),
             max_run_starts=env_int(env, "VNVS_MAX_RUN_STARTS", 5, minimum=1),
             loop_stall_ms=env_int(env, "VNVS_LOOP_STALL_MS", 1_000, minimum=10),
+            max_inflight_bytes=env_int(env, "VNVS_MAX_INFLIGHT_BYTES", default_inflight_bytes(
+                memory_limit(), hydration, common.payload_max_bytes), minimum=1),
         )

@@ -17,7 +17,7 @@ from bench.requests import chained_request
 from tests.conftest import wait_until
 from vncommon.errors import HydrationLimit, Unavailable, VnError
 from vncommon.xmlsafe import parse_xml
-from vnvs.assembly import apply_results
+from vnvs.assembly import apply_results, fold_results, folded_response
 from vnvs.hydration import HydrationEngine, HydrationSettings, TaskDocument
 from vnvs.hydration.sandbox import CpuBudget, HydrationSandbox
 from vnvs.hydration.wire import document_limits, serialize_document
@@ -163,3 +163,26 @@ async def _gone(pid: int) -> None:
             return True
 
     await wait_until(gone, timeout=5)
+
+
+async def test_folding_and_assembling_in_a_worker_gives_the_bytes_the_service_would_make(
+    sandbox: HydrationSandbox,
+) -> None:
+    """Large documents are folded and assembled in a hydration process: the same bytes as in-process."""
+    budget = CpuBudget(20)
+    xml = chained_request(3, 40, bytes_per_instrument=8_000)  # above the inline size: the worker path
+    limits = document_limits(sandbox.settings.max_group_task_bytes)
+    document, groups = await sandbox.prepare_counted("r", xml, budget)
+    assert groups == 3
+    root = parse_xml(document, limits)
+    folds: list[tuple[int, list[bytes]]] = []
+    for index in range(groups):
+        tasks, document = await sandbox.fold_and_hydrate("r", document, index, budget, folds)
+        fold_results(root, folds)
+        assert document == serialize_document(root), f"folded document of group {index}"
+        assert [t.xml for t in tasks] == [t.xml for t in HydrationEngine(HydrationSettings(), "r").hydrate_group(
+            parse_xml(document, limits), index)]
+        folds = [(index, [t.xml for t in tasks])]
+    response = await sandbox.assemble("r", document, [], folds[0][1], 10**9, budget)
+    assert response == folded_response(document, limits, [], "r", folds[0][1], 10**9)
+    assert response.startswith(b"<?xml") and response.count(b"<valuation ") == 3 * 40

@@ -22,9 +22,10 @@ from typing import Any
 import grpc
 
 from vncommon.errors import HydrationLimit, Unavailable, VnError, rebuild
+from vnvs.assembly import Fold
 from vnvs.hydration.settings import HydrationSettings
 from vnvs.hydration.taskdoc import TaskDocument
-from vnvs.hydration.wire import FrameError, Header, encode, read_async, settings_to_wire
+from vnvs.hydration.wire import FrameError, Header, encode, folds_to_wire, read_async, settings_to_wire
 
 log = logging.getLogger(__name__)
 WORKER_MODULE = "vnvs.hydration.worker"
@@ -100,17 +101,38 @@ class HydrationSandbox:
 
     async def prepare(self, request_id: str, xml: bytes, budget: CpuBudget) -> bytes:
         """The request after its whole-document pass (variables, hrefs), as a serialised document."""
-        _, blobs = await self._job({"op": "prepare", "requestId": request_id}, [xml], budget)
-        return blobs[0]
+        return (await self.prepare_counted(request_id, xml, budget))[0]
+
+    async def prepare_counted(self, request_id: str, xml: bytes, budget: CpuBudget) -> tuple[bytes, int]:
+        """`prepare`, with the number of groups of the prepared document (InvalidVnml if it has none)."""
+        header, blobs = await self._job({"op": "prepare", "requestId": request_id}, [xml], budget)
+        return blobs[0], int(header["groups"])
 
     async def hydrate_group(self, request_id: str, document: bytes, group_index: int, budget: CpuBudget
                             ) -> list[TaskDocument]:
         """The task documents of group `group_index` of the working `document`, in task order."""
-        header, blobs = await self._job({"op": "group", "requestId": request_id, "groupIndex": group_index},
-                                        [document], budget)
+        return (await self.fold_and_hydrate(request_id, document, group_index, budget, ()))[0]
+
+    async def fold_and_hydrate(self, request_id: str, document: bytes, group_index: int, budget: CpuBudget,
+                               folds: Sequence[Fold]) -> tuple[list[TaskDocument], bytes]:
+        """Fold earlier groups' results into the working document, then hydrate group `group_index`: its task
+        documents in task order and the folded document (for the next group and the response)."""
+        raw_folds, results = folds_to_wire(folds)
+        header, blobs = await self._job({"op": "group", "requestId": request_id, "groupIndex": group_index,
+                                         "folds": raw_folds}, [document, *results], budget)
+        if header.get("folded"):
+            document, blobs = blobs[0], blobs[1:]
         tasks = header["tasks"]
         return [TaskDocument(str(task_id), str(valuation), str(group), xml)
-                for (task_id, valuation, group), xml in zip(tasks, blobs, strict=True)]
+                for (task_id, valuation, group), xml in zip(tasks, blobs, strict=True)], document
+
+    async def assemble(self, request_id: str, document: bytes, folds: Sequence[Fold], last_results: Sequence[bytes],
+                       max_bytes: int | None, budget: CpuBudget) -> bytes:
+        """`vnvs.assembly.folded_response` in a hydration process: the tree of a large document lives there."""
+        raw_folds, results = folds_to_wire(folds)
+        header = {"op": "assemble", "requestId": request_id, "folds": raw_folds, "maxBytes": max_bytes}
+        _, blobs = await self._job(header, [document, *results, *last_results], budget)
+        return blobs[0]
 
     async def _job(self, header: Header, blobs: Sequence[bytes], budget: CpuBudget) -> tuple[Header, list[bytes]]:
         if budget.left <= 0:

@@ -84,6 +84,20 @@ async def read_async(reader: asyncio.StreamReader) -> tuple[Header, list[bytes]]
     return header, [await reader.readexactly(blob) for blob in sizes]
 
 
+def folds_to_wire(folds: Sequence[tuple[int, Sequence[bytes]]]) -> tuple[list[list[int]], list[bytes]]:
+    """Earlier groups' results for a job: ([group index, result count] per group, the results in order)."""
+    return [[index, len(results)] for index, results in folds], [blob for _, results in folds for blob in results]
+
+
+def folds_from_wire(raw: Sequence[Sequence[int]], blobs: Sequence[bytes]) -> list[tuple[int, Sequence[bytes]]]:
+    """The inverse of `folds_to_wire`; `blobs` start with the folds' results (more may follow)."""
+    folds, offset = [], 0
+    for index, count in raw:
+        folds.append((int(index), blobs[offset:offset + int(count)]))
+        offset += int(count)
+    return folds
+
+
 def settings_to_wire(settings: HydrationSettings) -> Header:
     """The settings a hydration process needs, as JSON values."""
     return {

@@ -18,12 +18,16 @@ import sys
 import time
 from collections.abc import Sequence
 
+from vncommon import vnml
 from vncommon.errors import HydrationLimit, VnError
+from vncommon.heap import release_large_buffers
 from vncommon.xmlsafe import parse_xml
+from vnvs.assembly import fold_results, folded_response
 from vnvs.hydration.engine import HydrationEngine
 from vnvs.hydration.wire import (
     Header,
     document_limits,
+    folds_from_wire,
     read_sync,
     serialize_document,
     settings_from_wire,
@@ -53,15 +57,27 @@ def _limit_cpu(seconds: float | None) -> None:
 def _run(header: Header, blobs: Sequence[bytes]) -> tuple[Header, list[bytes]]:
     settings = settings_from_wire(header["settings"])
     engine = HydrationEngine(settings, str(header["requestId"]))
+    limits = document_limits(settings.max_group_task_bytes)
     if header["op"] == "prepare":
         root = parse_xml(blobs[0], what="request")
         engine.prepare(root)
-        return {}, [serialize_document(root)]
+        # Counted by the rule vnapi checked at submit, after hrefs had their say: a request runs whole or
+        # fails naming the reason, never as fewer groups than it holds.
+        return {"groups": vnml.count_groups(root)}, [serialize_document(root)]
+    folds = folds_from_wire(header.get("folds", []), blobs[1:])
     if header["op"] == "group":
-        root = parse_xml(blobs[0], document_limits(settings.max_group_task_bytes), "working document")
+        # Earlier results go into the working document first, so this group's expressions see them; the
+        # folded document goes back (before this group's own hydration changes the tree) for the next job.
+        root = parse_xml(blobs[0], limits, "working document")
+        fold_results(root, folds)
+        folded = [serialize_document(root)] if folds else []
         documents = engine.hydrate_group(root, int(header["groupIndex"]))
         tasks = [[d.task_id, d.valuation_name, d.group_name] for d in documents]
-        return {"tasks": tasks}, [d.xml for d in documents]
+        return {"tasks": tasks, "folded": bool(folds)}, [*folded, *(d.xml for d in documents)]
+    if header["op"] == "assemble":
+        last = blobs[1 + sum(len(results) for _, results in folds):]
+        max_bytes = header.get("maxBytes")
+        return {}, [folded_response(blobs[0], limits, folds, str(header["requestId"]), last, max_bytes)]
     raise ValueError(f"unknown hydration job {header['op']!r}")
 
 
@@ -101,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vnvs-hydration-worker")
     parser.add_argument("--max-memory-bytes", type=int, required=True)
     args = parser.parse_args(argv)
+    release_large_buffers()
     resource.setrlimit(resource.RLIMIT_AS, (args.max_memory_bytes, resource.getrlimit(resource.RLIMIT_AS)[1]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would otherwise dump a core per kill
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
