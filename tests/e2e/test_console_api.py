@@ -12,7 +12,6 @@ import aiohttp
 import pytest
 import redis.asyncio as redis
 
-from tests.conftest import RedisServer
 from tests.e2e.conftest import EXAMPLES, MeshFactory
 from tests.e2e.helpers import simple_request, write_script
 from vncommon import keys
@@ -102,7 +101,8 @@ async def test_events_refuse_unknown_ids_bad_resume_points_and_missing_tokens(st
 
 
 async def test_console_lists_requests_and_shows_groups_tasks_retries_and_failures(
-        start_mesh: MeshFactory, tmp_path: Path, redis_server: RedisServer) -> None:
+        start_mesh: MeshFactory, tmp_path: Path, redis_client: redis.Redis) -> None:
+    # The recent-request index is shared by every test on the session Redis: redis_client flushes it first.
     # Task 2 fails once per attempt file, then succeeds; task 3 of a second request never succeeds.
     flaky = write_script(tmp_path, "flaky.sh", f'''
 input=$(cat)
@@ -150,11 +150,7 @@ printf '%s' "$input" | exec {sys.executable} {EXAMPLES / "price.py"}
         assert {s["stream"] for s in workers["streams"]} == {keys.DISPATCH_STREAM, keys.INGEST_STREAM}
         async with session.get(f"{mesh.http}/console/api/requests/nosuch") as r:
             assert r.status == 404
-    client = redis.from_url(redis_server.url)
-    try:
-        ttl = await client.ttl(keys.task_attempts_key(good, 0))
-        assert 0 < ttl <= 86_400 * 7
-        assert await client.zscore(keys.RECENT_REQUESTS, good) is not None
-    finally:
-        await client.aclose()
+    ttl = await redis_client.ttl(keys.task_attempts_key(good, 0))
+    assert 0 < ttl <= 86_400 * 7
+    assert await redis_client.zscore(keys.RECENT_REQUESTS, good) is not None
     await asyncio.sleep(0)
