@@ -1,7 +1,8 @@
 """The task worker: fetch dispatch entries, execute each task, settle its outcome (SPEC sections 5, 9).
 
 Fetch (the shared `vncommon.consumer` loop) takes over idle entries of dead consumers and reads new
-ones for as many slots as are free, with each batch's task documents read in one round trip. Execute
+ones for as many slots as are free plus those that would start soon (`vnas.prefetch`: short tasks
+are fetched in batches and queue locally), with each batch's task documents read in one round trip. Execute
 runs the executor; a failed task is an outcome. Settle (`vnas.settler`) stores the result, publishes
 the update and acknowledges last, shielded from cancellation. A separate loop keeps the entries this
 worker runs fresh so nobody reclaims them while it is alive. Stopping moves through one shutdown
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
@@ -20,6 +22,7 @@ from redis.exceptions import ResponseError
 from vn.v1 import streams_pb2
 from vnas import metrics
 from vnas.executors import Executor
+from vnas.prefetch import PrefetchGauge
 from vnas.settings import VnasSettings
 from vnas.settler import RedisSettleError, Settler
 from vnas.stream import DispatchStream, Entry, is_poison, parse_dispatch, task_context
@@ -47,12 +50,13 @@ class TaskConsumer(StreamConsumer[Entry]):
         self._stream = DispatchStream(client, settings.consumer_name)
         super().__init__(self._stream, concurrency=settings.concurrency, claim_idle_ms=settings.claim_idle_ms,
                          claim_interval_s=settings.claim_idle_ms / 1000 / KEEP_FRESH_PER_IDLE,
-                         block_ms=settings.common.default_block_ms)
+                         block_ms=settings.common.default_block_ms, max_extra=settings.prefetch)
         self._settings = settings
         self._executor = executor
         self._retry = RedisRetry(self.phase, (*REDIS_ERRORS, RedisSettleError), self.on_redis_error)
         self._settler = Settler(self._stream, settings.common.request_ttl_seconds, self._retry)
         self._keep_fresh: asyncio.Task[None] | None = None
+        self._prefetch = PrefetchGauge(settings.concurrency, settings.prefetch)
 
     @property
     def consumer_name(self) -> str:
@@ -88,6 +92,9 @@ class TaskConsumer(StreamConsumer[Entry]):
             self._keep_fresh.cancel()
             await asyncio.wait({self._keep_fresh})
         await super().hand_back()
+
+    def fetch_extra(self) -> int:
+        return self._prefetch.extra()
 
     # -- metrics -----------------------------------------------------------------------------------
 
@@ -164,7 +171,10 @@ class TaskConsumer(StreamConsumer[Entry]):
         if payload is None:
             # The request was purged (TTL) or never stored: retrying would fail forever.
             return TaskOutcome.failed(f"payload missing: task XML key {key} does not exist (expired or purged)")
-        return await self._executor.run(ctx, payload)
+        started = time.monotonic()
+        outcome = await self._executor.run(ctx, payload)
+        self._prefetch.observe(time.monotonic() - started)
+        return outcome
 
     def _record(self, ctx: TaskContext, entry_id: str, outcome: TaskOutcome, stored: bool) -> None:
         status = task_status(outcome.completed)

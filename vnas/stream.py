@@ -79,15 +79,25 @@ class DispatchStream(ConsumerGroup):
         return _payload(value)
 
     async def read_payloads(self, entries: list[StreamEntry]) -> list[Entry]:
-        """Attach every entry's task XML in one pipelined round trip (None: the key does not exist)."""
+        """Attach every entry's task XML in one pipelined round trip (None: the key does not exist): one
+        MGET per request, whose keys share its hash slot."""
+        by_request: dict[str, list[int]] = {}
+        for index, entry in enumerate(entries):
+            by_request.setdefault(entry.fields.get("requestId", ""), []).append(index)
         async with self.client.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                pipe.get(entry.fields.get("payloadKey", ""))
+            for indexes in by_request.values():
+                pipe.mget([entries[i].fields.get("payloadKey", "") for i in indexes])
             replies: list[Any] = await pipe.execute(raise_on_error=False)
+        payloads: dict[int, Any] = {}
+        for indexes, reply in zip(by_request.values(), replies, strict=True):
+            for position, index in enumerate(indexes):
+                payloads[index] = reply if isinstance(reply, Exception) else reply[position]
+        # MGET answers nil for a missing key and for one of another type alike: such a task reads its own
+        # key, to fail with the right reason (payload missing, or WRONGTYPE).
         return [Entry(entry.entry_id, entry.fields, entry.deliveries)
-                if isinstance(reply, Exception)  # e.g. WRONGTYPE: the task reads it alone and fails
-                else Entry(entry.entry_id, entry.fields, entry.deliveries, _payload(reply), prefetched=True)
-                for entry, reply in zip(entries, replies, strict=True)]
+                if payloads[index] is None or isinstance(payloads[index], Exception)
+                else Entry(entry.entry_id, entry.fields, entry.deliveries, _payload(payloads[index]), prefetched=True)
+                for index, entry in enumerate(entries)]
 
     async def keep_fresh(self, entry_ids: list[str]) -> set[str]:
         """Reset the idle time of entries this consumer still owns; returns those it still owns."""
