@@ -39,6 +39,9 @@ T = TypeVar("T")
 # Working documents up to this size are parsed and serialised on the event loop: a thread hop costs more
 # than the work. Hydration itself always runs in the sandbox's processes, however small the request.
 INLINE_XML_BYTES = 256 * 1024
+# The group's progress counter (GetStatus) is written at most this often, and when the group closes:
+# a short group costs no progress writes at all, a long one a few a second.
+PROGRESS_INTERVAL_S = 0.25
 
 
 class RequestRun:
@@ -100,13 +103,13 @@ class RequestRun:
         results: list[bytes] = []
         for group_index in range(group_count):
             self._current_group = group_index
-            completed, expected = await self._ledger.group_progress(group_index)
+            completed, expected, started_published = await self._ledger.group_progress(group_index)
             with log_context(groupIndex=group_index):
                 if completed:
                     results = await self._read_results(group_index, [str(i) for i in range(1, expected + 1)])
                     self._task_counts[group_index] = expected
                 else:
-                    results = await self._run_group(root, group_index, budget)
+                    results = await self._run_group(root, group_index, budget, not started_published)
                 if group_index < group_count - 1:  # the last group's results go straight into the response
                     await self._cpu(apply_results, root, group_index, results)
                 if not completed:
@@ -117,12 +120,13 @@ class RequestRun:
             metrics.REQUESTS_FINISHED.labels(Status.SUCCEEDED).inc()
             log.info("request succeeded", extra={"fields": {"groups": group_count, "bytes": len(response)}})
 
-    async def _run_group(self, root: etree._Element, group_index: int, budget: CpuBudget) -> list[bytes]:
+    async def _run_group(self, root: etree._Element, group_index: int, budget: CpuBudget, first: bool
+                         ) -> list[bytes]:
         document = await self._cpu(serialize_document, root)
         tasks = await self._sandbox.hydrate_group(self.request_id, document, group_index, budget)
         self._task_counts[group_index] = len(tasks)
         ids = [t.task_id for t in tasks]
-        first, done, in_flight = await self._ledger.open_group(group_index, ids)
+        done, in_flight = await self._ledger.open_group(group_index)
         tracker = GroupTracker(ids, self._settings.common.max_task_retries,
                                self._settings.task_wait_timeout_ms / 1000)
         pending = set(tracker.start(asyncio.get_running_loop().time(), done, in_flight))
@@ -130,11 +134,7 @@ class RequestRun:
         # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
         to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
         pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole group at once
-        if first:
-            self._ledger.queue_group_started(pipe, group_index)
-        self._ledger.queue_group_state(pipe, group_index, {
-            GROUP_HASH.expected: len(tasks), GROUP_HASH.completed: len(done), GROUP_HASH.failed: 0,
-            GROUP_HASH.status: GroupStatus.RUNNING})
+        self._ledger.queue_group_running(pipe, group_index, len(tasks), len(done), first)
         self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
         await pipe.execute()
         log.info("group dispatched", extra={"fields": {
@@ -150,15 +150,19 @@ class RequestRun:
     async def _await_group(self, tracker: GroupTracker, refs: dict[str, TaskRef], group_index: int) -> None:
         """Read updates until every task completed; retry failures when their backoff is due."""
         loop = asyncio.get_running_loop()
-        completed = 0
+        unreported = 0
+        report_at = loop.time() + PROGRESS_INTERVAL_S
         while not tracker.finished:
-            # The progress counter rides along with the next read: one round trip per wake-up.
-            updates = await self._read_updates(tracker, group_index, completed)
-            completed = 0
+            # The progress counter rides along with the next read once it is due: no round trip of its own.
+            due_progress = unreported if loop.time() >= report_at else 0
+            updates = await self._read_updates(tracker, group_index, due_progress)
+            if due_progress:
+                unreported -= due_progress
+                report_at = loop.time() + PROGRESS_INTERVAL_S
             for update in updates:
                 if update.group_index == group_index:
                     decision = tracker.on_update(update)
-                    completed += decision is Decision.COMPLETED
+                    unreported += decision is Decision.COMPLETED
                     self._decide(tracker, refs, update.task_id, decision)
             for task_id, decision in tracker.expired(loop.time()):
                 self._decide(tracker, refs, task_id, decision)
