@@ -125,8 +125,8 @@ class TaskConsumer(StreamConsumer[Entry]):
         except ValueError as exc:
             await self._reject(entry, f"malformed dispatch entry: {exc}")
             return
-        if not dispatch.request_id or not dispatch.payload_key:
-            await self._reject(entry, "dispatch entry lacks requestId or payloadKey")
+        if not dispatch.request_id or not (dispatch.payload_key or dispatch.payload):
+            await self._reject(entry, "dispatch entry lacks requestId, or both payloadKey and payload")
             return
         ctx = task_context(dispatch)
         with log_context(requestId=ctx.request_id, groupIndex=ctx.group_index, taskId=ctx.task_id,
@@ -162,8 +162,8 @@ class TaskConsumer(StreamConsumer[Entry]):
                        ) -> TaskOutcome | None:
         """The outcome; None when stopping before the task XML could be read."""
         key = dispatch.payload_key
-        payload = entry.payload
-        if not entry.prefetched:
+        payload = dispatch.payload.encode() if dispatch.payload else entry.payload
+        if not entry.prefetched and not dispatch.payload:
             read, payload = await self._retry("read the task XML", lambda: self._stream.read_payload(key),
                                               gives_up_at=Phase.STOPPING, fields={"entryId": entry.entry_id})
             if not read:

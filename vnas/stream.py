@@ -82,13 +82,19 @@ class DispatchStream(ConsumerGroup):
         """Attach every entry's task XML in one pipelined round trip (None: the key does not exist): one
         MGET per request, whose keys share its hash slot."""
         by_request: dict[str, list[int]] = {}
-        for index, entry in enumerate(entries):
-            by_request.setdefault(entry.fields.get("requestId", ""), []).append(index)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for indexes in by_request.values():
-                pipe.mget([entries[i].fields.get("payloadKey", "") for i in indexes])
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
         payloads: dict[int, Any] = {}
+        for index, entry in enumerate(entries):
+            inline = entry.fields.get("payload", "")
+            if inline:  # the document travels in the entry: nothing to read
+                payloads[index] = inline.encode()
+                continue
+            by_request.setdefault(entry.fields.get("requestId", ""), []).append(index)
+        replies: list[Any] = []
+        if by_request:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for indexes in by_request.values():
+                    pipe.mget([entries[i].fields.get("payloadKey", "") for i in indexes])
+                replies = await pipe.execute(raise_on_error=False)
         for indexes, reply in zip(by_request.values(), replies, strict=True):
             for position, index in enumerate(indexes):
                 payloads[index] = reply if isinstance(reply, Exception) else reply[position]
@@ -96,7 +102,7 @@ class DispatchStream(ConsumerGroup):
         # key, to fail with the right reason (payload missing, or WRONGTYPE).
         return [Entry(entry.entry_id, entry.fields, entry.deliveries)
                 if payloads[index] is None or isinstance(payloads[index], Exception)
-                else Entry(entry.entry_id, entry.fields, entry.deliveries, _payload(payloads[index]), prefetched=True)
+                else Entry(entry.entry_id, entry.fields, entry.deliveries, bytes(payloads[index]), prefetched=True)
                 for index, entry in enumerate(entries)]
 
     async def keep_fresh(self, entry_ids: list[str]) -> set[str]:

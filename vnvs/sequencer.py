@@ -144,8 +144,9 @@ class RequestRun:
         return await self._read_results(group_index, ids)
 
     def _ref(self, group_index: int, task: TaskDocument) -> TaskRef:
+        inline = task.xml.decode() if len(task.xml) <= self._settings.inline_task_bytes else ""
         return TaskRef(self.request_id, group_index, task.group_name, task.task_id, task.valuation_name,
-                       self.trace_id)
+                       self.trace_id, inline)
 
     async def _await_group(self, tracker: GroupTracker, refs: dict[str, TaskRef], group_index: int) -> None:
         """Read updates until every task completed; retry failures when their backoff is due."""

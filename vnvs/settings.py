@@ -27,6 +27,7 @@ class VnvsSettings:
     shutdown_grace_ms: int = 10_000
     max_run_starts: int = 5
     loop_stall_ms: int = 1_000
+    inline_task_bytes: int = 8_192  # task XML up to this size travels in its dispatch entry
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnvsSettings:
@@ -45,4 +46,5 @@ class VnvsSettings:
             shutdown_grace_ms=env_int(env, "VNVS_SHUTDOWN_GRACE_MS", 10_000, minimum=0),
             max_run_starts=env_int(env, "VNVS_MAX_RUN_STARTS", 5, minimum=1),
             loop_stall_ms=env_int(env, "VNVS_LOOP_STALL_MS", 1_000, minimum=10),
+            inline_task_bytes=env_int(env, "VNVS_INLINE_TASK_BYTES", 8_192, minimum=0, maximum=1_048_576),
         )

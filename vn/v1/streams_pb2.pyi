@@ -29,7 +29,7 @@ class LifecycleEvent(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., group_index: _Optional[int] = ..., timestamp: _Optional[str] = ..., detail: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class TaskDispatch(_message.Message):
-    __slots__ = ("request_id", "group_index", "group_name", "task_id", "valuation_name", "payload_key", "result_key", "attempt", "updates_stream", "trace_id", "max_deliveries")
+    __slots__ = ("request_id", "group_index", "group_name", "task_id", "valuation_name", "payload_key", "result_key", "attempt", "updates_stream", "trace_id", "max_deliveries", "payload")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_INDEX_FIELD_NUMBER: _ClassVar[int]
     GROUP_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class TaskDispatch(_message.Message):
     UPDATES_STREAM_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     group_index: int
     group_name: str
@@ -52,7 +53,8 @@ class TaskDispatch(_message.Message):
     updates_stream: str
     trace_id: str
     max_deliveries: int
-    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., group_name: _Optional[str] = ..., task_id: _Optional[str] = ..., valuation_name: _Optional[str] = ..., payload_key: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., updates_stream: _Optional[str] = ..., trace_id: _Optional[str] = ..., max_deliveries: _Optional[int] = ...) -> None: ...
+    payload: str
+    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., group_name: _Optional[str] = ..., task_id: _Optional[str] = ..., valuation_name: _Optional[str] = ..., payload_key: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., updates_stream: _Optional[str] = ..., trace_id: _Optional[str] = ..., max_deliveries: _Optional[int] = ..., payload: _Optional[str] = ...) -> None: ...
 
 class TaskUpdate(_message.Message):
     __slots__ = ("request_id", "group_index", "task_id", "status", "result_key", "attempt", "duration_ms", "error", "deliveries")
