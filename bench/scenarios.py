@@ -47,9 +47,9 @@ def channel(mesh: LocalMesh) -> grpc.aio.Channel:
         ("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)])
 
 
-async def sync_submit(api: valuation_pb2_grpc.ValuationServiceStub, body: bytes, timeout: float = 120) -> float:
+async def sync_submit(api: valuation_pb2_grpc.ValuationServiceStub, body: bytes, deadline_s: float = 120) -> float:
     started = time.perf_counter()
-    reply = await api.Submit(valuation_pb2.SubmitRequest(xml=body, sync=True), timeout=timeout)
+    reply = await api.Submit(valuation_pb2.SubmitRequest(xml=body, sync=True), timeout=deadline_s)
     elapsed = time.perf_counter() - started
     if reply.status != SUCCEEDED:
         raise RuntimeError(f"request {reply.request_id} did not succeed: {reply.failure_detail}")
@@ -103,7 +103,7 @@ async def fanout(ctx: Context, tasks: int) -> None:
     pids = list(ctx.mesh.pids().values())
     cpu_before = await mesh_cpu_seconds(pids, ctx.redis)
     commands_before = await redis_commands(ctx.redis)
-    elapsed = await sync_submit(ctx.api, body, timeout=1800)
+    elapsed = await sync_submit(ctx.api, body, deadline_s=1800)
     cpu = await mesh_cpu_seconds(pids, ctx.redis) - cpu_before
     ctx.figures.update({"end_to_end_ms": elapsed * 1000, "tasks_per_s": tasks / elapsed,
                         "cpu_ms_per_task": cpu * 1000 / tasks,

@@ -5,8 +5,9 @@ Fetch takes over entries that (presumably dead) consumers left idle (XAUTOCLAIM,
 list a batch at a time and, after a full pass, waiting `claim_interval_s` before the next), then reads
 new ones (XREADGROUP) for as many slots as are free plus `fetch_extra()` more: entries a subclass
 expects to start soon wait in a small local queue for a slot, so a batch of short tasks costs one
-fetch instead of one per slot. Queued entries count as held: they are kept fresh and handed back. The group is created on first use and again when
-the stream vanished (NOGROUP); Redis being away, or refusing a read, never ends the loop: it backs off.
+fetch instead of one per slot. Queued entries count as held: they are kept fresh and handed back.
+The group is created on first use and again when the stream vanished (NOGROUP); Redis being away, or
+refusing a read, never ends the loop: it backs off.
 
 Stopping follows the service runner's phases: `stop_fetching()` ends fetching; `finish(grace)` gives
 in-flight work the grace, then cancels the unfinished (their entries stay pending) and gives settles
@@ -136,7 +137,8 @@ class StreamConsumer(ABC, Generic[E]):
     async def hand_back(self) -> None:
         """Make this consumer's unfinished entries look idle so live consumers reclaim them at once."""
         try:
-            ids = await self.group.hand_back(self._claim_idle_ms, (self._concurrency + self._max_extra) * 4 + HAND_BACK_SPARE)
+            limit = (self._concurrency + self._max_extra) * 4 + HAND_BACK_SPARE
+            ids = await self.group.hand_back(self._claim_idle_ms, limit)
         except (*REDIS_ERRORS, ResponseError) as exc:
             log.warning("could not hand back pending entries",
                         extra={"fields": {"stream": self.group.stream, "error": str(exc)}})

@@ -74,7 +74,7 @@ async def test_a_batch_of_several_requests_settles_each_on_its_own_stream_and_ac
         for task_id in ("1", "2"):
             result_key = keys.task_result_key(request_id, 0, task_id)
             assert price_of(await redis_client.get(result_key)) == "101.25"
-        assert 0 < await redis_client.ttl(keys.updates_stream(request_id))
+        assert await redis_client.ttl(keys.updates_stream(request_id)) > 0
     assert await pending_count(redis_client) == 0
     assert worker.consumer.outcomes["completed"] == 6
 
