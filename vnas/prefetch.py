@@ -9,8 +9,10 @@ gains nothing from holding entries, and would only keep them from idle workers, 
 
 from __future__ import annotations
 
-# Entries that would start within this horizon are worth fetching with the current batch.
-HORIZON_S = 0.005
+# Entries that would start within this horizon are worth fetching with the current batch: a queued entry
+# waits about this long at most, so holding it costs an idle worker elsewhere no more than that. Durations
+# are wall time on the worker's loop (they grow when it is busy), which errs towards holding fewer.
+HORIZON_S = 0.05
 # Weight of the newest duration in the running average (about the last 20 tasks).
 SMOOTHING = 0.05
 

@@ -17,16 +17,16 @@ def test_short_tasks_fill_the_local_queue_up_to_its_limit() -> None:
 
 def test_long_tasks_hold_nothing_extra_so_idle_workers_get_them() -> None:
     gauge = PrefetchGauge(concurrency=4, limit=32)
-    gauge.observe(0.5)
+    gauge.observe(0.5)  # 4 x 50 ms / 500 ms: less than one
     assert gauge.extra() == 0
 
 
 def test_the_queue_follows_the_running_average_of_durations() -> None:
     gauge = PrefetchGauge(concurrency=4, limit=32)
-    gauge.observe(0.001)  # 4 slots x 5 ms horizon / 1 ms = 20
+    gauge.observe(0.01)  # 4 slots x 50 ms horizon / 10 ms = 20
     assert gauge.extra() == 20
     for _ in range(200):
-        gauge.observe(0.1)
+        gauge.observe(1.0)
     assert gauge.extra() == 0
 
 
