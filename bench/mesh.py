@@ -26,11 +26,14 @@ def private_redis() -> Iterator[str]:
 
 
 @contextmanager
-def bench_mesh(redis_url: str, workers: int = 2, concurrency: int = int(os.environ.get("BENCH_CONCURRENCY", "32")),
-               **env: str) -> Iterator[LocalMesh]:
+def bench_mesh(redis_url: str, workers: int = 2, **env: str) -> Iterator[LocalMesh]:
+    """The mesh `make run` starts, with its defaults, on the in-process no-op executor; `env` and
+    BENCH_CONCURRENCY (VNAS_CONCURRENCY) override them for a scenario that measures a knob."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("VN", "REDIS", "HYDRATION", "GRPC"))}
-    base.update({"REDIS_URL": redis_url, "LOG_LEVEL": "WARNING", "VNAS_EXECUTOR": NOOP_EXECUTOR,
-                 "VNAS_CONCURRENCY": str(concurrency), "VNVS_MAX_CONCURRENT_REQUESTS": "512", **env})
+    base.update({"REDIS_URL": redis_url, "LOG_LEVEL": "WARNING", "VNAS_EXECUTOR": NOOP_EXECUTOR})
+    if os.environ.get("BENCH_CONCURRENCY"):
+        base["VNAS_CONCURRENCY"] = os.environ["BENCH_CONCURRENCY"]
+    base.update(env)
     if "VNAS_SCRIPT" in env:
         base.pop("VNAS_EXECUTOR")
     with tempfile.TemporaryDirectory(prefix="vn-bench-logs-") as logs:

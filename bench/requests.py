@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 
-def chained_request(groups: int, tasks: int, bytes_per_instrument: int = 0) -> bytes:
-    """Group 1 fans out over `tasks` instruments; group g reads group g-1's results (vn:link)."""
+def chained_request(groups: int, tasks: int, bytes_per_instrument: int = 0, compact: bool = False) -> bytes:
+    """Group 1 fans out over `tasks` instruments; group g reads group g-1's results (vn:link).
+    `compact` instruments carry a coupon only, so that 100,000 of them fit in PAYLOAD_MAX_BYTES."""
     bulk = _cashflows(bytes_per_instrument)
     instruments = "".join(
+        f'<instrument name="I{i}"><coupon>0.04</coupon></instrument>' if compact else
         f'<instrument name="I{i}"><coupon>0.04</coupon><maturityYears>{i % 30 + 1}</maturityYears>'
         f"<notional>1000000</notional>{bulk}</instrument>" for i in range(1, tasks + 1))
     parts = ['<group name="g1"><valuation name="v1" use="vn:link(/vnml/project/portfolio, instrument)">'

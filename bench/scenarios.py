@@ -16,7 +16,7 @@ import redis.asyncio as redis
 from bench import bench_hydration, bench_tracing, fairness, many_large, script_quantlib
 from bench.mesh import SHELL_SCRIPT
 from bench.requests import chained_request, sized_request
-from bench.stats import cpu_seconds, peak_rss_mb, redis_commands, summary_ms
+from bench.stats import mesh_cpu_seconds, peak_rss_mb, redis_commands, summary_ms
 from vn.v1 import valuation_pb2, valuation_pb2_grpc
 from vncommon.localmesh import LocalMesh
 from vncommon.state import Status
@@ -50,9 +50,9 @@ def channel(mesh: LocalMesh) -> grpc.aio.Channel:
         ("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)])
 
 
-async def sync_submit(api: valuation_pb2_grpc.ValuationServiceStub, body: bytes) -> float:
+async def sync_submit(api: valuation_pb2_grpc.ValuationServiceStub, body: bytes, deadline_s: float = 120) -> float:
     started = time.perf_counter()
-    reply = await api.Submit(valuation_pb2.SubmitRequest(xml=body, sync=True), timeout=120)
+    reply = await api.Submit(valuation_pb2.SubmitRequest(xml=body, sync=True), timeout=deadline_s)
     elapsed = time.perf_counter() - started
     if reply.status != SUCCEEDED:
         raise RuntimeError(f"request {reply.request_id} did not succeed: {reply.failure_detail}")
@@ -92,11 +92,12 @@ async def concurrent_2x10(ctx: Context, clients: int = 20, seconds: float = 20.0
             latencies.append(await sync_submit(ctx.api, body))
 
     # CPU of the service processes per request: far steadier than throughput on a shared machine.
-    cpu_before = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values())
+    pids = list(ctx.mesh.pids().values())
+    cpu_before = await mesh_cpu_seconds(pids, ctx.redis)
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
-    cpu = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values()) - cpu_before
+    cpu = await mesh_cpu_seconds(pids, ctx.redis) - cpu_before
     ctx.figures["cpu_ms_per_request"] = cpu * 1000 / max(1, len(latencies))
     ctx.figures.update(summary_ms(latencies))
     ctx.figures["requests_per_s"] = len(latencies) / elapsed
@@ -106,13 +107,41 @@ async def concurrent_2x10(ctx: Context, clients: int = 20, seconds: float = 20.0
 
 async def fanout(ctx: Context, tasks: int) -> None:
     await sync_submit(ctx.api, chained_request(1, 100))  # warm-up
-    elapsed = await sync_submit(ctx.api, chained_request(1, tasks))
+    body = chained_request(1, tasks)
+    pids = list(ctx.mesh.pids().values())
+    cpu_before = await mesh_cpu_seconds(pids, ctx.redis)
+    commands_before = await redis_commands(ctx.redis)
+    elapsed = await sync_submit(ctx.api, body, deadline_s=1800)
+    cpu = await mesh_cpu_seconds(pids, ctx.redis) - cpu_before
     ctx.figures.update({"end_to_end_ms": elapsed * 1000, "tasks_per_s": tasks / elapsed,
-                        "tasks": float(tasks + 100)})
+                        "cpu_ms_per_task": cpu * 1000 / tasks,
+                        "redis_cmds_per_task_measured": (await redis_commands(ctx.redis) - commands_before) / tasks,
+                        "payload_mib": len(body) / 1024 / 1024, "tasks": float(tasks + 100)})
 
 
 async def fanout_1x5000(ctx: Context) -> None:
     await fanout(ctx, 5000)
+
+
+async def fanout_1x100000(ctx: Context, tasks: int = 100_000) -> None:
+    """Submitted async and followed with Watch: the response (tens of MiB) is not fetched."""
+    await sync_submit(ctx.api, chained_request(1, 100))  # warm-up
+    body = chained_request(1, tasks, compact=True)
+    pids = list(ctx.mesh.pids().values())
+    cpu_before = await mesh_cpu_seconds(pids, ctx.redis)
+    commands_before = await redis_commands(ctx.redis)
+    started = time.perf_counter()
+    submitted = await ctx.api.Submit(valuation_pb2.SubmitRequest(xml=body), timeout=60)
+    watch = ctx.api.Watch(valuation_pb2.WatchRequest(request_id=submitted.request_id), timeout=1800)
+    statuses = [reply.event.status async for reply in watch]
+    elapsed = time.perf_counter() - started
+    if statuses[-1:] != [Status.SUCCEEDED]:
+        raise RuntimeError(f"the {tasks}-task request ended {statuses[-1:]}")
+    cpu = await mesh_cpu_seconds(pids, ctx.redis) - cpu_before
+    ctx.figures.update({"end_to_end_ms": elapsed * 1000, "tasks_per_s": tasks / elapsed,
+                        "cpu_ms_per_task": cpu * 1000 / tasks,
+                        "redis_cmds_per_task_measured": (await redis_commands(ctx.redis) - commands_before) / tasks,
+                        "payload_mib": len(body) / 1024 / 1024, "tasks": float(tasks + 100)})
 
 
 async def script_1x1000(ctx: Context) -> None:
@@ -184,14 +213,15 @@ async def payload_10mib(ctx: Context) -> None:
 async def scale_concurrency(ctx: Context) -> None:
     body = chained_request(2, 10)
     await asyncio.gather(*(sync_submit(ctx.api, body) for _ in range(10)))
+    pids = list(ctx.mesh.pids().values())
     for in_flight in (1, 10, 100):
         rounds = max(3, 300 // in_flight)
-        cpu_before = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values())
+        cpu_before = await mesh_cpu_seconds(pids, ctx.redis)
         commands_before = await redis_commands(ctx.redis)
         for _ in range(rounds):
             await asyncio.gather(*(sync_submit(ctx.api, body) for _ in range(in_flight)))
         requests = rounds * in_flight
-        cpu = sum(cpu_seconds(pid) for pid in ctx.mesh.pids().values()) - cpu_before
+        cpu = await mesh_cpu_seconds(pids, ctx.redis) - cpu_before
         commands = await redis_commands(ctx.redis) - commands_before
         ctx.figures[f"cpu_ms_per_request@{in_flight}"] = cpu * 1000 / requests
         ctx.figures[f"redis_cmds_per_request@{in_flight}"] = commands / requests
@@ -208,6 +238,7 @@ SCENARIOS = [
     Scenario("sync-2x10", sync_2x10),
     Scenario("concurrent-2x10", concurrent_2x10),
     Scenario("fanout-1x5000", fanout_1x5000),
+    Scenario("fanout-1x100000", fanout_1x100000),
     Scenario("script-1x1000", script_1x1000, {"VNAS_SCRIPT": SHELL_SCRIPT, "VNAS_CONCURRENCY": "8"}),
     Scenario("script-quantlib", script_quantlib.script_quantlib, variants=script_quantlib.VARIANTS,
              workers=script_quantlib.WORKERS, combine=script_quantlib.combine),

@@ -45,6 +45,35 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and all its descendants (vnvs's hydration workers count as vnvs)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += cpu_seconds(current)
+        todo.extend(children.get(current, []))
+    return total
+
+
+async def redis_cpu_seconds(client: redis.Redis) -> float:
+    info = await client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+async def mesh_cpu_seconds(pids: Sequence[int], client: redis.Redis) -> float:
+    """CPU of every service (with children) and of Redis so far."""
+    return sum(tree_cpu_seconds(pid) for pid in pids) + await redis_cpu_seconds(client)
+
+
 async def redis_commands(client: redis.Redis) -> int:
     stats = await client.info("commandstats")
     return sum(int(v["calls"]) for k, v in stats.items() if k.startswith("cmdstat_") and k != "cmdstat_info")

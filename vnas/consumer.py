@@ -1,7 +1,8 @@
 """The task worker: fetch dispatch entries, execute each task, settle its outcome (SPEC sections 5, 9).
 
 Fetch (the shared `vncommon.consumer` loop) takes over idle entries of dead consumers and reads new
-ones for as many slots as are free, with each batch's task documents read in one round trip. Execute
+ones for as many slots as are free plus those that would start soon (`vnas.prefetch`: short tasks
+are fetched in batches and queue locally), with each batch's task documents read in one round trip. Execute
 runs the executor; a failed task is an outcome. Settle (`vnas.settler`) stores the result, publishes
 the update and acknowledges last, shielded from cancellation. A separate loop keeps the entries this
 worker runs fresh so nobody reclaims them while it is alive. Stopping moves through one shutdown
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
@@ -21,6 +23,7 @@ from vn.v1 import streams_pb2
 from vnas import metrics
 from vnas.cancelwatch import CancelWatch, TaskCancelled
 from vnas.executors import Executor
+from vnas.prefetch import PrefetchGauge
 from vnas.settings import VnasSettings
 from vnas.settler import RedisSettleError, Settler
 from vnas.stream import DispatchStream, Entry, is_poison, parse_dispatch, task_context
@@ -48,13 +51,14 @@ class TaskConsumer(StreamConsumer[Entry]):
         self._stream = DispatchStream(client, settings.consumer_name)
         super().__init__(self._stream, concurrency=settings.concurrency, claim_idle_ms=settings.claim_idle_ms,
                          claim_interval_s=settings.claim_idle_ms / 1000 / KEEP_FRESH_PER_IDLE,
-                         block_ms=settings.common.default_block_ms)
+                         block_ms=settings.common.default_block_ms, max_extra=settings.prefetch)
         self._settings = settings
         self._executor = executor
         self._retry = RedisRetry(self.phase, (*REDIS_ERRORS, RedisSettleError), self.on_redis_error)
         self._settler = Settler(self._stream, settings.common.request_ttl_seconds, self._retry)
         self._cancels = CancelWatch(self._stream, settings.cancel_check_ms / 1000)
         self._keep_fresh: asyncio.Task[None] | None = None
+        self._prefetch = PrefetchGauge(settings.concurrency, settings.prefetch)
 
     @property
     def consumer_name(self) -> str:
@@ -93,6 +97,9 @@ class TaskConsumer(StreamConsumer[Entry]):
             await asyncio.wait({self._keep_fresh})
         await super().hand_back()
 
+    def fetch_extra(self) -> int:
+        return self._prefetch.extra()
+
     # -- metrics -----------------------------------------------------------------------------------
 
     def on_redis_error(self, operation: str) -> None:
@@ -122,8 +129,8 @@ class TaskConsumer(StreamConsumer[Entry]):
         except ValueError as exc:
             await self._reject(entry, f"malformed dispatch entry: {exc}")
             return
-        if not dispatch.request_id or not dispatch.payload_key:
-            await self._reject(entry, "dispatch entry lacks requestId or payloadKey")
+        if not dispatch.request_id or not (dispatch.payload_key or dispatch.payload):
+            await self._reject(entry, "dispatch entry lacks requestId, or both payloadKey and payload")
             return
         ctx = task_context(dispatch)
         with log_context(requestId=ctx.request_id, groupIndex=ctx.group_index, taskId=ctx.task_id,
@@ -181,8 +188,8 @@ class TaskConsumer(StreamConsumer[Entry]):
                        ) -> TaskOutcome | None:
         """The outcome; None when stopping before the task XML could be read."""
         key = dispatch.payload_key
-        payload = entry.payload
-        if not entry.prefetched:
+        payload = dispatch.payload.encode() if dispatch.payload else entry.payload
+        if not entry.prefetched and not dispatch.payload:
             read, payload = await self._retry("read the task XML", lambda: self._stream.read_payload(key),
                                               gives_up_at=Phase.STOPPING, fields={"entryId": entry.entry_id})
             if not read:
@@ -190,7 +197,10 @@ class TaskConsumer(StreamConsumer[Entry]):
         if payload is None:
             # The request was purged (TTL) or never stored: retrying would fail forever.
             return TaskOutcome.failed(f"payload missing: task XML key {key} does not exist (expired or purged)")
-        return await self._cancels.execute(ctx.request_id, self._executor.run(ctx, payload))
+        started = time.monotonic()
+        outcome = await self._cancels.execute(ctx.request_id, self._executor.run(ctx, payload))
+        self._prefetch.observe(time.monotonic() - started)
+        return outcome
 
     def _record(self, ctx: TaskContext, entry_id: str, outcome: TaskOutcome, stored: bool) -> None:
         status = task_status(outcome.completed)

@@ -19,6 +19,8 @@ DEFAULT_GRPC_HOST = "127.0.0.1"
 DEFAULT_TASK_TIMEOUT_MS = 300_000
 DEFAULT_CLAIM_IDLE_MS = 30_000
 DEFAULT_CONCURRENCY = 4
+# The most dispatch entries a worker queues beyond its free slots (only while its tasks are short).
+DEFAULT_PREFETCH = 32
 DEFAULT_SHUTDOWN_GRACE_MS = 10_000
 # PAYLOAD_MAX_BYTES's default: a stored result must fit in a gRPC message again (ExecuteTask, GetResults).
 DEFAULT_MAX_RESULT_BYTES = 10 * 1024 * 1024
@@ -54,6 +56,7 @@ class VnasSettings:
     task_timeout_ms: int = DEFAULT_TASK_TIMEOUT_MS
     claim_idle_ms: int = DEFAULT_CLAIM_IDLE_MS
     concurrency: int = DEFAULT_CONCURRENCY
+    prefetch: int = DEFAULT_PREFETCH
     consumer_name: str = field(default_factory=default_consumer_name)
     shutdown_grace_ms: int = DEFAULT_SHUTDOWN_GRACE_MS
     metrics_port: int | None = None
@@ -79,6 +82,7 @@ class VnasSettings:
             task_timeout_ms=env_int(env, "VNAS_TASK_TIMEOUT_MS", DEFAULT_TASK_TIMEOUT_MS, minimum=1),
             claim_idle_ms=env_int(env, "VNAS_CLAIM_IDLE_MS", DEFAULT_CLAIM_IDLE_MS, minimum=MIN_CLAIM_IDLE_MS),
             concurrency=env_int(env, "VNAS_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, maximum=MAX_CONCURRENCY),
+            prefetch=env_int(env, "VNAS_PREFETCH", DEFAULT_PREFETCH, minimum=0, maximum=MAX_CONCURRENCY),
             consumer_name=_consumer_name(env),
             shutdown_grace_ms=env_int(env, "VNAS_SHUTDOWN_GRACE_MS", DEFAULT_SHUTDOWN_GRACE_MS, minimum=0),
             metrics_port=_metrics_port(env),

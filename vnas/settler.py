@@ -2,9 +2,11 @@
 
 Outcomes settle in batches (group commit): results, updates and acks of every task that finished while
 the previous batch was in flight go to Redis together. No task waits for a timer: the first settle
-starts a flush at once, and whatever finishes during that round trip rides the next one. Per task the
-order is unchanged: SET NX the result and XADD the update first, XACK only once both were written (a
-refused write leaves the entry pending for a retry).
+starts a flush at once, and whatever finishes during that round trip rides the next one. A batch is
+one script call per request (keys of that request, plus the dispatch stream for the ack), all in one
+pipelined round trip. Per task the order is unchanged: SET NX the result and XADD the update first,
+XACK only once both were written; the script is atomic, and a refused write aborts it before the ack,
+leaving the entries pending for a retry.
 
 Each settle is retried across Redis outages until the shutdown phase says to give up: an outcome only
 once the grace is over (ABANDONING), the others as soon as the worker is stopping.
@@ -28,6 +30,31 @@ from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
 
+# One request's share of a batch. KEYS: its updates stream, the dispatch stream, then the result key of
+# every completed task in order. ARGV: TTL, consumer group, then per task: entry id, "1" if it has a
+# result, the result, the number of update field strings, the fields. Returns 1/0 per task: stored or
+# not (SET NX kept an earlier result, or the attempt failed). The EXPIRE bounds a stream recreated by a
+# late update after its request ended and was cleaned up; once per batch, not per task.
+_SETTLE_SCRIPT = """
+local ttl, group = ARGV[1], ARGV[2]
+local i, key = 3, 3
+local stored, ids = {}, {}
+while i <= #ARGV do
+  local reply = 0
+  if ARGV[i + 1] == '1' then
+    if redis.call('SET', KEYS[key], ARGV[i + 2], 'NX', 'EX', ttl) then reply = 1 end
+    key = key + 1
+  end
+  local count = tonumber(ARGV[i + 3])
+  redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 4, i + 3 + count))
+  stored[#stored + 1] = reply
+  ids[#ids + 1] = ARGV[i]
+  i = i + 4 + count
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('XACK', KEYS[2], group, unpack(ids))
+return stored
+"""
 
 
 class RedisSettleError(Exception):
@@ -153,35 +180,40 @@ class Settler:
                         pending.done.set_exception(exc)
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        # MULTI/EXEC: the orchestrator blocked on an updates stream wakes once to the whole batch.
-        async with self._stream.client.pipeline(transaction=True) as pipe:
-            sizes = [self._queue_writes(pipe, pending) for pending in batch]
+        by_request: dict[str, list[_Pending]] = {}
+        for pending in batch:
+            by_request.setdefault(updates_stream_of(pending.dispatch), []).append(pending)
+        async with self._stream.client.pipeline(transaction=False) as pipe:
+            firsts = []
+            for updates, pendings in by_request.items():
+                firsts.append(len(pipe))
+                self._queue_settle(pipe, updates, pendings)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-        written: list[tuple[_Pending, bool]] = []
-        start = 0
-        for pending, size in zip(batch, sizes, strict=True):
-            own = replies[start:start + size]
-            start += size
-            errors = [reply for reply in own if isinstance(reply, Exception)]
-            if errors:
-                pending.done.set_exception(RedisSettleError(f"redis refused the settle: {errors[0]}"))
-            else:
-                written.append((pending, bool(pending.outcome.completed and own[0])))
-        if written:
-            await self._stream.ack(*[pending.entry_id for pending, _ in written])
-        for pending, stored in written:
-            pending.done.set_result(stored)
+        # Each request's settle is the first of its commands; its console records follow (best effort).
+        for pendings, reply in zip(by_request.values(), [replies[i] for i in firsts], strict=True):
+            if isinstance(reply, Exception):
+                error = RedisSettleError(f"redis refused the settle: {reply}")
+                for pending in pendings:
+                    pending.done.set_exception(error)
+                continue
+            for pending, stored in zip(pendings, reply, strict=True):
+                pending.done.set_result(bool(pending.outcome.completed and int(stored)))
 
-    def _queue_writes(self, pipe: Any, pending: _Pending) -> int:
-        """The writes of one task; returns how many commands it added."""
-        task_update = build_update(pending.dispatch, pending.outcome, pending.deliveries)
-        update: dict[Any, Any] = to_fields(task_update)
-        updates = updates_stream_of(pending.dispatch)
-        count = 2
-        if pending.outcome.completed:
-            pipe.set(result_key_of(pending.dispatch), pending.outcome.result_xml, nx=True, ex=self._ttl)
-            count += 1
-        pipe.xadd(updates, update)
-        # Bounds a stream recreated by a late update after its request ended and was cleaned up.
-        pipe.expire(updates, self._ttl)
-        return count + console_records.queue_task_attempt(pipe, task_update, self._stream.consumer, self._ttl)
+    def _queue_settle(self, pipe: Any, updates: str, pendings: list[_Pending]) -> None:
+        """One script call settling the tasks of one request."""
+        script_keys: list[Any] = [updates, self._stream.stream]
+        args: list[Any] = [self._ttl, self._stream.group]
+        for pending in pendings:
+            completed = pending.outcome.completed
+            fields = to_fields(build_update(pending.dispatch, pending.outcome, pending.deliveries))
+            args += [pending.entry_id, "1" if completed else "0", pending.outcome.result_xml if completed else "",
+                     2 * len(fields)]
+            for name, value in fields.items():
+                args += [name, value]
+            if completed:
+                script_keys.append(result_key_of(pending.dispatch))
+        pipe.eval(_SETTLE_SCRIPT, len(script_keys), *script_keys, *args)
+        # What the console shows of each attempt: one write per group of the batch, after the settle.
+        console_records.queue_task_attempts(
+            pipe, [build_update(p.dispatch, p.outcome, p.deliveries) for p in pendings], self._stream.consumer,
+            self._ttl)

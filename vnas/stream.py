@@ -81,23 +81,38 @@ class DispatchStream(ConsumerGroup):
         return _payload(value)
 
     async def read_payloads(self, entries: list[StreamEntry]) -> list[Entry]:
-        """Attach every entry's task XML in one pipelined round trip (None: the key does not exist), and
-        mark the entries of cancelled requests: one status read per request of the batch, not per task."""
+        """Attach every entry's task XML in one pipelined round trip (None: the key does not exist): one
+        MGET per request, whose keys share its hash slot; and mark the entries of cancelled requests, with
+        one status read per request of the batch, not per task."""
+        by_request: dict[str, list[int]] = {}
+        payloads: dict[int, Any] = {}
         requests = sorted({text(entry.fields.get("requestId", "")) for entry in entries} - {""})
+        for index, entry in enumerate(entries):
+            inline = entry.fields.get("payload", "")
+            if inline:  # the document travels in the entry: nothing to read
+                payloads[index] = inline.encode()
+                continue
+            by_request.setdefault(entry.fields.get("requestId", ""), []).append(index)
         async with self.client.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                pipe.get(entry.fields.get("payloadKey", ""))
+            for indexes in by_request.values():
+                pipe.mget([entries[i].fields.get("payloadKey", "") for i in indexes])
             for request_id in requests:
                 pipe.hget(keys.request_state_key(request_id), REQUEST_HASH.status)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-        statuses = replies[len(entries):]
+        fetched, statuses = replies[:len(by_request)], replies[len(by_request):]
+        for indexes, reply in zip(by_request.values(), fetched, strict=True):
+            for position, index in enumerate(indexes):
+                payloads[index] = reply if isinstance(reply, Exception) else reply[position]
         cancelled = {request_id for request_id, status in zip(requests, statuses, strict=True)
                      if not isinstance(status, Exception) and word(status) == Status.CANCELLED}
-        return [Entry(entry.entry_id, entry.fields, entry.deliveries)
-                if isinstance(reply, Exception)  # e.g. WRONGTYPE: the task reads it alone and fails
-                else Entry(entry.entry_id, entry.fields, entry.deliveries, _payload(reply), prefetched=True,
-                           cancelled=text(entry.fields.get("requestId", "")) in cancelled)
-                for entry, reply in zip(entries, replies[:len(entries)], strict=True)]
+        # MGET answers nil for a missing key and for one of another type alike: such a task reads its own
+        # key, to fail with the right reason (payload missing, or WRONGTYPE).
+        return [Entry(entry.entry_id, entry.fields, entry.deliveries,
+                      cancelled=entry.fields.get("requestId", "") in cancelled)
+                if payloads[index] is None or isinstance(payloads[index], Exception)
+                else Entry(entry.entry_id, entry.fields, entry.deliveries, bytes(payloads[index]), prefetched=True,
+                           cancelled=entry.fields.get("requestId", "") in cancelled)
+                for index, entry in enumerate(entries)]
 
     async def cancelled_requests(self, request_ids: list[str]) -> set[str]:
         """Which of these requests were cancelled."""

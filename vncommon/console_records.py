@@ -32,17 +32,20 @@ def queue_submitted(pipe: Any, request_id: str, submitted_ms: int, ttl_seconds: 
     pipe.zremrangebyrank(keys.RECENT_REQUESTS, 0, -keys.RECENT_REQUESTS_MAX - 1)
 
 
-def queue_task_attempt(pipe: Any, update: streams_pb2.TaskUpdate, worker: str, ttl_seconds: int) -> int:
-    """Record the attempt a worker settled; returns how many commands it added to `pipe`."""
-    key = keys.task_attempts_key(update.request_id, update.group_index)
-    record = json.dumps({"s": update.status, "a": update.attempt, "ms": update.duration_ms, "w": worker},
-                        separators=(",", ":"))
-    mapping: dict[Any, Any] = {update.task_id: record}
-    if update.status == TaskStatus.FAILED:
-        mapping[update.task_id + ERROR_SUFFIX] = update.error[:ERROR_MAX_CHARS]
-    pipe.hset(key, mapping=mapping)
-    pipe.expire(key, ttl_seconds)
-    return 2
+def queue_task_attempts(pipe: Any, updates: list[streams_pb2.TaskUpdate], worker: str, ttl_seconds: int) -> int:
+    """Record the attempts a worker settled, one HSET and one EXPIRE per group; returns the commands added."""
+    by_key: dict[str, dict[Any, Any]] = {}
+    for update in updates:
+        record = json.dumps({"s": update.status, "a": update.attempt, "ms": update.duration_ms, "w": worker},
+                            separators=(",", ":"))
+        mapping = by_key.setdefault(keys.task_attempts_key(update.request_id, update.group_index), {})
+        mapping[update.task_id] = record
+        if update.status == TaskStatus.FAILED:
+            mapping[update.task_id + ERROR_SUFFIX] = update.error[:ERROR_MAX_CHARS]
+    for key, mapping in by_key.items():
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, ttl_seconds)
+    return 2 * len(by_key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,11 @@ task, and stop in phases. vnapi's ingest consumer and vnas's dispatch consumer s
 
 Fetch takes over entries that (presumably dead) consumers left idle (XAUTOCLAIM, scanning the pending
 list a batch at a time and, after a full pass, waiting `claim_interval_s` before the next), then reads
-new ones (XREADGROUP) for as many slots as are free. The group is created on first use and again when
-the stream vanished (NOGROUP); Redis being away, or refusing a read, never ends the loop: it backs off.
+new ones (XREADGROUP) for as many slots as are free plus `fetch_extra()` more: entries a subclass
+expects to start soon wait in a small local queue for a slot, so a batch of short tasks costs one
+fetch instead of one per slot. Queued entries count as held: they are kept fresh and handed back.
+The group is created on first use and again when the stream vanished (NOGROUP); Redis being away, or
+refusing a read, never ends the loop: it backs off.
 
 Stopping follows the service runner's phases: `stop_fetching()` ends fetching; `finish(grace)` gives
 in-flight work the grace, then cancels the unfinished (their entries stay pending) and gives settles
@@ -47,17 +50,19 @@ class StreamConsumer(ABC, Generic[E]):
     name = "consumer"  # names its asyncio tasks: <name>-fetch, <name>-<entry id>
 
     def __init__(self, group: ConsumerGroup, *, concurrency: int, claim_idle_ms: int, claim_interval_s: float,
-                 block_ms: int, backoff_s: tuple[float, float] = (0.05, 2.0)) -> None:
+                 block_ms: int, backoff_s: tuple[float, float] = (0.05, 2.0), max_extra: int = 0) -> None:
         self.group = group
         self.phase = ShutdownPhase()
         self.outcomes: Counter[str] = Counter()
         self._concurrency = concurrency
+        self._max_extra = max_extra  # the most entries ever held beyond the slots (see fetch_extra)
         self._claim_idle_ms = claim_idle_ms
         self._claim_interval_s = claim_interval_s
         self._block_ms = block_ms
         self._backoff_s = backoff_s
-        self._slots = asyncio.Semaphore(concurrency)
-        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(concurrency)  # entries running handle()
+        self._room = asyncio.Event()  # set whenever a held entry ends
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # every held entry: running or queued
         self._settling: set[asyncio.Future[Any]] = set()
         self._fetcher: asyncio.Task[None] | None = None
         self._claim_cursor = FULL_PASS
@@ -72,6 +77,10 @@ class StreamConsumer(ABC, Generic[E]):
     @abstractmethod
     async def handle(self, entry: E) -> None:
         """Run one entry to its settle; an entry not settled stays pending for a reclaim."""
+
+    def fetch_extra(self) -> int:
+        """How many entries beyond the free slots are worth holding now (they start soon); 0: none."""
+        return 0
 
     async def upkeep(self) -> None:
         """Paced housekeeping on the fetch loop (trimming, say); Redis errors back off like a fetch's."""
@@ -128,7 +137,8 @@ class StreamConsumer(ABC, Generic[E]):
     async def hand_back(self) -> None:
         """Make this consumer's unfinished entries look idle so live consumers reclaim them at once."""
         try:
-            ids = await self.group.hand_back(self._claim_idle_ms, self._concurrency * 4 + HAND_BACK_SPARE)
+            limit = (self._concurrency + self._max_extra) * 4 + HAND_BACK_SPARE
+            ids = await self.group.hand_back(self._claim_idle_ms, limit)
         except (*REDIS_ERRORS, ResponseError) as exc:
             log.warning("could not hand back pending entries",
                         extra={"fields": {"stream": self.group.stream, "error": str(exc)}})
@@ -161,7 +171,7 @@ class StreamConsumer(ABC, Generic[E]):
         backoff = Backoff(*self._backoff_s)
         group_ready = False
         while not self.phase.reached(Phase.STOPPING):
-            count = await self._reserve_slots()
+            count = await self._room_to_hold()
             try:
                 if not group_ready:
                     await self.group.ensure_group()
@@ -169,12 +179,10 @@ class StreamConsumer(ABC, Generic[E]):
                 await self.upkeep()
                 fetched = await self._fetch(count, drain)
             except (*REDIS_ERRORS, ResponseError) as exc:
-                self._release_slots(count)
                 group_ready = group_ready and not is_missing_group(exc)
                 await self._back_off(exc, backoff)
                 continue
             backoff.reset()
-            self._release_slots(count - len(fetched))
             for entry in await self.prepare(fetched):
                 self._start(entry)
             if drain and not fetched:
@@ -196,18 +204,14 @@ class StreamConsumer(ABC, Generic[E]):
             log.warning("redis unavailable while fetching, backing off", extra={"fields": fields})
         await asyncio.sleep(backoff.next())
 
-    async def _reserve_slots(self) -> int:
-        """Wait for one free slot, then take every other free one: the batch size of the next fetch."""
-        await self._slots.acquire()
-        count = 1
-        while not self._slots.locked():
-            await self._slots.acquire()  # a free slot: returns without waiting
-            count += 1
-        return count
-
-    def _release_slots(self, count: int) -> None:
-        for _ in range(count):
-            self._slots.release()
+    async def _room_to_hold(self) -> int:
+        """Wait until this consumer holds fewer entries than it may; the batch size of the next fetch."""
+        while True:
+            room = self._concurrency + min(self._max_extra, max(0, self.fetch_extra())) - len(self._inflight)
+            if room > 0:
+                return room
+            self._room.clear()
+            await self._room.wait()
 
     async def _fetch(self, count: int, drain: bool) -> list[StreamEntry]:
         entries = await self._reclaim(count, force=False)
@@ -241,15 +245,21 @@ class StreamConsumer(ABC, Generic[E]):
         return entries
 
     def _start(self, entry: E) -> None:
-        task = asyncio.create_task(self.handle(entry), name=f"{self.name}-{entry.entry_id}")
+        task = asyncio.create_task(self._run(entry), name=f"{self.name}-{entry.entry_id}")
         self._inflight[entry.entry_id] = task
         self.on_in_flight(1)
         task.add_done_callback(functools.partial(self._reap, entry.entry_id))
 
+    async def _run(self, entry: E) -> None:
+        """Wait in the local queue for a slot; an entry whose turn comes after stopping stays pending."""
+        async with self._slots:
+            if not self.phase.reached(Phase.STOPPING):
+                await self.handle(entry)
+
     def _reap(self, entry_id: str, task: asyncio.Task[None]) -> None:
-        """A handler ended: free its slot and make sure an unexpected error is seen."""
+        """A held entry ended: make room for the next fetch and make sure an unexpected error is seen."""
         self._inflight.pop(entry_id, None)
-        self._slots.release()
+        self._room.set()
         self.on_in_flight(-1)
         if task.cancelled():
             return

@@ -1,5 +1,9 @@
 """Dispatching tasks to workers: task XML and dispatch entries for a whole group in one round trip.
 
+A small task document (VNVS_INLINE_TASK_BYTES) travels in its dispatch entry; a larger one is stored in
+its own key, which the entry names. The entry lives in the stream until it is trimmed, the key for the
+request's TTL, so inlining small documents costs Redis no extra memory.
+
 Entries are added without MAXLEN: XADD's trim could drop entries still pending in `task-workers`;
 the stream is trimmed by `vncommon.streamtrim` (only below what the group still needs) instead.
 """
@@ -27,6 +31,7 @@ class TaskRef:
     valuation_name: str
     trace_id: str
     traceparent: str = ""  # the group's span (vncommon.tracing), "" when tracing is off
+    payload: str = ""  # the task XML when it is small enough to travel in the entry
 
     def entry(self, attempt: int, max_deliveries: int) -> streams_pb2.TaskDispatch:
         return streams_pb2.TaskDispatch(
@@ -35,7 +40,8 @@ class TaskRef:
             group_name=self.group_name,
             task_id=self.task_id,
             valuation_name=self.valuation_name,
-            payload_key=keys.task_xml_key(self.request_id, self.group_index, self.task_id),
+            payload_key="" if self.payload else keys.task_xml_key(self.request_id, self.group_index, self.task_id),
+            payload=self.payload,
             result_key=keys.task_result_key(self.request_id, self.group_index, self.task_id),
             attempt=attempt,
             updates_stream=keys.updates_stream(self.request_id),
@@ -62,6 +68,8 @@ class Dispatcher:
         if not tasks:
             return
         for ref, xml in tasks:
+            if ref.payload:
+                continue
             pipe.set(keys.task_xml_key(ref.request_id, ref.group_index, ref.task_id), xml, ex=self._ttl)
         self.queue_entries(pipe, [(ref, 1, max_deliveries) for ref, _ in tasks])
 

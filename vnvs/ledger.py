@@ -84,32 +84,37 @@ class RunLedger:
             await pipe.execute()
         return (xml if isinstance(xml, bytes) else None), int(starts)
 
-    async def group_progress(self, group_index: int) -> tuple[bool, int]:
-        """(completed?, expected task count) of a group, as recorded."""
-        status, expected = await self._client.hmget(keys.group_state_key(self.request_id, group_index),
-                                                    [GROUP_HASH.status, GROUP_HASH.expected])
-        return word(status) == GroupStatus.COMPLETED, int(expected or 0)
+    async def group_progress(self, group_index: int) -> tuple[bool, int, bool]:
+        """(completed?, expected task count, `group_started` published?) of a group, as recorded."""
+        status, expected, published = await self._client.hmget(
+            keys.group_state_key(self.request_id, group_index),
+            [GROUP_HASH.status, GROUP_HASH.expected, GROUP_HASH.started_published])
+        return word(status) == GroupStatus.COMPLETED, int(expected or 0), published is not None
 
-    async def open_group(self, group_index: int, task_ids: Sequence[str]) -> tuple[bool, set[str], dict[str, int]]:
-        """Make the group current. Returns (`group_started` not yet published?, tasks with stored results,
-        dispatched attempts). The caller publishes the event and `queue_group_started`'s mark in one step."""
+    async def open_group(self, group_index: int) -> tuple[set[str], dict[str, int]]:
+        """Make the group current. Returns (tasks with stored results, dispatched attempts)."""
         pipe = self.pipeline()
         pipe.hset(self._state_key, REQUEST_HASH.current_group, group_index)
-        pipe.hget(keys.group_state_key(self.request_id, group_index), GROUP_HASH.started_published)
         pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
         pipe.hget(self._state_key, REQUEST_HASH.status)
-        _, published, attempts, status = await pipe.execute()
+        _, attempts, status = await pipe.execute()
         if word(status) == Status.CANCELLED:
             raise RunCancelled(f"request {self.request_id} was cancelled")
         in_flight = {text(task_id): int(attempt) for task_id, attempt in attempts.items()}
         # Results can only exist for tasks that were dispatched: a fresh group skips the lookup.
         done = await self._stored_results(group_index, list(in_flight)) if in_flight else set()
-        return published is None, done, in_flight
+        return done, in_flight
 
-    def queue_group_started(self, pipe: redis.client.Pipeline, group_index: int) -> None:
-        """`group_started`, then the mark that it was published."""
-        self.queue_event(pipe, Status.GROUP_STARTED, group_index)
-        self.queue_group_state(pipe, group_index, {GROUP_HASH.started_published: 1})
+    def queue_group_running(self, pipe: redis.client.Pipeline, group_index: int, expected: int, completed: int,
+                            first: bool) -> None:
+        """The group's state, running; the first time also `group_started`, then (in the same HSET as the
+        state) the mark that it was published."""
+        fields: dict[str, str | int] = {GROUP_HASH.expected: expected, GROUP_HASH.completed: completed,
+                                        GROUP_HASH.failed: 0, GROUP_HASH.status: GroupStatus.RUNNING}
+        if first:
+            self.queue_event(pipe, Status.GROUP_STARTED, group_index)
+            fields[GROUP_HASH.started_published] = 1
+        self.queue_group_state(pipe, group_index, fields)
 
     async def _stored_results(self, group_index: int, task_ids: Sequence[str]) -> set[str]:
         pipe = self.pipeline()
@@ -157,9 +162,9 @@ class RunLedger:
         """Store the response (or failure), take the terminal state, publish it once, start retention."""
         pipe = self.pipeline()
         if status == Status.SUCCEEDED:
-            pipe.set(keys.request_response_key(self.request_id), payload)
+            pipe.set(keys.request_response_key(self.request_id), payload, ex=self._ttl)
         else:
-            pipe.set(keys.request_failure_key(self.request_id), payload)
+            pipe.set(keys.request_failure_key(self.request_id), payload, ex=self._ttl)
         lifecycle.queue_finish(pipe, self.request_id, status, utc_now_iso())
         _, won = await pipe.execute()
         pipe = self.pipeline()

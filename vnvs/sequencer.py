@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # A response from a working document and results up to this size is assembled on the event loop: a
 # process hop costs more than the work. Hydration itself always runs in the sandbox's processes.
 INLINE_XML_BYTES = 256 * 1024
+# The group's progress counter (GetStatus) is written at most this often, and when the group closes:
+# a short group costs no progress writes at all, a long one a few a second.
+PROGRESS_INTERVAL_S = 0.25
 
 
 class RequestRun:
@@ -101,7 +104,7 @@ class RequestRun:
         for group_index in range(group_count):
             self._current_group = group_index
             await self._cancel.check_deadline()
-            completed, expected = await self._ledger.group_progress(group_index)
+            completed, expected, started_published = await self._ledger.group_progress(group_index)
             with log_context(groupIndex=group_index), tracing.group_span(group_index, self.trace_id):
                 if completed:
                     results = await self._read_results(group_index, [str(i) for i in range(1, expected + 1)])
@@ -111,7 +114,7 @@ class RequestRun:
                         tasks, document = await self._sandbox.fold_and_hydrate(
                             self.request_id, document, group_index, budget, folds)
                     folds = []
-                    results = await self._run_group(tasks, group_index)
+                    results = await self._run_group(tasks, group_index, not started_published)
                     await self._ledger.close_group(group_index, len(results))
                 folds.append((group_index, results))
         with tracing.assembly_span(self.trace_id):
@@ -131,10 +134,10 @@ class RequestRun:
             return folded_response(document, limits, earlier, self.request_id, last, max_bytes)
         return await self._sandbox.assemble(self.request_id, document, earlier, last, max_bytes, budget)
 
-    async def _run_group(self, tasks: list[TaskDocument], group_index: int) -> list[bytes]:
+    async def _run_group(self, tasks: list[TaskDocument], group_index: int, first: bool) -> list[bytes]:
         self._task_counts[group_index] = len(tasks)
         ids = [t.task_id for t in tasks]
-        first, done, in_flight = await self._ledger.open_group(group_index, ids)
+        done, in_flight = await self._ledger.open_group(group_index)
         tracker = GroupTracker(ids, self._settings.common.max_task_retries,
                                self._settings.task_wait_timeout_ms / 1000)
         pending = set(tracker.start(asyncio.get_running_loop().time(), done, in_flight))
@@ -143,11 +146,7 @@ class RequestRun:
         # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
         to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
         pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole group at once
-        if first:
-            self._ledger.queue_group_started(pipe, group_index)
-        self._ledger.queue_group_state(pipe, group_index, {
-            GROUP_HASH.expected: len(tasks), GROUP_HASH.completed: len(done), GROUP_HASH.failed: 0,
-            GROUP_HASH.status: GroupStatus.RUNNING})
+        self._ledger.queue_group_running(pipe, group_index, len(tasks), len(done), first)
         self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
         await pipe.execute()
         sent = len(to_send)
@@ -159,22 +158,27 @@ class RequestRun:
         return await self._read_results(group_index, ids)
 
     def _ref(self, group_index: int, task: TaskDocument, traceparent: str) -> TaskRef:
+        inline = task.xml.decode() if len(task.xml) <= self._settings.inline_task_bytes else ""
         return TaskRef(self.request_id, group_index, task.group_name, task.task_id, task.valuation_name,
-                       self.trace_id, traceparent)
+                       self.trace_id, traceparent, inline)
 
     async def _await_group(self, tracker: GroupTracker, refs: dict[str, TaskRef], group_index: int) -> None:
         """Read updates until every task completed; retry failures when their backoff is due."""
         loop = asyncio.get_running_loop()
-        completed = 0
+        unreported = 0
+        report_at = loop.time() + PROGRESS_INTERVAL_S
         while not tracker.finished:
-            # The progress counter rides along with the next read: one round trip per wake-up.
-            updates = await self._read_updates(tracker, group_index, completed)
-            completed = 0
+            # The progress counter rides along with the next read once it is due: no round trip of its own.
+            due_progress = unreported if loop.time() >= report_at else 0
+            updates = await self._read_updates(tracker, group_index, due_progress)
+            if due_progress:
+                unreported -= due_progress
+                report_at = loop.time() + PROGRESS_INTERVAL_S
             for update in updates:
                 self._cancel.on_update(update)
                 if update.group_index == group_index:
                     decision = tracker.on_update(update)
-                    completed += decision is Decision.COMPLETED
+                    unreported += decision is Decision.COMPLETED
                     self._decide(tracker, refs, update.task_id, decision)
             for task_id, decision in tracker.expired(loop.time()):
                 self._decide(tracker, refs, task_id, decision)

@@ -32,6 +32,7 @@ class VnvsSettings:
     max_run_starts: int = 5
     loop_stall_ms: int = 1_000
     max_inflight_bytes: int = UNLIMITED_INFLIGHT_BYTES
+    inline_task_bytes: int = 8_192  # task XML up to this size travels in its dispatch entry
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnvsSettings:
@@ -54,4 +55,5 @@ class VnvsSettings:
             loop_stall_ms=env_int(env, "VNVS_LOOP_STALL_MS", 1_000, minimum=10),
             max_inflight_bytes=env_int(env, "VNVS_MAX_INFLIGHT_BYTES", default_inflight_bytes(
                 memory_limit(), hydration, common.payload_max_bytes), minimum=1),
+            inline_task_bytes=env_int(env, "VNVS_INLINE_TASK_BYTES", 8_192, minimum=0, maximum=1_048_576),
         )

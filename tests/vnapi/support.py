@@ -90,11 +90,9 @@ class VnvsStandIn:
 
     async def run_group(self, request_id: str, group_index: int, tasks: int = 2) -> None:
         ledger = await self._ledger(request_id)
-        await ledger.open_group(group_index, [str(n) for n in range(1, tasks + 1)])
+        await ledger.open_group(group_index)
         pipe = ledger.pipeline(atomic=True)
-        ledger.queue_group_started(pipe, group_index)
-        ledger.queue_group_state(pipe, group_index,
-                                 {"expected": tasks, "completed": 0, "failed": 0, "status": "running"})
+        ledger.queue_group_running(pipe, group_index, tasks, 0, first=True)
         await pipe.execute()
         await ledger.close_group(group_index, tasks)
         self._task_counts[request_id].append(tasks)

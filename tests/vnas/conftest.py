@@ -63,17 +63,19 @@ def price_of(result_xml: bytes) -> str:
 async def dispatch(
     client: redis.Redis, *, request_id: str = "req-1", task_id: str = "1", group_index: int = 0,
     xml: bytes | None = TASK_XML, attempt: int = 1, updates: str | None = None, max_deliveries: int = 0,
+    inline: bool = False,
 ) -> str:
-    """Store the task XML (unless xml is None) and add a dispatch entry; returns the entry id."""
-    payload_key = keys.task_xml_key(request_id, group_index, task_id)
-    if xml is not None:
+    """Store the task XML (unless xml is None) and add a dispatch entry; returns the entry id. With
+    `inline` the XML travels in the entry itself (the `payload` field) and no key is written."""
+    payload_key = "" if inline else keys.task_xml_key(request_id, group_index, task_id)
+    if xml is not None and not inline:
         await client.set(payload_key, xml)
     entry = streams_pb2.TaskDispatch(
         request_id=request_id, group_index=group_index, group_name="price", task_id=task_id,
         valuation_name="bond", payload_key=payload_key,
         result_key=keys.task_result_key(request_id, group_index, task_id), attempt=attempt,
         updates_stream=updates or keys.updates_stream(request_id), trace_id="trace-1",
-        max_deliveries=max_deliveries,
+        max_deliveries=max_deliveries, payload=(xml or b"").decode() if inline else "",
     )
     fields: dict[Any, Any] = to_fields(entry)
     entry_id = await client.xadd(keys.DISPATCH_STREAM, fields)

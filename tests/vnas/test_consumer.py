@@ -47,6 +47,38 @@ async def test_a_dispatched_entry_is_executed_stored_reported_and_acknowledged(
     assert entry_id
 
 
+async def test_a_task_document_carried_in_the_entry_runs_without_any_key(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    await dispatch(redis_client, inline=True)
+    assert await redis_client.exists(keys.task_xml_key("req-1", 0, "1")) == 0
+    await make_worker().consumer.run(drain=True)
+    assert price_of(await redis_client.get(RESULT_KEY)) == "101.25"
+    [update] = await read_updates(redis_client)
+    assert update.status == "completed"
+    assert await pending_count(redis_client) == 0
+
+
+async def test_a_batch_of_several_requests_settles_each_on_its_own_stream_and_acknowledges_all(
+    redis_client: redis.Redis, make_worker: WorkerFactory
+) -> None:
+    for request_id in ("req-1", "req-2", "req-3"):
+        for task_id in ("1", "2"):
+            await dispatch(redis_client, request_id=request_id, task_id=task_id, inline=task_id == "2")
+    worker = make_worker(concurrency=6)
+    await worker.consumer.run(drain=True)
+    for request_id in ("req-1", "req-2", "req-3"):
+        updates = await read_updates(redis_client, request_id)
+        assert sorted((u.request_id, u.task_id, u.status) for u in updates) == [
+            (request_id, "1", "completed"), (request_id, "2", "completed")]
+        for task_id in ("1", "2"):
+            result_key = keys.task_result_key(request_id, 0, task_id)
+            assert price_of(await redis_client.get(result_key)) == "101.25"
+        assert await redis_client.ttl(keys.updates_stream(request_id)) > 0
+    assert await pending_count(redis_client) == 0
+    assert worker.consumer.outcomes["completed"] == 6
+
+
 async def test_a_failed_script_is_reported_failed_and_stores_no_result(
     redis_client: redis.Redis, make_worker: WorkerFactory, tmp_path: Path
 ) -> None:

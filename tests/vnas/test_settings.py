@@ -38,7 +38,9 @@ def test_every_value_is_read_from_the_environment(script: str) -> None:
         "VNAS_SCRIPT": script, "GRPC_PORT": "0", "GRPC_HOST": "0.0.0.0", "VNAS_TASK_TIMEOUT_MS": "1500",
         "VNAS_CLAIM_IDLE_MS": "2000", "VNAS_CONCURRENCY": "16", "VNAS_CONSUMER_NAME": "pod-7",
         "VNAS_SHUTDOWN_GRACE_MS": "0", "VNAS_METRICS_PORT": "9109", "REDIS_URL": "redis://example:6380/1",
+        "VNAS_PREFETCH": "0",
     })
+    assert settings.prefetch == 0
     assert (settings.grpc_port, settings.grpc_address) == (0, "0.0.0.0:0")
     assert (settings.task_timeout_s, settings.claim_idle_ms, settings.concurrency) == (1.5, 2000, 16)
     assert (settings.consumer_name, settings.shutdown_grace_ms, settings.metrics_port) == ("pod-7", 0, 9109)
@@ -66,6 +68,8 @@ def test_a_script_given_by_name_is_found_on_path() -> None:
         ("VNAS_CLAIM_IDLE_MS", "-1"),
         ("VNAS_CONCURRENCY", "0"),
         ("VNAS_CONCURRENCY", "four"),
+        ("VNAS_PREFETCH", "-1"),
+        ("VNAS_PREFETCH", "many"),
         ("VNAS_SHUTDOWN_GRACE_MS", "-5"),
         ("VNAS_METRICS_PORT", "x"),
         ("VNAS_CONSUMER_NAME", "has space"),

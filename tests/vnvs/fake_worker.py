@@ -108,7 +108,8 @@ class FakeWorker:
         update = streams_pb2.TaskUpdate(request_id=dispatch.request_id, group_index=dispatch.group_index,
                                         task_id=dispatch.task_id, attempt=dispatch.attempt, deliveries=1,
                                         duration_ms=1)
-        xml: Any = await self._client.get(dispatch.payload_key)
+        # A small document travels in the entry (payload), a larger one in the key it names.
+        xml: Any = dispatch.payload.encode() if dispatch.payload else await self._client.get(dispatch.payload_key)
         if xml is None:
             update.status, update.error = FAILED, f"task XML {dispatch.payload_key} is missing"
             return update, None

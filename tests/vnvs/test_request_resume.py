@@ -87,6 +87,7 @@ async def test_a_run_that_died_mid_group_leaves_done_and_dispatched_tasks_alone(
     rid = await store_request(redis_client, book())
     settings = make_settings(redis_server)
     calls = record(monkeypatch, "open_group")
+    progress = record(monkeypatch, "group_progress")
     worker = FakeWorker(redis_client, price_book)
     worker.hold(1, "2")
     async with worker.running():
@@ -103,7 +104,9 @@ async def test_a_run_that_died_mid_group_leaves_done_and_dispatched_tasks_alone(
         await asyncio.wait_for(second, 20)
     # The resumed run found task 1 done and task 2 in flight, so it sent neither again.
     resumed = [result for args, result in calls if args[0] == 1][-1]
-    assert resumed == (False, {"1"}, {"1": 1, "2": 1})
+    assert resumed == ({"1"}, {"1": 1, "2": 1})
+    # ... and knew group_started was out already, so it did not publish it again.
+    assert [result for args, result in progress if args[0] == 1][-1] == (False, 2, True)
     assert amounts(await assert_succeeded_once(redis_client, rid)) == AMOUNTS
     assert worker.executions == ONCE_EACH
     assert await redis_client.xlen(keys.DISPATCH_STREAM) == ALL_TASKS

@@ -31,7 +31,7 @@ class LifecycleEvent(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., status: _Optional[str] = ..., group_index: _Optional[int] = ..., timestamp: _Optional[str] = ..., detail: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class TaskDispatch(_message.Message):
-    __slots__ = ("request_id", "group_index", "group_name", "task_id", "valuation_name", "payload_key", "result_key", "attempt", "updates_stream", "trace_id", "max_deliveries", "traceparent")
+    __slots__ = ("request_id", "group_index", "group_name", "task_id", "valuation_name", "payload_key", "result_key", "attempt", "updates_stream", "trace_id", "max_deliveries", "payload", "traceparent")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_INDEX_FIELD_NUMBER: _ClassVar[int]
     GROUP_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class TaskDispatch(_message.Message):
     UPDATES_STREAM_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     group_index: int
@@ -55,8 +56,9 @@ class TaskDispatch(_message.Message):
     updates_stream: str
     trace_id: str
     max_deliveries: int
+    payload: str
     traceparent: str
-    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., group_name: _Optional[str] = ..., task_id: _Optional[str] = ..., valuation_name: _Optional[str] = ..., payload_key: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., updates_stream: _Optional[str] = ..., trace_id: _Optional[str] = ..., max_deliveries: _Optional[int] = ..., traceparent: _Optional[str] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., group_index: _Optional[int] = ..., group_name: _Optional[str] = ..., task_id: _Optional[str] = ..., valuation_name: _Optional[str] = ..., payload_key: _Optional[str] = ..., result_key: _Optional[str] = ..., attempt: _Optional[int] = ..., updates_stream: _Optional[str] = ..., trace_id: _Optional[str] = ..., max_deliveries: _Optional[int] = ..., payload: _Optional[str] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class TaskUpdate(_message.Message):
     __slots__ = ("request_id", "group_index", "task_id", "status", "result_key", "attempt", "duration_ms", "error", "deliveries")
