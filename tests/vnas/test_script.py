@@ -230,7 +230,12 @@ async def test_a_background_child_holding_the_pipes_does_not_hold_up_the_task(tm
     outcome = await executor(script, timeout_s=60).run(CTX, TASK_XML)
     assert outcome.completed, outcome.error
     assert time.monotonic() - started < 3  # not the 60 s timeout: the child dies when the script ends
-    assert not process_alive(int(pid_file.read_text()))
+    child = int(pid_file.read_text())
+
+    async def child_gone() -> bool:  # SIGKILL was sent; the kernel takes a moment to tear the process down
+        return not process_alive(child)
+
+    await wait_until(child_gone, timeout=1.0)
 
 
 async def test_the_script_sees_a_minimal_environment_and_the_allowlist(tmp_path: Path) -> None:
