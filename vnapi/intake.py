@@ -13,8 +13,10 @@ from typing import Any
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
+from vnapi.ingestqueue import queue_ingest, wait_until_queued
 from vncommon import keys, trace
 from vncommon.errors import IdempotencyKeyReused, Unavailable
+from vncommon.rediscluster import spans_slots
 from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import text, to_fields
 from vncommon.timeutil import utc_now_iso
@@ -111,6 +113,8 @@ class Intake:
                     "this idempotency key was already used with a different body", {"requestId": earlier_id}
                 )
             await self._wait_until_stored(earlier_id)
+            if not spans_slots(self._client):
+                await wait_until_queued(self._client, earlier_id, CLAIM_SETTLE_TIMEOUT_S, CLAIM_SETTLE_POLL_S)
             return earlier_id
         raise Unavailable("the idempotency key is changing hands; retry the submission")
 
@@ -133,7 +137,8 @@ class Intake:
             log.warning("could not release idempotency key", extra={"fields": {"requestId": request_id}})
 
     async def _store(self, submission: Submission, request_id: str, trace_id: str) -> None:
-        """One MULTI: body, metadata, state and the ingest entry land together or not at all."""
+        """One MULTI: body, metadata, state and the ingest entry land together or not at all (on a cluster the
+        entry follows the MULTI)."""
         submitted_at = utc_now_iso()
         xml_key = keys.request_xml_key(request_id)
         metadata_key = keys.request_metadata_key(request_id)
@@ -158,5 +163,9 @@ class Intake:
             pipe.hset(keys.request_state_key(request_id), mapping=state)
             # No MAXLEN here: trimming at XADD could drop entries still pending in the group. The
             # ingest consumer trims only what every consumer has finished with (see ingest.py).
-            pipe.xadd(keys.INGEST_STREAM, fields)
+            one_redis = spans_slots(self._client)
+            if one_redis:
+                pipe.xadd(keys.INGEST_STREAM, fields)
             await pipe.execute()
+        if not one_redis:
+            await queue_ingest(self._client, request_id, fields, bool(submission.idempotency_key))

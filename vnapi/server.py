@@ -27,9 +27,9 @@ class VnapiService(GrpcService):
     def __init__(self, settings: VnapiSettings) -> None:
         self.settings = settings
         common = settings.common
-        self.client = create_redis(common.redis_url, settings.redis_max_connections)
+        self.client = create_redis(common.redis_url, settings.redis_max_connections, mode=common.redis_mode)
         # The hub blocks in XREAD most of the time: it gets its own connection.
-        self.hub_client = create_redis(common.redis_url, 1)
+        self.hub_client = create_redis(common.redis_url, 1, mode=common.redis_mode)
         self.hub = LifecycleHub(self.hub_client, common.lifecycle_block_ms)
         self.channel = create_channel(settings.vnvs_address, common.grpc_max_message_bytes, common.tls,
                                       common.grpc_client_token)

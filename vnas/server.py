@@ -28,7 +28,8 @@ class VnasService(GrpcService):
         self.settings = settings
         executor = build_executor(settings, env)
         self.client = create_redis(settings.redis_url,
-                                   max_connections=settings.concurrency * 2 + EXTRA_REDIS_CONNECTIONS)
+                                   max_connections=settings.concurrency * 2 + EXTRA_REDIS_CONNECTIONS,
+                                   mode=settings.common.redis_mode)
         self.consumer = TaskConsumer(self.client, settings, executor)
         server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME],
                                settings.common.grpc_api_tokens)

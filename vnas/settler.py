@@ -22,6 +22,7 @@ from vnas.stream import DispatchStream, Entry
 from vnas.task import TaskOutcome
 from vncommon import keys
 from vncommon.phase import Phase, RedisRetry
+from vncommon.rediscluster import spans_slots
 from vncommon.state import TaskStatus, task_status
 from vncommon.streams import to_fields
 from vncommon.timeutil import utc_now_iso
@@ -147,8 +148,9 @@ class Settler:
                         pending.done.set_exception(exc)
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        # MULTI/EXEC: the orchestrator blocked on an updates stream wakes once to the whole batch.
-        async with self._stream.client.pipeline(transaction=True) as pipe:
+        # MULTI/EXEC: the orchestrator blocked on an updates stream wakes once to the whole batch. On a
+        # cluster a batch spans requests (slots): a plain pipeline, per task still result before update.
+        async with self._stream.client.pipeline(transaction=spans_slots(self._stream.client)) as pipe:
             sizes = [self._queue_writes(pipe, pending) for pending in batch]
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         written: list[tuple[_Pending, bool]] = []

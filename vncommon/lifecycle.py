@@ -13,6 +13,7 @@ import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
 from vncommon import keys
+from vncommon.slotpipe import StepPipeline, shared_part
 from vncommon.state import REQUEST_HASH, TERMINAL, lua_is_terminal
 from vncommon.streams import to_fields
 from vncommon.timeutil import utc_now_iso
@@ -57,13 +58,14 @@ async def publish(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> str
     return event
 
 
-def queue_publish(pipe: redis.client.Pipeline, event: streams_pb2.LifecycleEvent) -> None:
-    """Add the event to a pipeline; the caller knows its sequence (it is the request's only publisher)."""
+def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent) -> None:
+    """Add the event to a pipeline; the caller knows its sequence (it is the request's only publisher).
+    The event list is the request's own key; the stream append goes to the step's shared part."""
     pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
-    pipe.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+    shared_part(pipe).xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
 
 
-def queue_finish(pipe: redis.client.Pipeline, request_id: str, status: str, completed_at: str) -> None:
+def queue_finish(pipe: StepPipeline, request_id: str, status: str, completed_at: str) -> None:
     """Add the terminal compare-and-set to a pipeline; its reply is 1 for the one caller that wins."""
     if status not in TERMINAL:
         raise ValueError(f"{status} is not a terminal status")

@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from vncommon import keys, lifecycle
+from vncommon.slotpipe import StepPipeline, step_pipeline
 from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, lua_is_terminal, word
 from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
@@ -40,12 +41,13 @@ class RunLedger:
         self._state_key = keys.request_state_key(request_id)
         self._sequence = 0
 
-    def pipeline(self, atomic: bool = False) -> redis.client.Pipeline:
+    def pipeline(self, atomic: bool = False) -> StepPipeline:
         """A pipeline for one step; `atomic` wraps it in MULTI/EXEC, so blocked readers (workers waiting
-        on the dispatch stream) wake once to a whole batch instead of once per entry."""
-        return self._client.pipeline(transaction=atomic)
+        on the dispatch stream) wake once to a whole batch instead of once per entry. On a cluster the
+        MULTI covers the request's own keys only (see `vncommon.slotpipe` for the order and its safety)."""
+        return step_pipeline(self._client, atomic)
 
-    def queue_event(self, pipe: redis.client.Pipeline, status: str, group_index: int = -1, detail: str = "") -> None:
+    def queue_event(self, pipe: StepPipeline, status: str, group_index: int = -1, detail: str = "") -> None:
         self._sequence += 1
         event = lifecycle.new_event(self.request_id, status, group_index, detail)
         event.sequence = self._sequence
@@ -96,7 +98,7 @@ class RunLedger:
         done = await self._stored_results(group_index, list(in_flight)) if in_flight else set()
         return published is None, done, in_flight
 
-    def queue_group_started(self, pipe: redis.client.Pipeline, group_index: int) -> None:
+    def queue_group_started(self, pipe: StepPipeline, group_index: int) -> None:
         """`group_started`, then the mark that it was published."""
         self.queue_event(pipe, Status.GROUP_STARTED, group_index)
         self.queue_group_state(pipe, group_index, {GROUP_HASH.started_published: 1})
@@ -108,12 +110,12 @@ class RunLedger:
         found = await pipe.execute()
         return {task_id for task_id, exists in zip(task_ids, found, strict=True) if exists}
 
-    def queue_group_state(self, pipe: redis.client.Pipeline, group_index: int, fields: dict[str, str | int]) -> None:
+    def queue_group_state(self, pipe: StepPipeline, group_index: int, fields: dict[str, str | int]) -> None:
         """Set fields of the group's hash (named by GROUP_HASH)."""
         mapping: dict[Any, Any] = fields
         pipe.hset(keys.group_state_key(self.request_id, group_index), mapping=mapping)
 
-    def queue_completed(self, pipe: redis.client.Pipeline, group_index: int, completed: int) -> None:
+    def queue_completed(self, pipe: StepPipeline, group_index: int, completed: int) -> None:
         pipe.hincrby(keys.group_state_key(self.request_id, group_index), GROUP_HASH.completed, completed)
 
     async def results(self, group_index: int, task_ids: Sequence[str]) -> list[bytes | None]:
