@@ -34,6 +34,7 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     mode = "single"
+    stream_shards = 1  # --stream-shards: STREAM_SHARDS of the services the tests start
 
     @property
     def url(self) -> str:
@@ -42,7 +43,7 @@ class RedisServer:
     @property
     def env(self) -> dict[str, str]:
         """What a service process needs to reach this Redis."""
-        return {"REDIS_URL": self.url, "REDIS_MODE": self.mode}
+        return {"REDIS_URL": self.url, "REDIS_MODE": self.mode, "STREAM_SHARDS": str(self.stream_shards)}
 
     def client(self) -> redis.Redis:
         return create_redis(self.url, mode=self.mode)
@@ -95,12 +96,14 @@ class ClusterServer(RedisServer):
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--redis-mode", choices=("single", "cluster"), default="single",
                      help="run against one redis-server (default) or a local 6-node Redis Cluster")
+    parser.addoption("--stream-shards", type=int, default=1, help="STREAM_SHARDS of the services tests start")
 
 
 @pytest.fixture(scope="session")
 def redis_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     workdir = tmp_path_factory.mktemp("redis")
     server = ClusterServer(workdir) if request.config.getoption("--redis-mode") == "cluster" else RedisServer(workdir)
+    server.stream_shards = request.config.getoption("--stream-shards")
     server.start()
     yield server
     server.stop()

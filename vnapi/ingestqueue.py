@@ -24,14 +24,16 @@ from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import text, to_fields
 
 
-async def queue_ingest(client: redis.Redis, request_id: str, fields: dict[Any, Any], keyed: bool) -> None:
+async def queue_ingest(client: redis.Redis, stream: str, request_id: str, fields: dict[Any, Any],
+                       keyed: bool) -> None:
     """Write the ingest entry of a stored request; mark it written when a duplicate may ask."""
-    await client.xadd(keys.INGEST_STREAM, fields)
+    await client.xadd(stream, fields)
     if keyed:
         await client.hset(keys.request_state_key(request_id), REQUEST_HASH.ingest_queued, "1")
 
 
-async def wait_until_queued(client: redis.Redis, request_id: str, timeout_s: float, poll_s: float) -> None:
+async def wait_until_queued(client: redis.Redis, stream: str, request_id: str, timeout_s: float,
+                            poll_s: float) -> None:
     """A duplicate's wait: until the request's ingest entry was written (or the request moved on); queue
     it here if its submitter died before writing it."""
     loop = asyncio.get_running_loop()
@@ -47,4 +49,4 @@ async def wait_until_queued(client: redis.Redis, request_id: str, timeout_s: flo
         await asyncio.sleep(poll_s)
     if await client.hsetnx(state_key, REQUEST_HASH.ingest_queued, "requeued"):
         entry = streams_pb2.IngestEntry(request_id=request_id, trace_id=text(trace_id or b""))
-        await client.xadd(keys.INGEST_STREAM, to_fields(entry))
+        await client.xadd(stream, to_fields(entry))

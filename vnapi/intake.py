@@ -70,9 +70,10 @@ class Accepted:
 class Intake:
     """Writes new requests to Redis; the only writer of a request's initial state."""
 
-    def __init__(self, client: redis.Redis, request_ttl_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, request_ttl_seconds: int, stream_shards: int = 1) -> None:
         self._client = client
         self._ttl = request_ttl_seconds
+        self._shards = stream_shards
 
     async def submit(self, submission: Submission, request_id: str | None = None) -> Accepted:
         """Store the submission under `request_id` (or a new id), or return the earlier one with its key."""
@@ -114,7 +115,8 @@ class Intake:
                 )
             await self._wait_until_stored(earlier_id)
             if not spans_slots(self._client):
-                await wait_until_queued(self._client, earlier_id, CLAIM_SETTLE_TIMEOUT_S, CLAIM_SETTLE_POLL_S)
+                await wait_until_queued(self._client, keys.ingest_stream(earlier_id, self._shards), earlier_id,
+                                        CLAIM_SETTLE_TIMEOUT_S, CLAIM_SETTLE_POLL_S)
             return earlier_id
         raise Unavailable("the idempotency key is changing hands; retry the submission")
 
@@ -165,7 +167,8 @@ class Intake:
             # ingest consumer trims only what every consumer has finished with (see ingest.py).
             one_redis = spans_slots(self._client)
             if one_redis:
-                pipe.xadd(keys.INGEST_STREAM, fields)
+                pipe.xadd(keys.ingest_stream(request_id, self._shards), fields)
             await pipe.execute()
         if not one_redis:
-            await queue_ingest(self._client, request_id, fields, bool(submission.idempotency_key))
+            await queue_ingest(self._client, keys.ingest_stream(request_id, self._shards), request_id, fields,
+                               bool(submission.idempotency_key))

@@ -10,6 +10,7 @@ from vnapi.ingest import IngestConsumer
 from vnapi.lifecycle_hub import LifecycleHub
 from vnapi.servicer import ValuationService
 from vnapi.settings import VnapiSettings
+from vncommon import keys
 from vncommon.grpcutil import ServiceServer, create_channel
 from vncommon.logs import setup_logging
 from vncommon.metrics import serve_metrics
@@ -30,7 +31,8 @@ class VnapiService(GrpcService):
         self.client = create_redis(common.redis_url, settings.redis_max_connections, mode=common.redis_mode)
         # The hub blocks in XREAD most of the time: it gets its own connection.
         self.hub_client = create_redis(common.redis_url, 1, mode=common.redis_mode)
-        self.hub = LifecycleHub(self.hub_client, common.lifecycle_block_ms)
+        self.hub = LifecycleHub(self.hub_client, common.lifecycle_block_ms,
+                                streams=keys.lifecycle_streams(common.stream_layouts))
         self.channel = create_channel(settings.vnvs_address, common.grpc_max_message_bytes, common.tls,
                                       common.grpc_client_token)
         # The generated gRPC modules carry no annotations.

@@ -43,7 +43,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         self._client = client
         self._settings = settings
         self._hub = hub
-        self._intake = Intake(client, settings.common.request_ttl_seconds)
+        self._intake = Intake(client, settings.common.request_ttl_seconds, settings.common.stream_shards)
         self._queries = Queries(client)
 
     @unary_errors

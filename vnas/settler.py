@@ -101,15 +101,16 @@ class Settler:
 
     async def _dead_letter(self, entry: Entry, dispatch: streams_pb2.TaskDispatch) -> None:
         used = entry.deliveries - 1
+        deadletters = keys.deadletter_stream(self._stream.stream_of(entry.entry_id))
         error = (f"poison task: delivered {used} times without finishing (each worker that took it died); "
-                 f"dead-lettered in {keys.DEADLETTER_STREAM}")
+                 f"dead-lettered in {deadletters}")
         record: dict[Any, Any] = {**entry.fields, "entryId": entry.entry_id, "deliveries": used,
                                   "consumer": self._stream.consumer, "deadLetteredAt": utc_now_iso(),
                                   "error": error}
         update: dict[Any, Any] = to_fields(build_update(dispatch, TaskOutcome.failed(error), used))
         updates = updates_stream_of(dispatch)
         async with self._stream.client.pipeline(transaction=False) as pipe:
-            pipe.xadd(keys.DEADLETTER_STREAM, record, maxlen=keys.DEADLETTER_MAXLEN, approximate=True)
+            pipe.xadd(deadletters, record, maxlen=keys.DEADLETTER_MAXLEN, approximate=True)
             pipe.xadd(updates, update)
             pipe.expire(updates, self._ttl)
             replies = await pipe.execute(raise_on_error=False)

@@ -96,6 +96,16 @@ def env_redis_mode(env: Mapping[str, str], url: str) -> str:
     return mode
 
 
+def env_shard_counts(env: Mapping[str, str], name: str) -> tuple[int, ...]:
+    """Comma-separated shard counts, each between 1 and MAX_STREAM_SHARDS."""
+    counts = []
+    for part in env_list(env, name):
+        if not part.isdigit() or not 1 <= int(part) <= MAX_STREAM_SHARDS:
+            raise ConfigError(f"{name}={env.get(name)!r} must list shard counts between 1 and {MAX_STREAM_SHARDS}")
+        counts.append(int(part))
+    return tuple(counts)
+
+
 def env_address(env: Mapping[str, str], name: str, default: str) -> str:
     value = env_str(env, name, default)
     host, sep, port = value.rpartition(":")
@@ -168,6 +178,8 @@ class CommonSettings:
     redis_mode: str = SINGLE  # REDIS_MODE: single | cluster
     # STREAM_SHARDS: the ingest, dispatch and lifecycle streams are each split into this many streams.
     stream_shards: int = 1
+    # STREAM_SHARDS_DRAIN: earlier shard counts whose streams consumers still read until they are empty.
+    stream_shards_drain: tuple[int, ...] = ()
     payload_max_bytes: int = 10 * 1024 * 1024
     request_ttl_seconds: int = 86_400
     default_block_ms: int = 5_000
@@ -191,6 +203,7 @@ class CommonSettings:
             redis_url=redis_url,
             redis_mode=env_redis_mode(env, redis_url),
             stream_shards=env_int(env, "STREAM_SHARDS", 1, minimum=1, maximum=MAX_STREAM_SHARDS),
+            stream_shards_drain=env_shard_counts(env, "STREAM_SHARDS_DRAIN"),
             payload_max_bytes=env_int(env, "PAYLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
             request_ttl_seconds=env_int(env, "REQUEST_TTL_SECONDS", 86_400, minimum=1),
             default_block_ms=env_int(env, "DEFAULT_BLOCK_MS", 5_000, minimum=1),
@@ -202,6 +215,11 @@ class CommonSettings:
             grpc_api_tokens=env_tokens(env, "GRPC_API_TOKENS"),
             grpc_client_token=env_client_token(env),
         )
+
+    @property
+    def stream_layouts(self) -> tuple[int, ...]:
+        """The shard counts whose streams consumers read: STREAM_SHARDS first, then STREAM_SHARDS_DRAIN."""
+        return (self.stream_shards, *(n for n in self.stream_shards_drain if n != self.stream_shards))
 
     @property
     def grpc_max_message_bytes(self) -> int:

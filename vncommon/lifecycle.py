@@ -51,18 +51,21 @@ def event_from_json(request_id: str, sequence: int, raw: bytes | str) -> streams
     )
 
 
-async def publish(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> streams_pb2.LifecycleEvent:
-    """Record the event in the request's history, then announce it on the lifecycle stream."""
+async def publish(client: redis.Redis, event: streams_pb2.LifecycleEvent, shards: int = 1
+                  ) -> streams_pb2.LifecycleEvent:
+    """Record the event in the request's history, then announce it on its lifecycle stream shard."""
     event.sequence = await client.rpush(keys.request_events_key(event.request_id), event_to_json(event))
-    await client.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+    await client.xadd(keys.lifecycle_stream(event.request_id, shards), to_fields(event),
+                      maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
     return event
 
 
-def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent) -> None:
+def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards: int = 1) -> None:
     """Add the event to a pipeline; the caller knows its sequence (it is the request's only publisher).
     The event list is the request's own key; the stream append goes to the step's shared part."""
     pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
-    shared_part(pipe).xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+    shared_part(pipe).xadd(keys.lifecycle_stream(event.request_id, shards), to_fields(event),
+                           maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
 
 
 def queue_finish(pipe: StepPipeline, request_id: str, status: str, completed_at: str) -> None:

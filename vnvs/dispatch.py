@@ -50,8 +50,9 @@ class Dispatcher:
     reclaimed), so only tasks never dispatched are dispatched again.
     """
 
-    def __init__(self, ttl_seconds: int) -> None:
+    def __init__(self, ttl_seconds: int, stream_shards: int = 1) -> None:
         self._ttl = ttl_seconds
+        self._shards = stream_shards
 
     def queue_tasks(self, pipe: StepPipeline, tasks: Sequence[tuple[TaskRef, bytes]],
                     max_deliveries: int) -> None:
@@ -62,12 +63,14 @@ class Dispatcher:
             pipe.set(keys.task_xml_key(ref.request_id, ref.group_index, ref.task_id), xml, ex=self._ttl)
         self.queue_entries(pipe, [(ref, 1, max_deliveries) for ref, _ in tasks])
 
-    @staticmethod
-    def queue_entries(pipe: StepPipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
-        """Entries for tasks whose documents are stored: (task, attempt, delivery budget) each."""
+    def queue_entries(self, pipe: StepPipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
+        """Entries for tasks whose documents are stored: (task, attempt, delivery budget) each, on the
+        dispatch stream shard of their request."""
         ref0 = refs[0][0]
+        stream = keys.dispatch_stream(ref0.request_id, self._shards)
+        shared = shared_part(pipe)
         # On a cluster the checkpoint lands after the entries it records (see vncommon.slotpipe).
         after_part(pipe).hset(keys.group_tasks_key(ref0.request_id, ref0.group_index),
                   mapping={ref.task_id: attempt for ref, attempt, _ in refs})
         for ref, attempt, budget in refs:
-            shared_part(pipe).xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt, budget)))
+            shared.xadd(stream, to_fields(ref.entry(attempt, budget)))

@@ -34,12 +34,13 @@ class RequestEnded(Exception):
 
 
 class RunLedger:
-    def __init__(self, client: redis.Redis, request_id: str, ttl_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, request_id: str, ttl_seconds: int, stream_shards: int = 1) -> None:
         self._client = client
         self.request_id = request_id
         self._ttl = ttl_seconds
         self._state_key = keys.request_state_key(request_id)
         self._sequence = 0
+        self._shards = stream_shards
 
     def pipeline(self, atomic: bool = False) -> StepPipeline:
         """A pipeline for one step; `atomic` wraps it in MULTI/EXEC, so blocked readers (workers waiting
@@ -51,7 +52,7 @@ class RunLedger:
         self._sequence += 1
         event = lifecycle.new_event(self.request_id, status, group_index, detail)
         event.sequence = self._sequence
-        lifecycle.queue_publish(pipe, event)
+        lifecycle.queue_publish(pipe, event, self._shards)
 
     async def begin(self) -> tuple[bytes | None, int]:
         """Read the request and mark it started; publishes `started` only the first time.

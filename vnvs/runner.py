@@ -11,7 +11,7 @@ from vncommon import keys
 from vncommon.aio import sleep_or_stop
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.state import REQUEST_HASH, is_terminal
-from vncommon.streamtrim import StreamUpkeep
+from vncommon.streamtrim import ShardUpkeep
 from vnvs import metrics
 from vnvs.hydration.sandbox import HydrationSandbox
 from vnvs.lease import Lease, orphaned_requests
@@ -43,7 +43,8 @@ class RunnerPool:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._works: dict[str, asyncio.Task[None]] = {}
-        self._upkeep = StreamUpkeep(client, keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, keys.DISPATCH_MAXLEN)
+        self._upkeep = ShardUpkeep(client, keys.dispatch_streams(settings.common.stream_layouts), keys.DISPATCH_GROUP,
+                                   keys.DISPATCH_MAXLEN)
 
     @property
     def running(self) -> int:

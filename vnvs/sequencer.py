@@ -51,8 +51,9 @@ class RequestRun:
         self._sandbox = sandbox
         self.request_id = request_id
         self.trace_id = trace_id
-        self._ledger = RunLedger(client, request_id, settings.common.request_ttl_seconds)
-        self._dispatcher = Dispatcher(settings.common.request_ttl_seconds)
+        self._ledger = RunLedger(client, request_id, settings.common.request_ttl_seconds,
+                                 settings.common.stream_shards)
+        self._dispatcher = Dispatcher(settings.common.request_ttl_seconds, settings.common.stream_shards)
         self._updates_from = "0-0"
         self._task_counts: list[int] = []
         self._current_group = -1  # no group reached yet (the whole-document pass)
