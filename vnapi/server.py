@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import redis.asyncio as redis
 
 from vn.v1 import orchestrator_pb2_grpc, valuation_pb2, valuation_pb2_grpc
 from vnapi.ingest import IngestConsumer
@@ -67,6 +69,11 @@ class VnapiService(GrpcService):
 
     async def hand_back(self) -> None:
         await self.consumer.hand_back()
+
+    def redis_clients(self) -> Sequence[redis.Redis]:
+        # The hub's client too: on a cluster its first command maps the cluster, which must happen once,
+        # not in every shard's read loop at the same time.
+        return (self.client, self.hub_client)
 
     async def close(self) -> None:
         await self.channel.close()

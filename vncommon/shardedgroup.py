@@ -108,8 +108,18 @@ class ShardedGroup(ConsumerGroup):
             if index not in self._reads:
                 self._reads[index] = asyncio.create_task(part.read_new(per_stream, block_ms),
                                                          name=f"read-{part.stream}")
-        await asyncio.wait(set(self._reads.values()), return_when=asyncio.FIRST_COMPLETED)
-        return self._collect()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + block_ms / 1000
+        found: dict[int, list[StreamEntry]] = {}
+        # A read that timed out empty may finish first while another shard's answer is on its way.
+        while self._reads and not any(found.values()):
+            remaining = deadline - loop.time()
+            done, _ = await asyncio.wait(set(self._reads.values()), timeout=max(0.0, remaining),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            found.update(self._collect())
+            if not done or remaining <= 0:
+                break
+        return found
 
     def _collect(self) -> dict[int, list[StreamEntry]]:
         """The answers of the outstanding reads that finished; the first error once all are kept."""
@@ -153,6 +163,15 @@ class ShardedGroup(ConsumerGroup):
             next_cursor = f"{shard + 1}:{FULL_PASS}" if shard + 1 < len(self._parts) else FULL_PASS
         return ClaimBatch(entries, next_cursor, self.qualify_ids(shard, batch.deleted))
 
+    async def cancel_reads(self) -> None:
+        """Stop the outstanding reads and forget the surplus: their entries stay pending for a reclaim."""
+        for task in self._reads.values():
+            task.cancel()
+        if self._reads:
+            await asyncio.wait(set(self._reads.values()), timeout=1.0)
+        self._reads.clear()
+        self._surplus.clear()
+
     async def ack(self, *entry_ids: str) -> None:
         if not self._sharded:
             await super().ack(*entry_ids)
@@ -169,12 +188,7 @@ class ShardedGroup(ConsumerGroup):
     async def hand_back(self, idle_ms: int, limit: int) -> list[str]:
         if not self._sharded:
             return await super().hand_back(idle_ms, limit)
-        for task in self._reads.values():  # an answer still to come would be pending for us alone
-            task.cancel()
-        if self._reads:
-            await asyncio.wait(set(self._reads.values()), timeout=1.0)
-        self._reads.clear()
-        self._surplus.clear()
+        await self.cancel_reads()
         handed: list[str] = []
         for index, part in enumerate(self._parts):
             handed.extend(self.qualify_ids(index, await part.hand_back(idle_ms, limit)))
