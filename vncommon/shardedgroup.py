@@ -102,8 +102,8 @@ class ShardedGroup(ConsumerGroup):
         if block_ms is None:
             idle = [i for i in range(len(self._parts)) if i not in self._reads]
             replies = await asyncio.gather(*(self._parts[i].read_new(per_stream, None) for i in idle))
-            found = {i: [self._qualified(i, e) for e in entries] for i, entries in zip(idle, replies, strict=True)}
-            return {**found, **self._collect()}
+            now = {i: [self._qualified(i, e) for e in entries] for i, entries in zip(idle, replies, strict=True)}
+            return {**now, **self._collect()}
         for index, part in enumerate(self._parts):
             if index not in self._reads:
                 self._reads[index] = asyncio.create_task(part.read_new(per_stream, block_ms),
