@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
 from vncommon.auth import TokenAuthInterceptor, token_senders
+from vncommon.balancing import balancing_options
 from vncommon.config import TlsSettings, is_loopback
 from vncommon.errors import BindError, VnError, rebuild
 
@@ -44,7 +45,7 @@ def create_channel(
     """A channel with the mesh's options; over TLS (presenting our certificate) when configured, and
     sending `token` as `authorization: Bearer <token>` on every call when one is given. Answers may be
     up to `max_receive_bytes` (default: as large as what it sends), e.g. a response larger than its request."""
-    options = channel_options(max_message_bytes, max_receive_bytes or max_message_bytes)
+    options = channel_options(max_message_bytes, max_receive_bytes or max_message_bytes) + balancing_options(address)
     interceptors = token_senders(token) if token else None
     if tls is None or not tls.enabled:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
