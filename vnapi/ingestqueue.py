@@ -24,12 +24,9 @@ from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import text, to_fields
 
 
-async def queue_ingest(client: redis.Redis, stream: str, request_id: str, fields: dict[Any, Any],
-                       keyed: bool) -> None:
-    """Write the ingest entry of a stored request; mark it written when a duplicate may ask."""
-    await client.xadd(stream, fields)
-    if keyed:
-        await client.hset(keys.request_state_key(request_id), REQUEST_HASH.ingest_queued, "1")
+def mark_queued(pipe: Any, request_id: str) -> None:
+    """Queue the mark that the request's ingest entry was written (in the step part after the entry)."""
+    pipe.hset(keys.request_state_key(request_id), REQUEST_HASH.ingest_queued, "1")
 
 
 async def wait_until_queued(client: redis.Redis, stream: str, request_id: str, timeout_s: float,

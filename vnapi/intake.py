@@ -13,10 +13,11 @@ from typing import Any
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
-from vnapi.ingestqueue import queue_ingest, wait_until_queued
+from vnapi.ingestqueue import mark_queued, wait_until_queued
 from vncommon import keys, trace
 from vncommon.errors import IdempotencyKeyReused, Unavailable
 from vncommon.rediscluster import spans_slots
+from vncommon.slotpipe import after_part, shared_part, step_pipeline
 from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import text, to_fields
 from vncommon.timeutil import utc_now_iso
@@ -159,16 +160,15 @@ class Intake:
             h.received_at: submission.received_at, h.submitted_at: submitted_at, h.trace_id: trace_id,
         }
         fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(request_id=request_id, trace_id=trace_id))
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.set(xml_key, submission.xml)
-            pipe.hset(metadata_key, mapping=metadata)
-            pipe.hset(keys.request_state_key(request_id), mapping=state)
-            # No MAXLEN here: trimming at XADD could drop entries still pending in the group. The
-            # ingest consumer trims only what every consumer has finished with (see ingest.py).
-            one_redis = spans_slots(self._client)
-            if one_redis:
-                pipe.xadd(keys.ingest_stream(request_id, self._shards), fields)
-            await pipe.execute()
-        if not one_redis:
-            await queue_ingest(self._client, keys.ingest_stream(request_id, self._shards), request_id, fields,
-                               bool(submission.idempotency_key))
+        # On a cluster the request's keys are one atomic script on its slot, then the ingest entry (another
+        # slot) follows, never precedes, them: see vnapi.ingestqueue for a crash between the two.
+        pipe = step_pipeline(self._client, atomic=True)
+        pipe.set(xml_key, submission.xml)
+        pipe.hset(metadata_key, mapping=metadata)
+        pipe.hset(keys.request_state_key(request_id), mapping=state)
+        # No MAXLEN here: trimming at XADD could drop entries still pending in the group. The
+        # ingest consumer trims only what every consumer has finished with (see ingest.py).
+        shared_part(pipe).xadd(keys.ingest_stream(request_id, self._shards), fields)
+        if submission.idempotency_key and not spans_slots(self._client):
+            mark_queued(after_part(pipe), request_id)
+        await pipe.execute()

@@ -97,6 +97,19 @@ class LocalCluster:
                     found.append(port)
         return sorted(found)
 
+    def master_of(self, key: str) -> int:
+        """The port of the live master serving `key`'s slot."""
+        live = [port for port, process in self.processes.items() if process.poll() is None]
+        slot = int(_cli(live[0], "cluster", "keyslot", key).strip())
+        for line in _cli(live[0], "cluster", "nodes").splitlines():
+            parts = line.split()
+            if len(parts) > 8 and "master" in parts[2] and "fail" not in parts[2]:
+                for served in parts[8:]:
+                    low, _, high = served.partition("-")
+                    if low.isdigit() and int(low) <= slot <= int(high or low):
+                        return int(parts[1].split("@")[0].rsplit(":", 1)[1])
+        raise RuntimeError(f"no live master serves slot {slot}")
+
     def kill(self, port: int) -> None:
         """SIGKILL one node: its replica takes over after the node timeout."""
         process = self.processes[port]

@@ -16,7 +16,7 @@ import logging
 from typing import Any, cast
 
 import redis.asyncio as redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
@@ -25,6 +25,7 @@ from redis.exceptions import (
     ResponseError,
     TryAgainError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from vncommon.config import CLUSTER, REDIS_MODES, SINGLE
 from vncommon.errors import ConfigError
@@ -42,13 +43,46 @@ CLUSTER_MAX_CONNECTIONS_PER_NODE = 4096
 CLUSTER_UNAVAILABLE_ERRORS = (ClusterError, RedisClusterException, TryAgainError)
 
 
+# What redis-py's cluster client raises when a connection it was using is closed under it while it re-maps
+# the cluster after a failover (a None writer, a closed transport): a lost connection, to be retried.
+_TORN_CONNECTION = (RuntimeError, AttributeError)
+
+
+def _lost(error: Exception) -> RedisConnectionError:
+    return RedisConnectionError(f"cluster connection lost while the cluster was re-mapped: {error}")
+
+
+class _Pipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except _TORN_CONNECTION as exc:
+            raise _lost(exc) from exc
+
+
+class MeshRedisCluster(RedisCluster):
+    """redis-py's RedisCluster; a connection torn down under a command during a failover is reported as
+    a lost connection (which every caller retries), not as an internal error that would fail a request."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except _TORN_CONNECTION as exc:
+            raise _lost(exc) from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return _Pipeline(self, transaction)  # type: ignore[abstract]  # as RedisCluster.pipeline makes it
+
+
 def create_cluster_client(url: str, max_connections: int) -> redis.Redis:
     """A RedisCluster client from any node's URL (password and rediss:// as in the URL); it finds the rest.
 
     Typed as `redis.Redis` because it serves the same commands; `is_cluster` tells them apart.
     """
     del max_connections  # per-node pools do not queue; see CLUSTER_MAX_CONNECTIONS_PER_NODE
-    client = RedisCluster.from_url(
+    client = MeshRedisCluster.from_url(
         url,
         max_connections=CLUSTER_MAX_CONNECTIONS_PER_NODE,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8),

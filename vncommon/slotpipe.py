@@ -5,7 +5,7 @@ lifecycle) that live in other slots. On one Redis the whole step is one pipeline
 (unchanged, and no wrapper is made: `step_pipeline` returns redis-py's own pipeline). On a cluster the
 step runs in three ordered parts:
 
-1. `own`: the request's keys, one MULTI/EXEC on its slot when the step is atomic;
+1. `own`: the request's keys, run atomically on its slot (one script) when the step is atomic;
 2. `shared`: appends to shared streams, a plain pipeline redis-py splits per node;
 3. `after`: request keys that record what part 2 did (the dispatched-attempt checkpoint).
 
@@ -24,6 +24,7 @@ from typing import Any, Union
 
 import redis.asyncio as redis
 
+from vncommon.atomicbatch import AtomicBatch
 from vncommon.rediscluster import spans_slots
 
 
@@ -31,7 +32,8 @@ class SlotPipeline:
     """The three parts of a step on a cluster; unknown attributes queue on `own` (the request's keys)."""
 
     def __init__(self, client: redis.Redis, atomic: bool) -> None:
-        self.own: Any = client.pipeline(transaction=atomic)
+        # redis-py's cluster MULTI/EXEC is unusable (see vncommon.atomicbatch): an atomic part is a script.
+        self.own: Any = AtomicBatch(client) if atomic else client.pipeline(transaction=False)
         self.shared: Any = client.pipeline(transaction=False)
         self.after: Any = client.pipeline(transaction=False)
 
