@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(wildcard protos/vn/v1/*.proto)
 
-.PHONY: install proto check-proto lint test run bench soak clean
+.PHONY: install proto check-proto lint test test-cluster run bench soak clean
 
 install: $(STAMP)
 
@@ -43,6 +43,14 @@ lint: $(STAMP) node_modules/.bin/buf check-proto
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## The end-to-end, idempotency and fault suites again, against a local 6-node Redis Cluster (REDIS_MODE=cluster):
+## first with STREAM_SHARDS=6, then the fault suite with one shard (its checks name the unsharded streams).
+## The cluster's own fault tests (tests/cluster) already run in `make test`, on a private cluster.
+test-cluster: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider --redis-mode=cluster --stream-shards=6 \
+		tests/e2e tests/vnapi/test_idempotency.py tests/cluster/test_shards.py tests/cluster/test_settings.py
+	$(BIN)/pytest -q -p no:cacheprovider --redis-mode=cluster tests/faults
 
 run: $(STAMP)
 	$(BIN)/vn-run
