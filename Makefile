@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(wildcard protos/vn/v1/*.proto)
 
-.PHONY: install proto check-proto lint test test-cluster run bench soak clean
+.PHONY: install proto check-proto lint test test-cluster run bench bench-cluster soak clean
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ run: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(SCENARIO)
+
+## Benchmarks on a local 6-node Redis Cluster (bench/cluster.py): STREAM_SHARDS 1 vs 6, vnapi instances.
+bench-cluster: $(STAMP)
+	$(PY) -m bench.cluster $(SCENARIO)
 
 soak: $(STAMP)
 	$(PY) -m bench.soak
