@@ -87,6 +87,9 @@ def create_cluster_client(url: str, max_connections: int) -> redis.Redis:
         max_connections=CLUSTER_MAX_CONNECTIONS_PER_NODE,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=8),
         health_check_interval=30,
+        # As for one Redis: no socket timeout. redis-py's cluster default (5 s) would cut blocking stream
+        # reads of up to DEFAULT_BLOCK_MS at their end and lose their replies (entries left pending).
+        socket_timeout=None,
         socket_keepalive=True,
         socket_connect_timeout=5,
     )
