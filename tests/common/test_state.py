@@ -35,7 +35,7 @@ def test_state_hash_field_names_are_those_of_the_spec() -> None:
     assert [getattr(REQUEST_HASH, f.name) for f in dataclasses.fields(REQUEST_HASH)] == [
         "status", "xmlKey", "responseKey", "metadataKey", "groupCount", "currentGroup", "retryCount",
         "receivedAt", "submittedAt", "startedAt", "completedAt", "traceId", "receivedPublished",
-        "startedPublished", "runStarts",
+        "startedPublished", "ingestQueued", "runStarts",
     ]
     assert [getattr(GROUP_HASH, f.name) for f in dataclasses.fields(GROUP_HASH)] == [
         "expected", "completed", "failed", "status", "startedPublished"]
