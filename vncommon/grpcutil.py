@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ from grpc_status import rpc_status
 from vncommon.auth import TokenAuthInterceptor, token_senders
 from vncommon.balancing import balancing_options
 from vncommon.config import TlsSettings, is_loopback
-from vncommon.errors import BindError, VnError, rebuild
+from vncommon.errors import BindError, Unavailable, VnError, rebuild
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +131,19 @@ def to_status(error: VnError) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
+def _redis_unavailable(exc: Exception) -> bool:
+    """Redis away or failing over (a lost connection, a cluster re-mapping): the caller should retry.
+    Looked up lazily: clients of this module (the SDK) never load redis."""
+    redisconn = sys.modules.get("vncommon.redisconn")
+    return redisconn is not None and isinstance(exc, redisconn.REDIS_ERRORS)
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     if isinstance(exc, VnError):
         status = to_status(exc)
+    elif _redis_unavailable(exc):
+        log.warning("redis unavailable during an RPC", extra={"fields": {"error": str(exc)}})
+        status = to_status(Unavailable("redis is unavailable right now; retry"))
     else:
         log.exception("unexpected error in RPC")
         status = to_status(VnError("internal error; the server log has the details"))
