@@ -66,7 +66,9 @@ class LocalCluster:
         process = subprocess.Popen(
             [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(bus_port),
-             "--cluster-node-timeout", str(self.node_timeout_ms), "--dir", str(node_dir), "--save", "",
+             "--cluster-node-timeout", str(self.node_timeout_ms),
+             # A replica on a busy machine may lag its master's pings; it must still take over.
+             "--cluster-replica-validity-factor", "0", "--dir", str(node_dir), "--save", "",
              "--appendonly", "no", "--protected-mode", "no", "--logfile", str(node_dir / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes[port] = process
