@@ -112,6 +112,11 @@ class LocalCluster:
                         return int(parts[1].split("@")[0].rsplit(":", 1)[1])
         raise RuntimeError(f"no live master serves slot {slot}")
 
+    def wait_replicated(self, port: int, timeout_ms: int = 3000) -> int:
+        """WAIT until the master's replica acknowledged its writes so far; how many replicas did."""
+        answer = _cli(port, "wait", "1", str(timeout_ms), timeout=timeout_ms / 1000 + 5).strip()
+        return int(answer) if answer.isdigit() else 0
+
     def kill(self, port: int) -> None:
         """SIGKILL one node: its replica takes over after the node timeout."""
         process = self.processes[port]
