@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROTO_FILES := $(wildcard protos/vn/v1/*.proto)
 
-.PHONY: install proto check-proto lint test test-browser check-deploy run bench soak clean
+.PHONY: install proto check-proto lint test test-browser test-cluster check-deploy run bench bench-cluster soak clean
 
 install: $(STAMP)
 
@@ -53,11 +53,23 @@ check-deploy: $(STAMP)
 test-browser: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -m browser tests/browser
 
+## The end-to-end, idempotency and fault suites again, against a local 6-node Redis Cluster (REDIS_MODE=cluster):
+## first with STREAM_SHARDS=6, then the fault suite with one shard (its checks name the unsharded streams).
+## The cluster's own fault tests (tests/cluster) already run in `make test`, on a private cluster.
+test-cluster: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider --redis-mode=cluster --stream-shards=6 \
+		tests/e2e tests/vnapi/test_idempotency.py tests/cluster/test_shards.py tests/cluster/test_settings.py
+	$(BIN)/pytest -q -p no:cacheprovider --redis-mode=cluster tests/faults
+
 run: $(STAMP)
 	$(BIN)/vn-run
 
 bench: $(STAMP)
 	$(PY) -m bench $(SCENARIO)
+
+## Benchmarks on a local 6-node Redis Cluster (bench/cluster.py): STREAM_SHARDS 1 vs 6, vnapi instances.
+bench-cluster: $(STAMP)
+	$(PY) -m bench.cluster $(SCENARIO)
 
 soak: $(STAMP)
 	$(PY) -m bench.soak

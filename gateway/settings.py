@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vnclient import ClientSettings
+from vncommon.balancing import env_target
 from vncommon.config import (
     DEFAULT_REDIS_URL,
     CommonSettings,
     TlsSettings,
-    env_address,
     env_int,
     env_str,
     env_tokens,
@@ -71,7 +71,7 @@ class GatewaySettings:
         return cls(
             http_host=env_str(env, "HTTP_HOST", "127.0.0.1"),
             http_port=env_int(env, "HTTP_PORT", 8080, minimum=0, maximum=65535),
-            vnapi_address=env_address(env, "VNAPI_ADDRESS", "127.0.0.1:50051"),
+            vnapi_address=env_target(env, "VNAPI_ADDRESS", "127.0.0.1:50051"),
             redis_url=common.redis_url,
             payload_max_bytes=common.payload_max_bytes,
             sync_wait_timeout_ms=env_int(env, "SYNC_WAIT_TIMEOUT_MS", 120_000, minimum=1),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 import grpc
 import redis.asyncio as redis
@@ -25,15 +24,16 @@ from vnapi.settings import VnapiSettings
 from vncommon import keys, lifecycle, tracing
 from vncommon.backoff import Backoff
 from vncommon.consumer import StreamConsumer
-from vncommon.consumergroup import ConsumerGroup, StreamEntry
+from vncommon.consumergroup import StreamEntry
 from vncommon.errors import OrchestratorBusy
 from vncommon.grpcutil import decode_error
 from vncommon.logs import log_context
 from vncommon.phase import Phase
 from vncommon.redisconn import REDIS_ERRORS
+from vncommon.shardedgroup import ShardedGroup
 from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import from_fields
-from vncommon.streamtrim import StreamUpkeep
+from vncommon.streamtrim import ShardUpkeep
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ class IngestConsumer(StreamConsumer[StreamEntry]):
         claim_idle_ms = settings.ingest_claim_idle_ms
         claim_interval_s = max(0.05, min(claim_idle_ms / 2000, 5.0))
         super().__init__(
-            ConsumerGroup(client, keys.INGEST_STREAM, keys.INGEST_GROUP, settings.consumer_name),
+            ShardedGroup(client, keys.ingest_streams(settings.common.stream_layouts), keys.INGEST_GROUP,
+                         settings.consumer_name),
             concurrency=settings.ingest_concurrency, claim_idle_ms=claim_idle_ms, claim_interval_s=claim_interval_s,
             # Blocking no longer than the claim interval keeps the reclaim of idle entries on time.
             block_ms=max(1, min(settings.common.default_block_ms, int(claim_interval_s * 1000))),
@@ -81,8 +82,8 @@ class IngestConsumer(StreamConsumer[StreamEntry]):
         self._settings = settings
         self._orchestrator = orchestrator
         self._backoff_cap_s = min(BACKOFF_CAP_S, claim_idle_ms / 3000)
-        self._upkeep = StreamUpkeep(client, keys.INGEST_STREAM, keys.INGEST_GROUP, keys.INGEST_MAXLEN,
-                                    interval_s=TRIM_INTERVAL_S)
+        self._upkeep = ShardUpkeep(client, keys.ingest_streams(settings.common.stream_layouts), keys.INGEST_GROUP,
+                                   keys.INGEST_MAXLEN, interval_s=TRIM_INTERVAL_S)
         self.acked = 0
 
     async def prepare(self, entries: list[StreamEntry]) -> list[StreamEntry]:
@@ -138,7 +139,8 @@ class IngestConsumer(StreamConsumer[StreamEntry]):
             log.warning("ingest entry for a request that no longer exists acknowledged")
             return False
         if int(due) == 1:
-            await lifecycle.publish(self._client, lifecycle.new_event(request_id, Status.RECEIVED))
+            await lifecycle.publish(self._client, lifecycle.new_event(request_id, Status.RECEIVED),
+                                    self._settings.common.stream_shards)
             log.info("request status received published")
         return True
 
@@ -155,12 +157,9 @@ class IngestConsumer(StreamConsumer[StreamEntry]):
     async def _keep_claimed(self, entry_id: str) -> bool:
         """Reset the entry's idle time so no other consumer reclaims it while we retry; False if gone."""
         try:
-            owned: Any = await self._client.xclaim(
-                keys.INGEST_STREAM, keys.INGEST_GROUP, self.group.consumer, 0, [entry_id], justid=True
-            )
+            return await self.group.keep_claimed(entry_id)
         except REDIS_ERRORS:
             return True  # Redis is down: keep retrying; the entry is still pending
-        return bool(owned)
 
     async def _ack(self, entry_id: str) -> None:
         # A lost ack only means a later reclaim calls Orchestrate again, which vnvs answers with

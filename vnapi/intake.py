@@ -14,8 +14,11 @@ from typing import Any
 import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
+from vnapi.ingestqueue import mark_queued, wait_until_queued
 from vncommon import console_records, keys, trace, tracing
 from vncommon.errors import IdempotencyKeyReused, Unavailable
+from vncommon.rediscluster import spans_slots
+from vncommon.slotpipe import after_part, shared_part, step_pipeline
 from vncommon.state import REQUEST_HASH, Priority, Status
 from vncommon.streams import text, to_fields
 from vncommon.timeutil import utc_now_iso
@@ -78,9 +81,10 @@ class Accepted:
 class Intake:
     """Writes new requests to Redis; the only writer of a request's initial state."""
 
-    def __init__(self, client: redis.Redis, request_ttl_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, request_ttl_seconds: int, stream_shards: int = 1) -> None:
         self._client = client
         self._ttl = request_ttl_seconds
+        self._shards = stream_shards
 
     async def submit(self, submission: Submission, request_id: str | None = None) -> Accepted:
         """Store the submission under `request_id` (or a new id), or return the earlier one with its key."""
@@ -121,6 +125,9 @@ class Intake:
                     "this idempotency key was already used with a different body", {"requestId": earlier_id}
                 )
             await self._wait_until_stored(earlier_id)
+            if not spans_slots(self._client):
+                await wait_until_queued(self._client, keys.ingest_stream(earlier_id, self._shards), earlier_id,
+                                        CLAIM_SETTLE_TIMEOUT_S, CLAIM_SETTLE_POLL_S)
             return earlier_id
         raise Unavailable("the idempotency key is changing hands; retry the submission")
 
@@ -143,7 +150,8 @@ class Intake:
             log.warning("could not release idempotency key", extra={"fields": {"requestId": request_id}})
 
     async def _store(self, submission: Submission, request_id: str, trace_id: str) -> None:
-        """One MULTI: body, metadata, state and the ingest entry land together or not at all."""
+        """One MULTI: body, metadata, state and the ingest entry land together or not at all (on a cluster the
+        entry follows the MULTI)."""
         submitted_at = utc_now_iso()
         xml_key = keys.request_xml_key(request_id)
         metadata_key = keys.request_metadata_key(request_id)
@@ -166,12 +174,17 @@ class Intake:
             state[h.deadline_at_ms] = submission.deadline_at_ms
         fields: dict[Any, Any] = to_fields(streams_pb2.IngestEntry(
             request_id=request_id, trace_id=trace_id, traceparent=tracing.current_traceparent() or None))
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.set(xml_key, submission.xml)
-            pipe.hset(metadata_key, mapping=metadata)
-            pipe.hset(keys.request_state_key(request_id), mapping=state)
-            # No MAXLEN here: trimming at XADD could drop entries still pending in the group. The
-            # ingest consumer trims only what every consumer has finished with (see ingest.py).
-            pipe.xadd(keys.INGEST_STREAM, fields)
-            console_records.queue_submitted(pipe, request_id, int(time.time() * 1000), self._ttl)
-            await pipe.execute()
+        # On a cluster the request's keys are one atomic script on its slot, then the ingest entry (another
+        # slot) follows, never precedes, them: see vnapi.ingestqueue for a crash between the two.
+        pipe = step_pipeline(self._client, atomic=True)
+        pipe.set(xml_key, submission.xml)
+        pipe.hset(metadata_key, mapping=metadata)
+        pipe.hset(keys.request_state_key(request_id), mapping=state)
+        # No MAXLEN here: trimming at XADD could drop entries still pending in the group. The
+        # ingest consumer trims only what every consumer has finished with (see ingest.py).
+        shared_part(pipe).xadd(keys.ingest_stream(request_id, self._shards), fields)
+        # The console's index is a global key: with the shared appends on a cluster.
+        console_records.queue_submitted(shared_part(pipe), request_id, int(time.time() * 1000), self._ttl)
+        if submission.idempotency_key and not spans_slots(self._client):
+            mark_queued(after_part(pipe), request_id)
+        await pipe.execute()

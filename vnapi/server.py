@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import redis.asyncio as redis
 
 from vn.v1 import console_pb2, console_pb2_grpc, orchestrator_pb2_grpc, valuation_pb2
 from vnapi import stream_gauges
@@ -13,6 +15,7 @@ from vnapi.lifecycle_hub import LifecycleHub
 from vnapi.servicer import ValuationService
 from vnapi.settings import VnapiSettings
 from vnapi.submitwire import add_valuation_service
+from vncommon import keys
 from vncommon.grpcutil import ServiceServer, create_channel
 from vncommon.logs import setup_logging
 from vncommon.looplag import LoopLagMonitor, export_lag
@@ -34,10 +37,11 @@ class VnapiService(GrpcService):
     def __init__(self, settings: VnapiSettings) -> None:
         self.settings = settings
         common = settings.common
-        self.client = create_redis(common.redis_url, settings.redis_max_connections)
+        self.client = create_redis(common.redis_url, settings.redis_max_connections, mode=common.redis_mode)
         # The hub blocks in XREAD most of the time: it gets its own connection.
-        self.hub_client = create_redis(common.redis_url, 1)
-        self.hub = LifecycleHub(self.hub_client, common.lifecycle_block_ms)
+        self.hub_client = create_redis(common.redis_url, 1, mode=common.redis_mode)
+        self.hub = LifecycleHub(self.hub_client, common.lifecycle_block_ms,
+                                streams=keys.lifecycle_streams(common.stream_layouts))
         self.channel = create_channel(settings.vnvs_address, common.grpc_max_message_bytes, common.tls,
                                       common.grpc_client_token)
         # The generated gRPC modules carry no annotations.
@@ -78,6 +82,11 @@ class VnapiService(GrpcService):
 
     async def hand_back(self) -> None:
         await self.consumer.hand_back()
+
+    def redis_clients(self) -> Sequence[redis.Redis]:
+        # The hub's client too: on a cluster its first command maps the cluster, which must happen once,
+        # not in every shard's read loop at the same time.
+        return (self.client, self.hub_client)
 
     async def close(self) -> None:
         self.servicer.close()

@@ -47,7 +47,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         self._client = client
         self._settings = settings
         self._hub = hub
-        self._intake = Intake(client, settings.common.request_ttl_seconds)
+        self._intake = Intake(client, settings.common.request_ttl_seconds, settings.common.stream_shards)
         self._queries = Queries(client)
         # Checking and hashing large bodies: off the event loop, at most this many at once (libxml2 parses
         # and hashlib hashes without the GIL, so threads run them in parallel); the others queue holding
@@ -135,8 +135,9 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
     ) -> valuation_pb2.CancelResponse:
         request_id = request.request_id
         check_request_id_format(request_id)
+        common = self._settings.common
         outcome = await cancel_request(self._client, request_id, CANCELLED_BY_CALLER, "cancelled by a caller",
-                                       self._settings.common.request_ttl_seconds)
+                                       common.request_ttl_seconds, common.stream_shards)
         if not outcome.previous:
             await self._queries.raise_missing(request_id)
         if not outcome.cancelled and outcome.previous != Status.CANCELLED:

@@ -7,7 +7,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vncommon.config import CommonSettings, env_address, env_int, env_str, listen_address
+from vncommon.balancing import env_target
+from vncommon.config import CommonSettings, env_int, env_str, listen_address
 from vncommon.errors import ConfigError
 
 DEFAULT_GRPC_HOST = "127.0.0.1"
@@ -53,7 +54,7 @@ class VnapiSettings:
             common=CommonSettings.from_env(env),
             grpc_host=env_str(env, "GRPC_HOST", DEFAULT_GRPC_HOST),
             grpc_port=env_int(env, "GRPC_PORT", DEFAULT_GRPC_PORT, minimum=0, maximum=65_535),
-            vnvs_address=env_address(env, "VNVS_ADDRESS", DEFAULT_VNVS_ADDRESS),
+            vnvs_address=env_target(env, "VNVS_ADDRESS", DEFAULT_VNVS_ADDRESS),
             sync_wait_timeout_ms=env_int(env, "SYNC_WAIT_TIMEOUT_MS", DEFAULT_SYNC_WAIT_TIMEOUT_MS, minimum=1),
             ingest_claim_idle_ms=env_int(env, "VNAPI_INGEST_CLAIM_IDLE_MS", DEFAULT_CLAIM_IDLE_MS, minimum=100),
             ingest_concurrency=env_int(

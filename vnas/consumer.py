@@ -28,7 +28,7 @@ from vnas.settings import VnasSettings
 from vnas.settler import RedisSettleError, Settler
 from vnas.stream import DispatchStream, Entry, is_poison, parse_dispatch, task_context
 from vnas.task import TaskContext, TaskOutcome
-from vncommon import errortext, tracing
+from vncommon import errortext, keys, tracing
 from vncommon.consumer import Loop, StreamConsumer
 from vncommon.consumergroup import StreamEntry
 from vncommon.logs import log_context
@@ -48,7 +48,8 @@ class TaskConsumer(StreamConsumer[Entry]):
     name = "vnas"
 
     def __init__(self, client: redis.Redis, settings: VnasSettings, executor: Executor) -> None:
-        self._stream = DispatchStream(client, settings.consumer_name)
+        self._stream = DispatchStream(client, settings.consumer_name,
+                                      keys.dispatch_streams(settings.common.stream_layouts))
         super().__init__(self._stream, concurrency=settings.concurrency, claim_idle_ms=settings.claim_idle_ms,
                          claim_interval_s=settings.claim_idle_ms / 1000 / KEEP_FRESH_PER_IDLE,
                          block_ms=settings.common.default_block_ms, max_extra=settings.prefetch)

@@ -30,7 +30,8 @@ class VnasService(GrpcService):
         self.settings = settings
         executor = self.executor = build_executor(settings, env)
         self.client = create_redis(settings.redis_url,
-                                   max_connections=settings.concurrency * 2 + EXTRA_REDIS_CONNECTIONS)
+                                   max_connections=settings.concurrency * 2 + EXTRA_REDIS_CONNECTIONS,
+                                   mode=settings.common.redis_mode)
         self.consumer = TaskConsumer(self.client, settings, executor)
         self.lag = LoopLagMonitor(LOOP_STALL_S)
         server = ServiceServer(settings.common.grpc_max_message_bytes, [SERVICE_NAME],

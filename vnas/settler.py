@@ -24,14 +24,16 @@ from vnas.stream import DispatchStream, Entry
 from vnas.task import TaskOutcome
 from vncommon import console_records, keys
 from vncommon.phase import Phase, RedisRetry
+from vncommon.rediscluster import spans_slots
 from vncommon.state import TaskStatus, task_status
 from vncommon.streams import to_fields
 from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
 
-# One request's share of a batch. KEYS: its updates stream, the dispatch stream, then the result key of
-# every completed task in order. ARGV: TTL, consumer group, then per task: entry id, "1" if it has a
+# One request's share of a batch. KEYS: its updates stream, its dispatch stream shard, then the result key
+# of every completed task in order. ARGV: TTL, consumer group ("" when the dispatch shard is in another
+# slot, on a cluster: the caller acknowledges after), then per task: entry id, "1" if it has a
 # result, the result, the number of update field strings, the fields. Returns 1/0 per task: stored or
 # not (SET NX kept an earlier result, or the attempt failed). The EXPIRE bounds a stream recreated by a
 # late update after its request ended and was cleaned up; once per batch, not per task.
@@ -52,7 +54,7 @@ while i <= #ARGV do
   i = i + 4 + count
 end
 redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('XACK', KEYS[2], group, unpack(ids))
+if group ~= '' then redis.call('XACK', KEYS[2], group, unpack(ids)) end
 return stored
 """
 
@@ -133,15 +135,16 @@ class Settler:
 
     async def _dead_letter(self, entry: Entry, dispatch: streams_pb2.TaskDispatch) -> None:
         used = entry.deliveries - 1
+        deadletters = keys.deadletter_stream(self._stream.stream_of(entry.entry_id))
         error = (f"poison task: delivered {used} times without finishing (each worker that took it died); "
-                 f"dead-lettered in {keys.DEADLETTER_STREAM}")
+                 f"dead-lettered in {deadletters}")
         record: dict[Any, Any] = {**entry.fields, "entryId": entry.entry_id, "deliveries": used,
                                   "consumer": self._stream.consumer, "deadLetteredAt": utc_now_iso(),
                                   "error": error}
         update: dict[Any, Any] = to_fields(build_update(dispatch, TaskOutcome.failed(error), used))
         updates = updates_stream_of(dispatch)
         async with self._stream.client.pipeline(transaction=False) as pipe:
-            pipe.xadd(keys.DEADLETTER_STREAM, record, maxlen=keys.DEADLETTER_MAXLEN, approximate=True)
+            pipe.xadd(deadletters, record, maxlen=keys.DEADLETTER_MAXLEN, approximate=True)
             pipe.xadd(updates, update)
             pipe.expire(updates, self._ttl)
             replies = await pipe.execute(raise_on_error=False)
@@ -189,6 +192,7 @@ class Settler:
                 firsts.append(len(pipe))
                 self._queue_settle(pipe, updates, pendings)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
+        settled: list[tuple[_Pending, bool]] = []
         # Each request's settle is the first of its commands; its console records follow (best effort).
         for pendings, reply in zip(by_request.values(), [replies[i] for i in firsts], strict=True):
             if isinstance(reply, Exception):
@@ -196,18 +200,26 @@ class Settler:
                 for pending in pendings:
                     pending.done.set_exception(error)
                 continue
-            for pending, stored in zip(pendings, reply, strict=True):
-                pending.done.set_result(bool(pending.outcome.completed and int(stored)))
+            settled += [(pending, bool(pending.outcome.completed and int(stored)))
+                        for pending, stored in zip(pendings, reply, strict=True)]
+        if not spans_slots(self._stream.client) and settled:
+            # A cluster: the dispatch stream is in another slot than the request's keys, so the script did
+            # not acknowledge; the ack follows the writes it settled, as SPEC section 9 asks.
+            await self._stream.ack(*[pending.entry_id for pending, _ in settled])
+        for pending, stored in settled:
+            pending.done.set_result(stored)
 
     def _queue_settle(self, pipe: Any, updates: str, pendings: list[_Pending]) -> None:
-        """One script call settling the tasks of one request."""
-        script_keys: list[Any] = [updates, self._stream.stream]
-        args: list[Any] = [self._ttl, self._stream.group]
+        """One script call settling the tasks of one request (its entries are all on one dispatch shard)."""
+        acks = spans_slots(self._stream.client)  # a cluster acknowledges after the script (see _flush)
+        dispatch = self._stream.stream_of(pendings[0].entry_id) if acks else updates
+        script_keys: list[Any] = [updates, dispatch]
+        args: list[Any] = [self._ttl, self._stream.group if acks else ""]
         for pending in pendings:
             completed = pending.outcome.completed
             fields = to_fields(build_update(pending.dispatch, pending.outcome, pending.deliveries))
-            args += [pending.entry_id, "1" if completed else "0", pending.outcome.result_xml if completed else "",
-                     2 * len(fields)]
+            args += [self._stream.locate(pending.entry_id)[1], "1" if completed else "0",
+                     pending.outcome.result_xml if completed else "", 2 * len(fields)]
             for name, value in fields.items():
                 args += [name, value]
             if completed:

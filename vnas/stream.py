@@ -7,6 +7,7 @@ each entry's task XML and renewing the entries it runs. Settling lives in `vnas.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,8 @@ import redis.asyncio as redis
 from vn.v1 import streams_pb2
 from vnas.task import TaskContext
 from vncommon import keys
-from vncommon.consumergroup import ConsumerGroup, StreamEntry
+from vncommon.consumergroup import StreamEntry
+from vncommon.shardedgroup import ShardedGroup
 from vncommon.state import REQUEST_HASH, Status, word
 from vncommon.streams import from_fields, text
 
@@ -69,11 +71,11 @@ def is_poison(entry: StreamEntry, dispatch: streams_pb2.TaskDispatch) -> bool:
     return bool(dispatch.max_deliveries) and entry.deliveries > dispatch.max_deliveries
 
 
-class DispatchStream(ConsumerGroup):
-    """The dispatch stream as seen by one consumer of group `task-workers`."""
+class DispatchStream(ShardedGroup):
+    """The dispatch stream (every shard of it) as seen by one consumer of group `task-workers`."""
 
-    def __init__(self, client: redis.Redis, consumer: str) -> None:
-        super().__init__(client, keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, consumer)
+    def __init__(self, client: redis.Redis, consumer: str, streams: Sequence[str] = (keys.DISPATCH_STREAM,)) -> None:
+        super().__init__(client, streams, keys.DISPATCH_GROUP, consumer)
         self._keep_fresh = client.register_script(_KEEP_FRESH_SCRIPT)
 
     async def read_payload(self, key: str) -> bytes | None:
@@ -127,5 +129,8 @@ class DispatchStream(ConsumerGroup):
         """Reset the idle time of entries this consumer still owns; returns those it still owns."""
         if not entry_ids:
             return set()
-        owned = await self._keep_fresh(keys=[self.stream], args=[self.group, self.consumer, *entry_ids])
-        return {text(item) for item in owned}
+        owned: set[str] = set()
+        for index, raw_ids in self.split(entry_ids).items():  # the script touches one stream (one slot)
+            kept = await self._keep_fresh(keys=[self.streams[index]], args=[self.group, self.consumer, *raw_ids])
+            owned.update(self.qualify_ids(index, [text(item) for item in kept]))
+        return owned

@@ -59,7 +59,7 @@ def cancel_detail(reason: str, message: str) -> str:
 
 
 async def cancel_request(client: redis.Redis, request_id: str, reason: str, message: str,
-                         ttl_seconds: int) -> CancelOutcome:
+                         ttl_seconds: int, shards: int = 1) -> CancelOutcome:
     """Move the request to `cancelled` unless it already ended; publish the event if this call won."""
     detail = cancel_detail(reason, message)
     event = lifecycle.new_event(request_id, Status.CANCELLED, detail=detail)
@@ -75,5 +75,5 @@ async def cancel_request(client: redis.Redis, request_id: str, reason: str, mess
     previous, sequence = text(reply[0]), int(reply[1])
     if sequence:
         event.sequence = sequence
-        await lifecycle.announce(client, event)
+        await lifecycle.announce(client, event, shards)
     return CancelOutcome(previous, bool(sequence))

@@ -15,6 +15,9 @@ from urllib.parse import urlparse
 from vncommon.errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+SINGLE = "single"  # REDIS_MODE values
+CLUSTER = "cluster"
+REDIS_MODES = (SINGLE, CLUSTER)
 # Protobuf framing and metadata on top of a payload in one gRPC message.
 MESSAGE_HEADROOM_BYTES = 1024 * 1024
 # Results add to what a request holds: its response may be this many times PAYLOAD_MAX_BYTES. GetResults
@@ -26,6 +29,7 @@ def response_max_bytes(payload_max_bytes: int) -> int:
     """The largest response the mesh stores and returns, from PAYLOAD_MAX_BYTES."""
     return payload_max_bytes * RESPONSE_PAYLOAD_FACTOR
 MIN_TOKEN_CHARS = 8
+MAX_STREAM_SHARDS = 256
 
 
 def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> str:
@@ -77,6 +81,29 @@ def env_redis_url(env: Mapping[str, str]) -> str:
     if urlparse(url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"REDIS_URL has scheme {urlparse(url).scheme!r}; use redis://, rediss:// or unix://")
     return url
+
+
+def env_redis_mode(env: Mapping[str, str], url: str) -> str:
+    """REDIS_MODE: `single` (one Redis, the default) or `cluster` (a Redis Cluster reached from REDIS_URL)."""
+    mode = env_str(env, "REDIS_MODE", SINGLE).lower()
+    if mode not in REDIS_MODES:
+        raise ConfigError(f"REDIS_MODE={mode!r} must be {' or '.join(REDIS_MODES)}")
+    parsed = urlparse(url)
+    if mode == CLUSTER and parsed.scheme == "unix":
+        raise ConfigError("REDIS_MODE=cluster needs a redis:// or rediss:// REDIS_URL (a cluster has no unix sockets)")
+    if mode == CLUSTER and parsed.path.strip("/") not in ("", "0"):
+        raise ConfigError(f"REDIS_MODE=cluster needs database 0 in REDIS_URL (got /{parsed.path.strip('/')})")
+    return mode
+
+
+def env_shard_counts(env: Mapping[str, str], name: str) -> tuple[int, ...]:
+    """Comma-separated shard counts, each between 1 and MAX_STREAM_SHARDS."""
+    counts = []
+    for part in env_list(env, name):
+        if not part.isdigit() or not 1 <= int(part) <= MAX_STREAM_SHARDS:
+            raise ConfigError(f"{name}={env.get(name)!r} must list shard counts between 1 and {MAX_STREAM_SHARDS}")
+        counts.append(int(part))
+    return tuple(counts)
 
 
 def env_address(env: Mapping[str, str], name: str, default: str) -> str:
@@ -148,6 +175,11 @@ class CommonSettings:
     """Settings every service reads (SPEC section 12)."""
 
     redis_url: str = DEFAULT_REDIS_URL
+    redis_mode: str = SINGLE  # REDIS_MODE: single | cluster
+    # STREAM_SHARDS: the ingest, dispatch and lifecycle streams are each split into this many streams.
+    stream_shards: int = 1
+    # STREAM_SHARDS_DRAIN: earlier shard counts whose streams consumers still read until they are empty.
+    stream_shards_drain: tuple[int, ...] = ()
     payload_max_bytes: int = 10 * 1024 * 1024
     request_ttl_seconds: int = 86_400
     default_block_ms: int = 5_000
@@ -166,8 +198,12 @@ class CommonSettings:
         level = env_str(env, "LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+        redis_url = env_redis_url(env)
         return cls(
-            redis_url=env_redis_url(env),
+            redis_url=redis_url,
+            redis_mode=env_redis_mode(env, redis_url),
+            stream_shards=env_int(env, "STREAM_SHARDS", 1, minimum=1, maximum=MAX_STREAM_SHARDS),
+            stream_shards_drain=env_shard_counts(env, "STREAM_SHARDS_DRAIN"),
             payload_max_bytes=env_int(env, "PAYLOAD_MAX_BYTES", 10 * 1024 * 1024, minimum=1024),
             request_ttl_seconds=env_int(env, "REQUEST_TTL_SECONDS", 86_400, minimum=1),
             default_block_ms=env_int(env, "DEFAULT_BLOCK_MS", 5_000, minimum=1),
@@ -179,6 +215,11 @@ class CommonSettings:
             grpc_api_tokens=env_tokens(env, "GRPC_API_TOKENS"),
             grpc_client_token=env_client_token(env),
         )
+
+    @property
+    def stream_layouts(self) -> tuple[int, ...]:
+        """The shard counts whose streams consumers read: STREAM_SHARDS first, then STREAM_SHARDS_DRAIN."""
+        return (self.stream_shards, *(n for n in self.stream_shards_drain if n != self.stream_shards))
 
     @property
     def grpc_max_message_bytes(self) -> int:

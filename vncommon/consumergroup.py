@@ -41,7 +41,8 @@ def is_missing_group(error: Exception) -> bool:
     return isinstance(error, ResponseError) and "NOGROUP" in str(error)
 
 
-def _entries(raw: list[Any]) -> list[StreamEntry]:
+def parse_entries(raw: list[Any]) -> list[StreamEntry]:
+    """The entries of an XREADGROUP / XAUTOCLAIM reply for one stream."""
     found: list[StreamEntry] = []
     for entry_id, fields in raw:
         if entry_id is None or fields is None:  # XAUTOCLAIM's placeholder for a trimmed entry
@@ -73,7 +74,7 @@ class ConsumerGroup:
                                                   count=count, block=block_ms)
         entries: list[StreamEntry] = []
         for _stream, raw in reply or []:
-            entries.extend(_entries(raw))
+            entries.extend(parse_entries(raw))
         return entries
 
     async def autoclaim(self, min_idle_ms: int, cursor: str, count: int) -> ClaimBatch:
@@ -82,7 +83,7 @@ class ConsumerGroup:
         reply: Any = await self.client.xautoclaim(self.stream, self.group, self.consumer, min_idle_ms,
                                                   start_id=cursor, count=count)
         deleted = [text(item) for item in reply[2]] if len(reply) > 2 else []
-        entries = await self._with_deliveries(_entries(reply[1]))
+        entries = await self._with_deliveries(parse_entries(reply[1]))
         return ClaimBatch(entries, text(reply[0]), deleted)
 
     async def _with_deliveries(self, entries: list[StreamEntry]) -> list[StreamEntry]:
@@ -98,6 +99,11 @@ class ConsumerGroup:
             deliveries = int(reply[0]["times_delivered"]) if reply else entry.deliveries
             counted.append(StreamEntry(entry.entry_id, entry.fields, deliveries))
         return counted
+
+    async def keep_claimed(self, entry_id: str) -> bool:
+        """Reset an entry's idle time so no other consumer reclaims it meanwhile; False once it is not ours."""
+        owned: Any = await self.client.xclaim(self.stream, self.group, self.consumer, 0, [entry_id], justid=True)
+        return bool(owned)
 
     async def ack(self, *entry_ids: str) -> None:
         await self.client.xack(self.stream, self.group, *entry_ids)

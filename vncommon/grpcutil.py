@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -16,8 +17,9 @@ from grpc_status import rpc_status
 
 from vncommon import tracing
 from vncommon.auth import TokenAuthInterceptor, token_senders
+from vncommon.balancing import balancing_options
 from vncommon.config import TlsSettings, is_loopback
-from vncommon.errors import BindError, VnError, rebuild
+from vncommon.errors import BindError, Unavailable, VnError, rebuild
 from vncommon.metrics import SERVING
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def create_channel(
     """A channel with the mesh's options; over TLS (presenting our certificate) when configured, and
     sending `token` as `authorization: Bearer <token>` on every call when one is given. Answers may be
     up to `max_receive_bytes` (default: as large as what it sends), e.g. a response larger than its request."""
-    options = channel_options(max_message_bytes, max_receive_bytes or max_message_bytes)
+    options = channel_options(max_message_bytes, max_receive_bytes or max_message_bytes) + balancing_options(address)
     interceptors = [*(token_senders(token) if token else ()), *tracing.client_interceptors()] or None
     if tls is None or not tls.enabled:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
@@ -132,9 +134,19 @@ def to_status(error: VnError) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
+def _redis_unavailable(exc: Exception) -> bool:
+    """Redis away or failing over (a lost connection, a cluster re-mapping): the caller should retry.
+    Looked up lazily: clients of this module (the SDK) never load redis."""
+    redisconn = sys.modules.get("vncommon.redisconn")
+    return redisconn is not None and isinstance(exc, redisconn.REDIS_ERRORS)
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     if isinstance(exc, VnError):
         status = to_status(exc)
+    elif _redis_unavailable(exc):
+        log.warning("redis unavailable during an RPC", extra={"fields": {"error": str(exc)}})
+        status = to_status(Unavailable("redis is unavailable right now; retry"))
     else:
         log.exception("unexpected error in RPC")
         status = to_status(VnError("internal error; the server log has the details"))

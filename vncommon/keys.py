@@ -5,6 +5,10 @@ Every key of one request carries the id in braces so a Redis Cluster keeps the r
 
 from __future__ import annotations
 
+import functools
+import zlib
+from collections.abc import Iterable, Sequence
+
 INGEST_STREAM = "stream:request:ingest"
 LIFECYCLE_STREAM = "stream:request:lifecycle"
 DISPATCH_STREAM = "stream:task:dispatch"
@@ -115,3 +119,75 @@ RECENT_REQUESTS_MAX = 10_000
 def task_attempts_key(request_id: str, group_index: int) -> str:
     """Hash taskId -> the latest attempt of each task of a group (status, attempt, ms, worker), for the console."""
     return f"console:request:{_tag(request_id)}:group:{group_index}:attempts"
+
+# -- sharded global streams (STREAM_SHARDS) --------------------------------------------------------
+# With STREAM_SHARDS=1 each global stream keeps its name above. With N > 1 it is split into N streams,
+# each with its own hash tag (`stream:task:dispatch:{s3}`), so a Redis Cluster spreads them over its
+# masters; a request's entries all go to the shard of its id. A dispatch shard's dead letters go to the
+# dead-letter stream of the same shard.
+
+
+def shard_of(request_id: str, shards: int) -> int:
+    """The shard of a request: stable across processes and restarts (CRC-32 of the id)."""
+    return zlib.crc32(request_id.encode()) % shards if shards > 1 else 0
+
+
+SLOTS = 16384  # hash slots of a Redis Cluster
+
+
+@functools.cache
+def shard_tag(shard: int, shards: int) -> str:
+    """The hash tag of a shard: the first `s<shard>-<n>` whose slot lies in the shard's even share of the
+    slot space, so N shards spread over a cluster's masters as evenly as its slot ranges are."""
+    from redis.crc import key_slot  # only sharded layouts need it
+
+    low, high = shard * SLOTS // shards, (shard + 1) * SLOTS // shards
+    n = 0
+    while not low <= key_slot(f"s{shard}-{n}".encode()) < high:
+        n += 1
+    return f"s{shard}-{n}"
+
+
+def _sharded(base: str, shard: int, shards: int) -> str:
+    return base if shards <= 1 else f"{base}:{{{shard_tag(shard, shards)}}}"
+
+
+def ingest_stream(request_id: str, shards: int) -> str:
+    return _sharded(INGEST_STREAM, shard_of(request_id, shards), shards)
+
+
+def dispatch_stream(request_id: str, shards: int) -> str:
+    return _sharded(DISPATCH_STREAM, shard_of(request_id, shards), shards)
+
+
+def lifecycle_stream(request_id: str, shards: int) -> str:
+    return _sharded(LIFECYCLE_STREAM, shard_of(request_id, shards), shards)
+
+
+def deadletter_stream(dispatch: str) -> str:
+    """The dead-letter stream beside a dispatch stream (same shard, same hash tag)."""
+    return DEADLETTER_STREAM + dispatch[len(DISPATCH_STREAM):]
+
+
+def _all(base: str, layouts: Iterable[int]) -> list[str]:
+    """Every stream of `base` under each shard count in `layouts`, without repeats, in order."""
+    found: list[str] = []
+    for shards in layouts:
+        for shard in range(max(1, shards)):
+            name = _sharded(base, shard, shards)
+            if name not in found:
+                found.append(name)
+    return found
+
+
+def ingest_streams(layouts: Sequence[int]) -> list[str]:
+    """The ingest streams a consumer reads: those of STREAM_SHARDS, then those still draining."""
+    return _all(INGEST_STREAM, layouts)
+
+
+def dispatch_streams(layouts: Sequence[int]) -> list[str]:
+    return _all(DISPATCH_STREAM, layouts)
+
+
+def lifecycle_streams(layouts: Sequence[int]) -> list[str]:
+    return _all(LIFECYCLE_STREAM, layouts)

@@ -13,6 +13,7 @@ import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
 from vncommon import keys
+from vncommon.slotpipe import SlotPipeline, StepPipeline, shared_part
 from vncommon.state import REQUEST_HASH, TERMINAL, lua_is_terminal
 from vncommon.streams import to_fields
 from vncommon.timeutil import utc_now_iso
@@ -62,28 +63,38 @@ def event_from_json(request_id: str, sequence: int, raw: bytes | str) -> streams
     )
 
 
-async def publish(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> streams_pb2.LifecycleEvent:
-    """Record the event in the request's history, then announce it on the lifecycle stream."""
+async def publish(client: redis.Redis, event: streams_pb2.LifecycleEvent, shards: int = 1
+                  ) -> streams_pb2.LifecycleEvent:
+    """Record the event in the request's history, then announce it on its lifecycle stream shard."""
     event.sequence = await client.rpush(keys.request_events_key(event.request_id), event_to_json(event))
-    await announce(client, event)
+    await announce(client, event, shards)
     return event
 
 
-async def announce(client: redis.Redis, event: streams_pb2.LifecycleEvent) -> None:
-    """Announce an event already in the request's history on the shared lifecycle stream."""
-    await client.xadd(keys.LIFECYCLE_STREAM, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+async def announce(client: redis.Redis, event: streams_pb2.LifecycleEvent, shards: int = 1) -> None:
+    """Announce an event already in the request's history on its lifecycle stream shard."""
+    await client.xadd(keys.lifecycle_stream(event.request_id, shards), to_fields(event),
+                      maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
 
 
-def queue_publish(pipe: redis.client.Pipeline, event: streams_pb2.LifecycleEvent) -> None:
+def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards: int = 1) -> None:
     """Add the event to a pipeline (the caller, the request's only publisher while it runs, knows its
-    sequence); skipped (reply 0) if the request ended meanwhile with another status."""
+    sequence). On one Redis it is skipped (reply 0) if the request ended meanwhile with another status.
+    On a cluster that script would span slots: the event list is the request's own key, the stream append
+    goes to the step's shared part, and a run racing a cancel may add an event after the terminal one
+    (readers stop at the terminal event)."""
+    stream = keys.lifecycle_stream(event.request_id, shards)
+    if isinstance(pipe, SlotPipeline):
+        pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
+        shared_part(pipe).xadd(stream, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+        return
     pairs = [item for pair in to_fields(event).items() for item in pair]
     pipe.eval(_PUBLISH_UNLESS_ENDED, 3, keys.request_state_key(event.request_id),
-              keys.request_events_key(event.request_id), keys.LIFECYCLE_STREAM, event.status,
+              keys.request_events_key(event.request_id), stream, event.status,
               event_to_json(event), keys.LIFECYCLE_MAXLEN, *pairs)
 
 
-def queue_finish(pipe: redis.client.Pipeline, request_id: str, status: str, completed_at: str) -> None:
+def queue_finish(pipe: StepPipeline, request_id: str, status: str, completed_at: str) -> None:
     """Add the terminal compare-and-set to a pipeline; its reply is 1 for the one caller that wins."""
     if status not in TERMINAL:
         raise ValueError(f"{status} is not a terminal status")

@@ -14,10 +14,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from vncommon.backoff import Backoff
+from vncommon.rediscluster import (
+    CLUSTER,
+    CLUSTER_UNAVAILABLE_ERRORS,
+    SINGLE,
+    check_mode,
+    create_cluster_client,
+    describe_mode_error,
+)
 
 log = logging.getLogger(__name__)
 
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# Redis being away or unable to serve for now: callers back off and retry (the cluster's own errors,
+# a failover or a slot migration in progress, only ever occur with REDIS_MODE=cluster).
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, *CLUSTER_UNAVAILABLE_ERRORS)
 
 
 # How long a command may wait for a free pooled connection before failing with a Redis error.
@@ -56,7 +66,7 @@ def _with_hiredis_packing(connection_class: type[Any]) -> type[Any]:
     return _FAST_CLASSES[connection_class]
 
 
-def create_redis(url: str, max_connections: int = 128) -> redis.Redis:
+def create_redis(url: str, max_connections: int = 128, mode: str = SINGLE) -> redis.Redis:
     """One pool per process. Commands wait for a free connection (rather than failing when more are in
     flight than the pool holds) and retry with jittered backoff across short Redis outages.
 
@@ -66,6 +76,8 @@ def create_redis(url: str, max_connections: int = 128) -> redis.Redis:
     went away is noticed by TCP keepalive (redis-py's probes: about 45 s) and by the health check PING on
     a connection idle for HEALTH_CHECK_S; callers' own deadlines bound everything else.
     """
+    if mode == CLUSTER:
+        return create_cluster_client(url, max_connections)
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -82,14 +94,21 @@ def create_redis(url: str, max_connections: int = 128) -> redis.Redis:
 
 
 async def wait_for_redis(client: redis.Redis, attempts: int = 0) -> None:
-    """Ping until Redis answers; attempts=0 means forever (services never exit for a Redis outage)."""
+    """Ping until Redis answers; attempts=0 means forever (services never exit for a Redis outage).
+
+    Once it answers, a Redis that is not what REDIS_MODE says raises ConfigError (the service exits 78).
+    """
     backoff = Backoff()
     tried = 0
     while True:
         try:
             await client.ping()
+            await check_mode(client)
             return
         except REDIS_ERRORS as exc:
+            wrong_mode = describe_mode_error(exc)
+            if wrong_mode is not None:
+                raise wrong_mode from None
             tried += 1
             if attempts and tried >= attempts:
                 raise

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import redis.asyncio as redis
-
 from vncommon import keys
+from vncommon.slotpipe import StepPipeline
 
 # The tombstone outlives the data so that results of a purged request answer 410, not 404.
 TOMBSTONE_EXTRA_SECONDS = 30 * 86_400
@@ -32,7 +31,7 @@ def request_data_keys(request_id: str, task_counts: Sequence[int]) -> list[str]:
     return [key for key in keys.request_keys(request_id, len(task_counts)) if key not in written_with_ttl]
 
 
-def queue_expiry(pipe: redis.client.Pipeline, request_id: str, task_counts: Sequence[int], ttl_seconds: int) -> None:
+def queue_expiry(pipe: StepPipeline, request_id: str, task_counts: Sequence[int], ttl_seconds: int) -> None:
     """Add the retention commands of an ended request to a pipeline."""
     data_keys = request_data_keys(request_id, task_counts)
     pipe.eval(_EXPIRE_ALL, len(data_keys), *data_keys, ttl_seconds)

@@ -7,6 +7,7 @@ Each service's `server.py` builds a `Service` from its settings; `run_service` d
 3. bind (a port in use: exit EXIT_BIND with one line, not a traceback);
 4. start serving and mark health SERVING;
 5. run the service's long-lived loops in one `asyncio.TaskGroup`, so a crashed loop stops the process;
+   health follows Redis meanwhile (NOT_SERVING while it does not answer);
 6. on SIGTERM: NOT_SERVING, stop fetching, grace for running calls and work, hand back, close pools.
 """
 
@@ -29,6 +30,7 @@ from vncommon.errors import BindError, ConfigError
 from vncommon.grpcutil import ServiceServer
 from vncommon.heap import release_large_buffers
 from vncommon.redisconn import wait_for_redis
+from vncommon.redishealth import follow_redis
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # a long-lived loop crashed; the log has its traceback
@@ -116,6 +118,9 @@ async def serve(service: Service, stop: asyncio.Event, started: asyncio.Event | 
             for name, loop in service.loops().items():
                 group.create_task(loop, name=name)
             group.create_task(_stop_in_order(service, stop), name="stop-in-order")
+            if service.redis_clients():
+                group.create_task(follow_redis(service.redis_clients(), service.set_serving, stop),
+                                  name="health-follows-redis")
         log.info(f"{service.name} stopped")
         return EXIT_OK
     finally:

@@ -107,6 +107,9 @@ class RequestHash:
     # Set once the event was published, so a retried step never publishes it twice.
     received_published: str = "receivedPublished"
     started_published: str = "startedPublished"
+    # REDIS_MODE=cluster, submissions with an idempotency key: the ingest entry was written (it follows
+    # the request's own MULTI there), so a duplicate knows whether it must queue the request itself.
+    ingest_queued: str = "ingestQueued"
     # Runs started since the last completed group: the guard against adopting a request forever.
     run_starts: str = "runStarts"
     priority: str = "priority"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
@@ -86,3 +87,15 @@ class StreamUpkeep:
         await trim_stream(self._client, self._stream, self._maxlen)
         with contextlib.suppress(ResponseError):  # no stream or group yet: nothing to prune
             await prune_consumers(self._client, self._stream, self._group, self._consumer_idle_ms)
+
+
+class ShardUpkeep:
+    """A StreamUpkeep per shard of a stream (STREAM_SHARDS), run one after the other."""
+
+    def __init__(self, client: redis.Redis, streams: Sequence[str], group: str, maxlen: int,
+                 interval_s: float = 10.0) -> None:
+        self._parts = [StreamUpkeep(client, stream, group, maxlen, interval_s) for stream in streams]
+
+    async def maybe_run(self) -> None:
+        for part in self._parts:
+            await part.maybe_run()

@@ -25,10 +25,11 @@ log = logging.getLogger(__name__)
 class CancelCheck:
     """The stop conditions of one run: a cancel update, or its deadline (epoch ms, 0: none)."""
 
-    def __init__(self, client: redis.Redis, request_id: str, ttl_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, request_id: str, ttl_seconds: int, shards: int = 1) -> None:
         self._client = client
         self._request_id = request_id
         self._ttl = ttl_seconds
+        self._shards = shards
         self.deadline_at_ms = 0
 
     def remaining_ms(self) -> int | None:
@@ -47,7 +48,7 @@ class CancelCheck:
         if self.remaining_ms() != 0:
             return
         outcome = await cancel_request(self._client, self._request_id, CANCELLED_AT_DEADLINE,
-                                       "the request's deadline passed before it ended", self._ttl)
+                                       "the request's deadline passed before it ended", self._ttl, self._shards)
         if outcome.cancelled:
             log.info("request cancelled at its deadline", extra={"fields": {"deadlineAtMs": self.deadline_at_ms}})
         raise RunCancelled(f"request {self._request_id} passed its deadline")

@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as redis
-
 from vn.v1 import streams_pb2
 from vncommon import keys
+from vncommon.slotpipe import StepPipeline, after_part, shared_part
 from vncommon.streams import to_fields
 
 
@@ -59,10 +58,11 @@ class Dispatcher:
     reclaimed), so only tasks never dispatched are dispatched again.
     """
 
-    def __init__(self, ttl_seconds: int) -> None:
+    def __init__(self, ttl_seconds: int, stream_shards: int = 1) -> None:
         self._ttl = ttl_seconds
+        self._shards = stream_shards
 
-    def queue_tasks(self, pipe: redis.client.Pipeline, tasks: Sequence[tuple[TaskRef, bytes]],
+    def queue_tasks(self, pipe: StepPipeline, tasks: Sequence[tuple[TaskRef, bytes]],
                     max_deliveries: int) -> None:
         """Every task document, then its first dispatch entry: the whole group in one round trip."""
         if not tasks:
@@ -73,11 +73,14 @@ class Dispatcher:
             pipe.set(keys.task_xml_key(ref.request_id, ref.group_index, ref.task_id), xml, ex=self._ttl)
         self.queue_entries(pipe, [(ref, 1, max_deliveries) for ref, _ in tasks])
 
-    @staticmethod
-    def queue_entries(pipe: redis.client.Pipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
-        """Entries for tasks whose documents are stored: (task, attempt, delivery budget) each."""
+    def queue_entries(self, pipe: StepPipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
+        """Entries for tasks whose documents are stored: (task, attempt, delivery budget) each, on the
+        dispatch stream shard of their request."""
         ref0 = refs[0][0]
-        pipe.hset(keys.group_tasks_key(ref0.request_id, ref0.group_index),
+        stream = keys.dispatch_stream(ref0.request_id, self._shards)
+        shared = shared_part(pipe)
+        # On a cluster the checkpoint lands after the entries it records (see vncommon.slotpipe).
+        after_part(pipe).hset(keys.group_tasks_key(ref0.request_id, ref0.group_index),
                   mapping={ref.task_id: attempt for ref, attempt, _ in refs})
         for ref, attempt, budget in refs:
-            pipe.xadd(keys.DISPATCH_STREAM, to_fields(ref.entry(attempt, budget)))
+            shared.xadd(stream, to_fields(ref.entry(attempt, budget)))

@@ -14,6 +14,7 @@ import redis.asyncio as redis
 
 from vncommon import keys, lifecycle
 from vncommon.retention import queue_expiry
+from vncommon.slotpipe import StepPipeline, step_pipeline
 from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, lua_is_terminal, word
 from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
@@ -37,24 +38,26 @@ class RunCancelled(RequestEnded):
 
 
 class RunLedger:
-    def __init__(self, client: redis.Redis, request_id: str, ttl_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, request_id: str, ttl_seconds: int, stream_shards: int = 1) -> None:
         self._client = client
         self.request_id = request_id
         self._ttl = ttl_seconds
         self._state_key = keys.request_state_key(request_id)
         self._sequence = 0
         self.deadline_at_ms = 0  # epoch ms, read by begin(); 0: none
+        self._shards = stream_shards
 
-    def pipeline(self, atomic: bool = False) -> redis.client.Pipeline:
+    def pipeline(self, atomic: bool = False) -> StepPipeline:
         """A pipeline for one step; `atomic` wraps it in MULTI/EXEC, so blocked readers (workers waiting
-        on the dispatch stream) wake once to a whole batch instead of once per entry."""
-        return self._client.pipeline(transaction=atomic)
+        on the dispatch stream) wake once to a whole batch instead of once per entry. On a cluster the
+        MULTI covers the request's own keys only (see `vncommon.slotpipe` for the order and its safety)."""
+        return step_pipeline(self._client, atomic)
 
-    def queue_event(self, pipe: redis.client.Pipeline, status: str, group_index: int = -1, detail: str = "") -> None:
+    def queue_event(self, pipe: StepPipeline, status: str, group_index: int = -1, detail: str = "") -> None:
         self._sequence += 1
         event = lifecycle.new_event(self.request_id, status, group_index, detail)
         event.sequence = self._sequence
-        lifecycle.queue_publish(pipe, event)
+        lifecycle.queue_publish(pipe, event, self._shards)
 
     async def begin(self) -> tuple[bytes | None, int]:
         """Read the request and mark it started; publishes `started` only the first time.
@@ -105,7 +108,7 @@ class RunLedger:
         done = await self._stored_results(group_index, list(in_flight)) if in_flight else set()
         return done, in_flight
 
-    def queue_group_running(self, pipe: redis.client.Pipeline, group_index: int, expected: int, completed: int,
+    def queue_group_running(self, pipe: StepPipeline, group_index: int, expected: int, completed: int,
                             first: bool) -> None:
         """The group's state, running; the first time also `group_started`, then (in the same HSET as the
         state) the mark that it was published."""
@@ -123,12 +126,12 @@ class RunLedger:
         found = await pipe.execute()
         return {task_id for task_id, exists in zip(task_ids, found, strict=True) if exists}
 
-    def queue_group_state(self, pipe: redis.client.Pipeline, group_index: int, fields: dict[str, str | int]) -> None:
+    def queue_group_state(self, pipe: StepPipeline, group_index: int, fields: dict[str, str | int]) -> None:
         """Set fields of the group's hash (named by GROUP_HASH)."""
         mapping: dict[Any, Any] = fields
         pipe.hset(keys.group_state_key(self.request_id, group_index), mapping=mapping)
 
-    def queue_completed(self, pipe: redis.client.Pipeline, group_index: int, completed: int) -> None:
+    def queue_completed(self, pipe: StepPipeline, group_index: int, completed: int) -> None:
         pipe.hincrby(keys.group_state_key(self.request_id, group_index), GROUP_HASH.completed, completed)
 
     async def results(self, group_index: int, task_ids: Sequence[str]) -> list[bytes | None]:

@@ -12,7 +12,7 @@ from vncommon.aio import sleep_or_stop
 from vncommon.errors import OrchestratorBusy, RequestOverBudget
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.state import REQUEST_HASH, is_terminal
-from vncommon.streamtrim import StreamUpkeep
+from vncommon.streamtrim import ShardUpkeep
 from vnvs import metrics
 from vnvs.admission import Admission
 from vnvs.hydration.sandbox import HydrationSandbox
@@ -46,7 +46,8 @@ class RunnerPool:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._works: dict[str, asyncio.Task[None]] = {}
-        self._upkeep = StreamUpkeep(client, keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, keys.DISPATCH_MAXLEN)
+        self._upkeep = ShardUpkeep(client, keys.dispatch_streams(settings.common.stream_layouts), keys.DISPATCH_GROUP,
+                                   keys.DISPATCH_MAXLEN)
         self.admission = Admission(settings.max_inflight_bytes)
         metrics.INFLIGHT_BYTES.set_function(lambda: self.admission.in_flight)
         metrics.INFLIGHT_BYTES_PEAK.set_function(lambda: self.admission.peak)

@@ -51,9 +51,10 @@ class RequestRun:
         self._sandbox = sandbox
         self.request_id = request_id
         self.trace_id = trace_id
-        self._ledger = RunLedger(client, request_id, settings.common.request_ttl_seconds)
-        self._cancel = CancelCheck(client, request_id, settings.common.request_ttl_seconds)
-        self._dispatcher = Dispatcher(settings.common.request_ttl_seconds)
+        common = settings.common
+        self._ledger = RunLedger(client, request_id, common.request_ttl_seconds, common.stream_shards)
+        self._cancel = CancelCheck(client, request_id, common.request_ttl_seconds, common.stream_shards)
+        self._dispatcher = Dispatcher(common.request_ttl_seconds, common.stream_shards)
         self._updates_from = "0-0"
         self._task_counts: list[int] = []
         self._current_group = -1  # no group reached yet (the whole-document pass)

@@ -34,7 +34,8 @@ class VnvsService(GrpcService):
     def __init__(self, settings: VnvsSettings) -> None:
         self.settings = settings
         self.client = create_redis(settings.common.redis_url,
-                                   max_connections=settings.max_concurrent_requests + EXTRA_REDIS_CONNECTIONS)
+                                   max_connections=settings.max_concurrent_requests + EXTRA_REDIS_CONNECTIONS,
+                                   mode=settings.common.redis_mode)
         self.sandbox = HydrationSandbox(settings.hydration)
         self.runners = RunnerPool(self.client, settings, self.sandbox)
         self.lag = LoopLagMonitor(settings.loop_stall_ms / 1000)

@@ -38,7 +38,7 @@ def test_state_hash_field_names_are_those_of_the_spec() -> None:
     assert [getattr(REQUEST_HASH, f.name) for f in dataclasses.fields(REQUEST_HASH)] == [
         "status", "xmlKey", "responseKey", "metadataKey", "groupCount", "currentGroup", "retryCount",
         "receivedAt", "submittedAt", "startedAt", "completedAt", "traceId", "receivedPublished",
-        "startedPublished", "runStarts", "priority", "deadlineAtMs",
+        "startedPublished", "ingestQueued", "runStarts", "priority", "deadlineAtMs",
     ]
     assert [getattr(GROUP_HASH, f.name) for f in dataclasses.fields(GROUP_HASH)] == [
         "expected", "completed", "failed", "status", "startedPublished"]

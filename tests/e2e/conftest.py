@@ -35,7 +35,7 @@ def start_mesh(redis_server: RedisServer, tmp_path: Path) -> Iterator[MeshFactor
 
     def factory(workers: int = 2, gateway: bool = True, **env: str) -> LocalMesh:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("VN", "REDIS", "HYDRATION", "GRPC"))}
-        base.update({"REDIS_URL": redis_server.url, **TEST_ENV, **env})
+        base.update({**redis_server.env, **TEST_ENV, **env})
         logs = tmp_path / f"mesh{len(meshes)}"
         logs.mkdir()
         mesh = LocalMesh(env=base, log_dir=logs)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import redis.asyncio as redis
 
 from tests.conftest import RedisServer
 from tests.e2e.conftest import Mesh, MeshFactory
@@ -131,7 +130,7 @@ async def test_results_of_a_purged_request_answer_410(start_mesh: MeshFactory, r
         async with http.post(f"{mesh.http}/valuation?sync=Y", data=simple_request(tasks=2), headers=XML) as r:
             assert r.status == 200
             request_id = (await r.read()).split(b'requestId="')[1].split(b'"')[0].decode()
-        client = redis.Redis.from_url(redis_server.url)
+        client = redis_server.client()
         try:
             for _ in range(300):
                 left = [k async for k in client.scan_iter(match=f"*{{{request_id}}}*")]
@@ -160,7 +159,7 @@ async def test_twenty_concurrent_submissions_with_one_key_run_once(start_mesh: M
         ids = await asyncio.gather(*(submit(http) for _ in range(20)))
         assert len(set(ids)) == 1
         await poll_status(http, mesh, ids[0], {"succeeded"})
-    client = redis.Redis.from_url(redis_server.url)
+    client = redis_server.client()
     try:
         events = await client.lrange(keys.request_events_key(ids[0]), 0, -1)
         statuses = [e.split(b'"status": "')[1].split(b'"')[0] for e in events]

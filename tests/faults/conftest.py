@@ -29,7 +29,9 @@ def fault_mesh(redis_server: RedisServer, redis_client: redis.Redis, tmp_path: P
 
     def factory(workers: int = 2, redis_url: str | None = None, **env: str) -> LocalMesh:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("VN", "REDIS", "HYDRATION", "GRPC"))}
-        base.update({"REDIS_URL": redis_url or redis_server.url, **TEST_ENV, **env})
+        base.update({**redis_server.env, **TEST_ENV, **env})
+        if redis_url:
+            base.update({"REDIS_URL": redis_url, "REDIS_MODE": "single"})
         logs = tmp_path / f"faultmesh{len(meshes)}"
         logs.mkdir()
         mesh = LocalMesh(env=base, log_dir=logs)

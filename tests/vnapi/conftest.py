@@ -37,7 +37,9 @@ async def fake_vnvs() -> AsyncIterator[tuple[FakeOrchestrator, str]]:
 @pytest.fixture
 def make_settings(redis_server: RedisServer) -> Callable[..., VnapiSettings]:
     def make(**overrides: Any) -> VnapiSettings:
-        common = CommonSettings(redis_url=redis_server.url, lifecycle_block_ms=200, default_block_ms=200)
+        common = CommonSettings(redis_url=redis_server.url, redis_mode=redis_server.mode,
+                                stream_shards=redis_server.stream_shards, lifecycle_block_ms=200,
+                                default_block_ms=200)
         common = dataclasses.replace(common, **overrides.pop("common", {}))
         base = VnapiSettings(common=common, grpc_port=0, vnvs_address="127.0.0.1:1",
                              sync_wait_timeout_ms=10_000, shutdown_grace_ms=1_000, ingest_claim_idle_ms=30_000,

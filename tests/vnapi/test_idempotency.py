@@ -23,13 +23,14 @@ async def test_the_same_key_sent_20_times_concurrently_gives_one_request_and_one
     answers = await asyncio.gather(*(vnapi.stub.Submit(request, timeout=10) for _ in range(20)))
     assert len({answer.request_id for answer in answers}) == 1
     assert sum(not answer.deduplicated for answer in answers) == 1
-    assert await redis_client.xlen(keys.INGEST_STREAM) == 1
+    stream = keys.ingest_stream(answers[0].request_id, vnapi.app.settings.common.stream_shards)
+    assert await redis_client.xlen(stream) == 1
     assert len(await redis_client.keys("state:request:*")) == 1
 
     async def every_entry_handled() -> bool:
         # Delivered and acknowledged: the ingest consumer is done with the stream, so no call is still to come.
-        groups = await redis_client.xinfo_groups(keys.INGEST_STREAM)
-        summary = await redis_client.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP) if groups else None
+        groups = await redis_client.xinfo_groups(stream)
+        summary = await redis_client.xpending(stream, keys.INGEST_GROUP) if groups else None
         return bool(groups) and int(groups[0]["entries-read"] or 0) >= 1 and int(summary["pending"]) == 0
 
     await wait_until(every_entry_handled)

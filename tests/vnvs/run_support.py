@@ -252,12 +252,12 @@ def crash_before_event(monkeypatch: pytest.MonkeyPatch, status_word: str, group_
     original = lifecycle.queue_publish
     fired = False
 
-    def publish(pipe: Any, event: streams_pb2.LifecycleEvent) -> None:
+    def publish(pipe: Any, event: streams_pb2.LifecycleEvent, shards: int = 1) -> None:
         nonlocal fired
         if not fired and (event.status, event.group_index) == (status_word, group_index):
             fired = True
             raise Crash(f"died before publishing {status_word} of group {group_index}")
-        original(pipe, event)
+        original(pipe, event, shards)
 
     monkeypatch.setattr(lifecycle, "queue_publish", publish)
 
