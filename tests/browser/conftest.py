@@ -34,8 +34,10 @@ def ensure_chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Module scope, not session: Playwright's sync API keeps its own event loop marked running on this
+    # thread while it is open, and the asyncio tests that follow need the thread to themselves again.
     from playwright.sync_api import sync_playwright
 
     executable = ensure_chromium()
