@@ -55,12 +55,18 @@ async def asset(request: web.Request) -> web.Response:
                         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
 
+# Query numbers are bounds of a page (vnapi checks the real limits); longer ones cannot be meant.
+MAX_QUERY_DIGITS = 9
+
+
 def _query_int(request: web.Request, name: str) -> int:
-    raw = request.query.get(name, "")
-    if not raw:
+    """A whole-number query parameter; 0 when absent. Empty, not digits, or absurdly long: a 400."""
+    if name not in request.query:
         return 0
-    if not raw.isdigit():
-        raise InvalidArgument(f"{name} must be a whole number", {"field": name})
+    raw = request.query[name]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_QUERY_DIGITS:
+        raise InvalidArgument(f"{name} must be a whole number of at most {MAX_QUERY_DIGITS} digits",
+                              {"field": name})
     return int(raw)
 
 
