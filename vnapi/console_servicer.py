@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 import redis.asyncio as redis
 
@@ -12,9 +14,9 @@ from vncommon.grpcutil import unary_errors
 
 
 class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
-    def __init__(self, client: redis.Redis, block_ms: int) -> None:
+    def __init__(self, client: redis.Redis, block_ms: int, layouts: Sequence[int] = (1,)) -> None:
         self._queries = ConsoleQueries(client)
-        self._workers = WorkersView(client, block_ms)
+        self._workers = WorkersView(client, block_ms, layouts)
 
     @unary_errors
     async def ListRequests(

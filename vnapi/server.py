@@ -54,7 +54,7 @@ class VnapiService(GrpcService):
         self.servicer = ValuationService(self.client, settings, self.hub)
         add_valuation_service(self.servicer, server.server)
         console_pb2_grpc.add_ConsoleServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            ConsoleService(self.client, common.default_block_ms), server.server)
+            ConsoleService(self.client, common.default_block_ms, common.stream_layouts), server.server)
         super().__init__(server, settings.listen_address, common.tls, self.client, settings.shutdown_grace_ms / 1000)
 
     @property
@@ -67,8 +67,9 @@ class VnapiService(GrpcService):
         await super().start()
 
     def loops(self) -> dict[str, Loop]:
+        gauges = stream_gauges.run(self.client, self._hub_stop, self.settings.common.stream_layouts)
         return {"lifecycle-hub": self.hub.run(self._hub_stop), "loop-lag": self.lag.run(),
-                **self.consumer.loops(), "stream-gauges": stream_gauges.run(self.client, self._hub_stop)}
+                **self.consumer.loops(), "stream-gauges": gauges}
 
     def stop_fetching(self) -> None:
         self.consumer.stop_fetching()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
@@ -15,8 +16,12 @@ DEFAULT_DEAD_LETTERS = 50
 MAX_DEAD_LETTERS = 500
 LIVE_MARGIN_MS = 1_000
 MAX_IN_FLIGHT = 1_000  # entries listed on the page; the counts cover all of them
-# (stream, consumer group) pairs the mesh reads with consumer groups.
-WATCHED_STREAMS = ((keys.DISPATCH_STREAM, keys.DISPATCH_GROUP), (keys.INGEST_STREAM, keys.INGEST_GROUP))
+
+
+def watched_streams(layouts: Sequence[int]) -> list[tuple[str, str]]:
+    """(stream, consumer group) of every stream the mesh reads with a group: each shard (STREAM_SHARDS)."""
+    return ([(stream, keys.DISPATCH_GROUP) for stream in keys.dispatch_streams(layouts)]
+            + [(stream, keys.INGEST_GROUP) for stream in keys.ingest_streams(layouts)])
 
 
 def _str(info: dict[Any, Any], name: str) -> str:
@@ -33,22 +38,27 @@ def _num(info: dict[Any, Any], name: str, default: int = 0) -> int:
 
 
 class WorkersView:
-    def __init__(self, client: redis.Redis, block_ms: int) -> None:
+    def __init__(self, client: redis.Redis, block_ms: int, layouts: Sequence[int] = (1,)) -> None:
         self._client = client
+        self._streams = watched_streams(layouts)
+        self._dispatch = keys.dispatch_streams(layouts)
         # An idle worker still reads once per block period; one silent for two of them is gone (or stuck).
         self._live_idle_ms = 2 * block_ms + LIVE_MARGIN_MS
 
     async def workers(self, request: console_pb2.GetWorkersRequest) -> console_pb2.GetWorkersResponse:
         count = _bounded(request.dead_letters, DEFAULT_DEAD_LETTERS, MAX_DEAD_LETTERS, "dead_letters")
         response = console_pb2.GetWorkersResponse()
-        for stream, group in WATCHED_STREAMS:
+        for stream, group in self._streams:
             response.streams.append(await self._backlog(stream, group))
-        response.consumers.extend(await self._consumers())
-        response.in_flight.extend(await self._in_flight())
-        response.dead_letters_total = int(await self._client.xlen(keys.DEADLETTER_STREAM))
-        letters: Any = await self._client.xrevrange(keys.DEADLETTER_STREAM, count=count)
-        for entry_id, fields in letters:
-            response.dead_letters.append(_dead_letter(text(entry_id), {text(k): text(v) for k, v in fields.items()}))
+        for dispatch in self._dispatch:
+            response.consumers.extend(await self._consumers(dispatch))
+            response.in_flight.extend(await self._in_flight(dispatch))
+            letters_stream = keys.deadletter_stream(dispatch)
+            response.dead_letters_total += int(await self._client.xlen(letters_stream))
+            letters: Any = await self._client.xrevrange(letters_stream, count=count)
+            for entry_id, fields in letters:
+                response.dead_letters.append(_dead_letter(text(entry_id),
+                                                          {text(k): text(v) for k, v in fields.items()}))
         return response
 
     async def _backlog(self, stream: str, group: str) -> console_pb2.StreamBacklog:
@@ -68,11 +78,11 @@ class WorkersView:
             backlog.reclaimed = sum(1 for e in entries if _num(e, "times_delivered") > 1)
         return backlog
 
-    async def _consumers(self) -> list[console_pb2.WorkerConsumer]:
-        if not await self._client.exists(keys.DISPATCH_STREAM):
+    async def _consumers(self, dispatch: str) -> list[console_pb2.WorkerConsumer]:
+        if not await self._client.exists(dispatch):
             return []
         try:
-            rows: list[Any] = await self._client.xinfo_consumers(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP)
+            rows: list[Any] = await self._client.xinfo_consumers(dispatch, keys.DISPATCH_GROUP)
         except redis.ResponseError:  # no consumer group yet: no worker has started
             return []
         return [console_pb2.WorkerConsumer(name=_str(r, "name"), pending=_num(r, "pending"), idle_ms=_num(r, "idle"),
@@ -84,10 +94,10 @@ class WorkersView:
         # empty blocking read does not reset, so a waiting worker there looks quiet.
         return _num(row, "inactive", _num(row, "idle")) <= self._live_idle_ms
 
-    async def _in_flight(self) -> list[console_pb2.InFlightTask]:
+    async def _in_flight(self, dispatch: str) -> list[console_pb2.InFlightTask]:
         try:
             entries: list[Any] = await self._client.xpending_range(
-                keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "-", "+", MAX_IN_FLIGHT)
+                dispatch, keys.DISPATCH_GROUP, "-", "+", MAX_IN_FLIGHT)
         except redis.ResponseError:
             return []
         if not entries:
@@ -95,7 +105,7 @@ class WorkersView:
         pipe = self._client.pipeline(transaction=False)
         for entry in entries:
             entry_id = text(entry["message_id"])
-            pipe.xrange(keys.DISPATCH_STREAM, entry_id, entry_id)
+            pipe.xrange(dispatch, entry_id, entry_id)
         bodies: list[Any] = await pipe.execute()
         tasks = []
         for entry, body in zip(entries, bodies, strict=True):

@@ -53,8 +53,10 @@ async def read_stream(session: aiohttp.ClientSession, url: str, **headers: str) 
 async def test_events_stream_every_lifecycle_event_with_ids_progress_and_resume(
         start_mesh: MeshFactory, tmp_path: Path) -> None:
     slow = write_script(tmp_path, "slow.sh", f'sleep 0.4\nexec {sys.executable} {EXAMPLES / "price.py"}\n')
+    # Two tasks at a time (one per worker), so the six of a group finish in three waves and progress is
+    # seen between 0 and 6.
     mesh = start_mesh(VNAS_SCRIPT=str(slow), GATEWAY_API_TOKENS=TOKEN, GATEWAY_SSE_HEARTBEAT_MS="200",
-                      GATEWAY_SSE_PROGRESS_MS="100")
+                      GATEWAY_SSE_PROGRESS_MS="100", VNAS_CONCURRENCY="1")
     async with aiohttp.ClientSession() as session:
         request_id = await submit(session, mesh.http, simple_request(groups=2, tasks=6))
         status, kind, body = await read_stream(session, f"{mesh.http}/valuation/{request_id}/events")
@@ -147,7 +149,9 @@ printf '%s' "$input" | exec {sys.executable} {EXAMPLES / "price.py"}
         live = {c["name"] for c in workers["consumers"] if c["live"]}
         vnas = [pid for name, pid in mesh.pids().items() if name.startswith("vnas")]
         assert len(vnas) == 2 and all(any(n.endswith(f"-{pid}") for n in live) for pid in vnas), workers
-        assert {s["stream"] for s in workers["streams"]} == {keys.DISPATCH_STREAM, keys.INGEST_STREAM}
+        layouts = (int(mesh.env.get("STREAM_SHARDS", "1")),)  # every shard of each stream is listed
+        assert {s["stream"] for s in workers["streams"]} == {*keys.dispatch_streams(layouts),
+                                                             *keys.ingest_streams(layouts)}
         async with session.get(f"{mesh.http}/console/api/requests/nosuch") as r:
             assert r.status == 404
     ttl = await redis_client.ttl(keys.task_attempts_key(good, 0))
