@@ -27,19 +27,16 @@ log = logging.getLogger(__name__)
 
 
 
-def check_request_id(request_id: str) -> None:
+def check_request_id(request_id: str, strict: bool = False) -> None:
+    """An empty id is INVALID_ARGUMENT. One that could not be an id is unknown without a Redis round trip
+    (NOT_FOUND), or, `strict` (calls that change a request), the caller's mistake, named (INVALID_ARGUMENT)."""
     if not request_id:
         raise InvalidArgument("request_id is required", {"field": "request_id"})
-    if not is_request_id(request_id):  # unknown without a Redis round trip
-        raise RequestNotFound(f"no request {request_id!r}", {"requestId": request_id})
-
-
-def check_request_id_format(request_id: str) -> None:
-    """For calls that change a request: an id that could not be one is the caller's mistake, named."""
-    if not request_id:
-        raise InvalidArgument("request_id is required", {"field": "request_id"})
-    if not is_request_id(request_id):
+    if is_request_id(request_id):
+        return
+    if strict:
         raise InvalidArgument("request_id must be 1-64 letters, digits, '-' or '_'", {"field": "request_id"})
+    raise RequestNotFound(f"no request {request_id!r}", {"requestId": request_id})
 
 
 class Queries:

@@ -16,7 +16,7 @@ from vnapi.controls import check_deadline_ms, check_priority
 from vnapi.intake import Accepted, Intake, Submission, body_sha256, new_request_id
 from vnapi.lifecycle_hub import RESYNC, LifecycleHub, Subscription
 from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
-from vnapi.queries import Queries, check_request_id, check_request_id_format
+from vnapi.queries import Queries, check_request_id
 from vnapi.settings import VnapiSettings
 from vnapi.submitwire import SubmitCall
 from vnapi.validation import DEFAULT_CONTENT_TYPE, check_submission
@@ -134,7 +134,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         self, request: valuation_pb2.CancelRequest, context: grpc.aio.ServicerContext
     ) -> valuation_pb2.CancelResponse:
         request_id = request.request_id
-        check_request_id_format(request_id)
+        check_request_id(request_id, strict=True)
         common = self._settings.common
         outcome = await cancel_request(self._client, request_id, CANCELLED_BY_CALLER, "cancelled by a caller",
                                        common.request_ttl_seconds, common.stream_shards)

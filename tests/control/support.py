@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import grpc
 
 from tests.e2e.conftest import EXAMPLES
 from tests.e2e.helpers import write_script
+from tests.vnas.conftest import process_alive
 from vn.v1 import valuation_pb2, valuation_pb2_grpc
 
 Api = valuation_pb2_grpc.ValuationServiceStub
@@ -40,24 +40,12 @@ def recorded_pids(pids: Path) -> list[int]:
     return [int(pid) for line in pids.read_text().splitlines() for pid in line.split()]
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is gone for our purpose: it runs nothing and holds nothing
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def wait_gone(pids: list[int], within_s: float) -> float:
     """Seconds until every pid is gone; AssertionError naming the survivors after `within_s`."""
     started = time.monotonic()
-    while any(alive(pid) for pid in pids):
+    while any(process_alive(pid) for pid in pids):
         if time.monotonic() - started > within_s:
-            raise AssertionError(f"still alive after {within_s}s: {[p for p in pids if alive(p)]}")
+            raise AssertionError(f"still alive after {within_s}s: {[p for p in pids if process_alive(p)]}")
         time.sleep(0.02)
     return time.monotonic() - started
 
