@@ -36,7 +36,7 @@ async def refresh(client: redis.Redis, layouts: Sequence[int] = (1,)) -> None:
         info = next((g for g in groups if text(g.get("name") or "") == group), None)
         STREAM_PENDING.labels(stream).set(int(info.get("pending") or 0) if info else 0)
         STREAM_LAG.labels(stream).set(int(info.get("lag") or 0) if info else 0)
-    letters = [keys.deadletter_stream(dispatch) for dispatch in keys.dispatch_streams(layouts)]
+    letters = [keys.deadletter_stream(dispatch) for dispatch in keys.all_dispatch_streams(layouts)]
     DEAD_LETTERS.set(sum([int(await client.xlen(stream)) for stream in letters]))
 
 

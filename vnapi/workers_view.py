@@ -20,7 +20,7 @@ MAX_IN_FLIGHT = 1_000  # entries listed on the page; the counts cover all of the
 
 def watched_streams(layouts: Sequence[int]) -> list[tuple[str, str]]:
     """(stream, consumer group) of every stream the mesh reads with a group: each shard (STREAM_SHARDS)."""
-    return ([(stream, keys.DISPATCH_GROUP) for stream in keys.dispatch_streams(layouts)]
+    return ([(stream, keys.DISPATCH_GROUP) for stream in keys.all_dispatch_streams(layouts)]
             + [(stream, keys.INGEST_GROUP) for stream in keys.ingest_streams(layouts)])
 
 
@@ -41,7 +41,7 @@ class WorkersView:
     def __init__(self, client: redis.Redis, block_ms: int, layouts: Sequence[int] = (1,)) -> None:
         self._client = client
         self._streams = watched_streams(layouts)
-        self._dispatch = keys.dispatch_streams(layouts)
+        self._dispatch = keys.all_dispatch_streams(layouts)
         # An idle worker still reads once per block period; one silent for two of them is gone (or stuck).
         self._live_idle_ms = 2 * block_ms + LIVE_MARGIN_MS
 

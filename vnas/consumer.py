@@ -49,7 +49,7 @@ class TaskConsumer(StreamConsumer[Entry]):
 
     def __init__(self, client: redis.Redis, settings: VnasSettings, executor: Executor) -> None:
         self._stream = DispatchStream(client, settings.consumer_name,
-                                      keys.dispatch_streams(settings.common.stream_layouts))
+                                      keys.dispatch_tiers(settings.common.stream_layouts))
         super().__init__(self._stream, concurrency=settings.concurrency, claim_idle_ms=settings.claim_idle_ms,
                          claim_interval_s=settings.claim_idle_ms / 1000 / KEEP_FRESH_PER_IDLE,
                          block_ms=settings.common.default_block_ms, max_extra=settings.prefetch)

@@ -17,9 +17,9 @@ from vn.v1 import streams_pb2
 from vnas.task import TaskContext
 from vncommon import keys
 from vncommon.consumergroup import StreamEntry
-from vncommon.shardedgroup import ShardedGroup
 from vncommon.state import REQUEST_HASH, Status, word
 from vncommon.streams import from_fields, text
+from vncommon.tieredgroup import TieredGroup
 
 # Renews (idle time back to 0) only the entries this consumer still owns: a plain XCLAIM would also
 # steal back an entry another worker legitimately reclaimed while this one was unreachable.
@@ -71,11 +71,12 @@ def is_poison(entry: StreamEntry, dispatch: streams_pb2.TaskDispatch) -> bool:
     return bool(dispatch.max_deliveries) and entry.deliveries > dispatch.max_deliveries
 
 
-class DispatchStream(ShardedGroup):
-    """The dispatch stream (every shard of it) as seen by one consumer of group `task-workers`."""
+class DispatchStream(TieredGroup):
+    """The dispatch streams (every priority, every shard) as seen by one consumer of group `task-workers`."""
 
-    def __init__(self, client: redis.Redis, consumer: str, streams: Sequence[str] = (keys.DISPATCH_STREAM,)) -> None:
-        super().__init__(client, streams, keys.DISPATCH_GROUP, consumer)
+    def __init__(self, client: redis.Redis, consumer: str,
+                 tiers: Sequence[Sequence[str]] = ((keys.DISPATCH_STREAM,),)) -> None:
+        super().__init__(client, tiers, keys.DISPATCH_GROUP, consumer)
         self._keep_fresh = client.register_script(_KEEP_FRESH_SCRIPT)
 
     async def read_payload(self, key: str) -> bytes | None:

@@ -9,6 +9,8 @@ import functools
 import zlib
 from collections.abc import Iterable, Sequence
 
+from vncommon.state import PRIORITIES, Priority
+
 INGEST_STREAM = "stream:request:ingest"
 LIFECYCLE_STREAM = "stream:request:lifecycle"
 DISPATCH_STREAM = "stream:task:dispatch"
@@ -156,8 +158,19 @@ def ingest_stream(request_id: str, shards: int) -> str:
     return _sharded(INGEST_STREAM, shard_of(request_id, shards), shards)
 
 
-def dispatch_stream(request_id: str, shards: int) -> str:
-    return _sharded(DISPATCH_STREAM, shard_of(request_id, shards), shards)
+# -- dispatch tiers (request priority) --------------------------------------------------------------
+# Each priority has its own dispatch stream(s): `normal` keeps the names above, `high` and `batch` add
+# their word (`stream:task:dispatch:high`, sharded `stream:task:dispatch:high:{s3}`). The tiers of one
+# shard share its hash tag, so on a cluster they live in one slot.
+
+
+def _tier_base(priority: Priority) -> str:
+    return DISPATCH_STREAM if priority is Priority.NORMAL else f"{DISPATCH_STREAM}:{Priority(priority)}"
+
+
+def dispatch_stream(request_id: str, shards: int, priority: Priority = Priority.NORMAL) -> str:
+    """The dispatch stream of a request of this priority."""
+    return _sharded(_tier_base(priority), shard_of(request_id, shards), shards)
 
 
 def lifecycle_stream(request_id: str, shards: int) -> str:
@@ -185,8 +198,19 @@ def ingest_streams(layouts: Sequence[int]) -> list[str]:
     return _all(INGEST_STREAM, layouts)
 
 
-def dispatch_streams(layouts: Sequence[int]) -> list[str]:
-    return _all(DISPATCH_STREAM, layouts)
+def dispatch_streams(layouts: Sequence[int], priority: Priority = Priority.NORMAL) -> list[str]:
+    """The dispatch streams of one priority."""
+    return _all(_tier_base(priority), layouts)
+
+
+def dispatch_tiers(layouts: Sequence[int]) -> list[list[str]]:
+    """The dispatch streams of every priority, highest first: what a worker reads."""
+    return [dispatch_streams(layouts, priority) for priority in PRIORITIES]
+
+
+def all_dispatch_streams(layouts: Sequence[int]) -> list[str]:
+    """Every dispatch stream of every priority: what is trimmed, gauged and shown."""
+    return [stream for tier in dispatch_tiers(layouts) for stream in tier]
 
 
 def lifecycle_streams(layouts: Sequence[int]) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from vn.v1 import streams_pb2
 from vncommon import keys
 from vncommon.slotpipe import StepPipeline, after_part, shared_part
+from vncommon.state import Priority
 from vncommon.streams import to_fields
 
 
@@ -58,9 +59,10 @@ class Dispatcher:
     reclaimed), so only tasks never dispatched are dispatched again.
     """
 
-    def __init__(self, ttl_seconds: int, stream_shards: int = 1) -> None:
+    def __init__(self, ttl_seconds: int, stream_shards: int = 1, priority: Priority = Priority.NORMAL) -> None:
         self._ttl = ttl_seconds
         self._shards = stream_shards
+        self._priority = priority
 
     def queue_tasks(self, pipe: StepPipeline, tasks: Sequence[tuple[TaskRef, bytes]],
                     max_deliveries: int) -> None:
@@ -75,9 +77,9 @@ class Dispatcher:
 
     def queue_entries(self, pipe: StepPipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
         """Entries for tasks whose documents are stored: (task, attempt, delivery budget) each, on the
-        dispatch stream shard of their request."""
+        dispatch stream of their request's priority and shard."""
         ref0 = refs[0][0]
-        stream = keys.dispatch_stream(ref0.request_id, self._shards)
+        stream = keys.dispatch_stream(ref0.request_id, self._shards, self._priority)
         shared = shared_part(pipe)
         # On a cluster the checkpoint lands after the entries it records (see vncommon.slotpipe).
         after_part(pipe).hset(keys.group_tasks_key(ref0.request_id, ref0.group_index),

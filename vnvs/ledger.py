@@ -15,7 +15,16 @@ import redis.asyncio as redis
 from vncommon import keys, lifecycle
 from vncommon.retention import queue_expiry
 from vncommon.slotpipe import StepPipeline, step_pipeline
-from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status, lua_is_terminal, word
+from vncommon.state import (
+    GROUP_HASH,
+    REQUEST_HASH,
+    GroupStatus,
+    Priority,
+    Status,
+    lua_is_terminal,
+    parse_priority_or_normal,
+    word,
+)
 from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
 
@@ -45,6 +54,7 @@ class RunLedger:
         self._state_key = keys.request_state_key(request_id)
         self._sequence = 0
         self.deadline_at_ms = 0  # epoch ms, read by begin(); 0: none
+        self.priority = Priority.NORMAL  # read by begin()
         self._shards = stream_shards
 
     def pipeline(self, atomic: bool = False) -> StepPipeline:
@@ -73,12 +83,13 @@ class RunLedger:
         pipe.hget(self._state_key, REQUEST_HASH.started_published)
         pipe.llen(keys.request_events_key(self.request_id))
         pipe.hincrby(self._state_key, REQUEST_HASH.run_starts, 1)
-        pipe.hget(self._state_key, REQUEST_HASH.deadline_at_ms)
-        xml, _, started, published, events, starts, deadline = await pipe.execute()
+        pipe.hmget(self._state_key, [REQUEST_HASH.deadline_at_ms, REQUEST_HASH.priority])
+        xml, _, started, published, events, starts, (deadline, priority) = await pipe.execute()
         if not started:
             raise RequestEnded(f"request {self.request_id} already ended")
         self._sequence = int(events)
         self.deadline_at_ms = int(deadline or 0)
+        self.priority = parse_priority_or_normal(priority)
         if published is None:
             # The mark goes after its event, in one step: a run that dies before it leaves both to the next.
             pipe = self.pipeline()

@@ -46,8 +46,8 @@ class RunnerPool:
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._works: dict[str, asyncio.Task[None]] = {}
-        self._upkeep = ShardUpkeep(client, keys.dispatch_streams(settings.common.stream_layouts), keys.DISPATCH_GROUP,
-                                   keys.DISPATCH_MAXLEN)
+        self._upkeep = ShardUpkeep(client, keys.all_dispatch_streams(settings.common.stream_layouts),
+                                   keys.DISPATCH_GROUP, keys.DISPATCH_MAXLEN)
         self.admission = Admission(settings.max_inflight_bytes)
         metrics.INFLIGHT_BYTES.set_function(lambda: self.admission.in_flight)
         metrics.INFLIGHT_BYTES_PEAK.set_function(lambda: self.admission.peak)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from typing import Any
 
 import redis.asyncio as redis
@@ -39,6 +40,9 @@ INLINE_XML_BYTES = 256 * 1024
 # The group's progress counter (GetStatus) is written at most this often, and when the group closes:
 # a short group costs no progress writes at all, a long one a few a second.
 PROGRESS_INTERVAL_S = 0.25
+# Held tasks are sent once 1/REFILL_FRACTION of the window is free (or all that is left fits): a refill
+# is one round trip for many tasks, while the stream still holds most of the window for the workers.
+REFILL_FRACTION = 8
 
 
 class RequestRun:
@@ -86,6 +90,8 @@ class RequestRun:
         if self.refusal is not None:
             raise self.refusal
         self._cancel.deadline_at_ms = self._ledger.deadline_at_ms
+        common = self._settings.common
+        self._dispatcher = Dispatcher(common.request_ttl_seconds, common.stream_shards, self._ledger.priority)
         await self._cancel.check_deadline()
         if xml is None:
             raise VnError("the request document is missing (purged before it could run)")
@@ -145,26 +151,46 @@ class RequestRun:
         traceparent = tracing.current_traceparent()
         refs = {t.task_id: self._ref(group_index, t, traceparent) for t in tasks}
         # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
-        to_send = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
-        pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole group at once
-        self._ledger.queue_group_running(pipe, group_index, len(tasks), len(done), first)
+        unsent = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
+        del tasks  # from here the documents live in `unsent` until sent, then in Redis
+        # At most VNVS_REQUEST_WINDOW of the request's tasks are out at once; the rest follow as they finish.
+        room = max(0, self._settings.request_window - (len(pending) - len(unsent)))
+        to_send, held = unsent[:room], deque(unsent[room:])
+        del unsent
+        tracker.hold([ref.task_id for ref, _ in held])
+        pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole batch at once
+        self._ledger.queue_group_running(pipe, group_index, len(ids), len(done), first)
         self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
         await pipe.execute()
         sent = len(to_send)
-        del to_send, tasks  # the task documents are in Redis now; only their ids are needed from here
+        del to_send
         log.info("group dispatched", extra={"fields": {
-            "tasks": len(ids), "sent": sent, "done": len(done), "inFlight": len(pending) - sent}})
+            "tasks": len(ids), "sent": sent, "held": len(held), "done": len(done),
+            "inFlight": len(pending) - sent - len(held)}})
         with metrics.GROUP_DURATION.time():
-            await self._await_group(tracker, refs, group_index)
+            await self._await_group(tracker, refs, group_index, held)
         return await self._read_results(group_index, ids)
+
+    async def _send_held(self, tracker: GroupTracker, held: deque[tuple[TaskRef, bytes]]) -> None:
+        """Refill the request's window from its held tasks, once a batch's worth of room is free."""
+        room = self._settings.request_window - tracker.outstanding
+        if room < min(len(held), max(1, self._settings.request_window // REFILL_FRACTION)):
+            return
+        batch = [held.popleft() for _ in range(min(room, len(held)))]
+        tracker.release([ref.task_id for ref, _ in batch], asyncio.get_running_loop().time())
+        pipe = self._ledger.pipeline(atomic=True)
+        self._dispatcher.queue_tasks(pipe, batch, self._settings.common.max_task_retries)
+        await pipe.execute()
 
     def _ref(self, group_index: int, task: TaskDocument, traceparent: str) -> TaskRef:
         inline = task.xml.decode() if len(task.xml) <= self._settings.inline_task_bytes else ""
         return TaskRef(self.request_id, group_index, task.group_name, task.task_id, task.valuation_name,
                        self.trace_id, traceparent, inline)
 
-    async def _await_group(self, tracker: GroupTracker, refs: dict[str, TaskRef], group_index: int) -> None:
-        """Read updates until every task completed; retry failures when their backoff is due."""
+    async def _await_group(self, tracker: GroupTracker, refs: dict[str, TaskRef], group_index: int,
+                           held: deque[tuple[TaskRef, bytes]]) -> None:
+        """Read updates until every task completed; retry failures when their backoff is due; send held
+        tasks as the window frees up."""
         loop = asyncio.get_running_loop()
         unreported = 0
         report_at = loop.time() + PROGRESS_INTERVAL_S
@@ -187,6 +213,8 @@ class RequestRun:
             due = tracker.due_retries(loop.time())
             if due:
                 await self._dispatch_retries(tracker, [refs[task_id] for task_id in due])
+            if held:
+                await self._send_held(tracker, held)
 
     def _decide(self, tracker: GroupTracker, refs: dict[str, TaskRef], task_id: str, decision: Decision) -> None:
         state = tracker.tasks.get(task_id)

@@ -33,6 +33,7 @@ class VnvsSettings:
     loop_stall_ms: int = 1_000
     max_inflight_bytes: int = UNLIMITED_INFLIGHT_BYTES
     inline_task_bytes: int = 8_192  # task XML up to this size travels in its dispatch entry
+    request_window: int = 512  # a request's tasks in the dispatch stream or running at once (fairness)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> VnvsSettings:
@@ -56,4 +57,5 @@ class VnvsSettings:
             max_inflight_bytes=env_int(env, "VNVS_MAX_INFLIGHT_BYTES", default_inflight_bytes(
                 memory_limit(), hydration, common.payload_max_bytes), minimum=1),
             inline_task_bytes=env_int(env, "VNVS_INLINE_TASK_BYTES", 8_192, minimum=0, maximum=1_048_576),
+            request_window=env_int(env, "VNVS_REQUEST_WINDOW", 512, minimum=1, maximum=10_000_000),
         )

@@ -29,6 +29,7 @@ class TaskState:
     last_error: str = ""
     retry_pending: bool = False
     retry_at: float = 0.0
+    queued: bool = False  # not dispatched yet: waits for room in the request's window
 
 
 @dataclass(slots=True)
@@ -38,6 +39,7 @@ class GroupTracker:
     wait_timeout_s: float
     tasks: dict[str, TaskState] = field(default_factory=dict)
     completed: int = 0
+    queued: int = 0
 
     def start(self, now: float, done: set[str], attempts: dict[str, int] | None = None) -> list[str]:
         """Mark resumed tasks done; return the ids still to dispatch, each with a fresh deadline."""
@@ -56,14 +58,37 @@ class GroupTracker:
     def finished(self) -> bool:
         return self.completed == len(self.task_ids)
 
+    @property
+    def outstanding(self) -> int:
+        """Tasks dispatched and not done: in a stream, running, or waiting for their retry."""
+        return len(self.task_ids) - self.completed - self.queued
+
+    def hold(self, task_ids: list[str]) -> None:
+        """These tasks wait for room in the request's window: no wait timeout runs for them yet."""
+        for task_id in task_ids:
+            state = self.tasks[task_id]
+            state.queued, state.deadline = True, float("inf")
+        self.queued += len(task_ids)
+
+    def release(self, task_ids: list[str], now: float) -> None:
+        """These held tasks are dispatched now: their wait timeout starts."""
+        for task_id in task_ids:
+            state = self.tasks[task_id]
+            state.queued, state.deadline = False, now + self.wait_timeout_s
+        self.queued -= len(task_ids)
+
     def on_update(self, update: streams_pb2.TaskUpdate) -> Decision:
         state = self.tasks.get(update.task_id)
         if state is None or state.done:
             return Decision.IGNORE
         if update.status == TaskStatus.COMPLETED:
-            state.done = True
+            # A held task can complete only through an entry an earlier run sent but did not record.
+            self.queued -= state.queued
+            state.done, state.queued = True, False
             self.completed += 1
             return Decision.COMPLETED
+        if state.queued:
+            return Decision.IGNORE
         if update.attempt != state.attempt or state.retry_pending:
             return Decision.IGNORE  # an older attempt's late failure; the newer attempt is in flight
         return self._failed(state, update.error or "task failed without an error message", update.deliveries)
@@ -79,7 +104,8 @@ class GroupTracker:
 
     def next_deadline(self) -> float | None:
         """When the loop must wake up next: a task's wait timeout or a scheduled retry."""
-        times = [s.retry_at if s.retry_pending else s.deadline for s in self.tasks.values() if not s.done]
+        times = [s.retry_at if s.retry_pending else s.deadline for s in self.tasks.values()
+                 if not s.done and not s.queued]
         return min(times) if times else None
 
     def schedule_retry(self, task_id: str, at: float) -> None:

@@ -150,7 +150,7 @@ printf '%s' "$input" | exec {sys.executable} {EXAMPLES / "price.py"}
         vnas = [pid for name, pid in mesh.pids().items() if name.startswith("vnas")]
         assert len(vnas) == 2 and all(any(n.endswith(f"-{pid}") for n in live) for pid in vnas), workers
         layouts = (int(mesh.env.get("STREAM_SHARDS", "1")),)  # every shard of each stream is listed
-        assert {s["stream"] for s in workers["streams"]} == {*keys.dispatch_streams(layouts),
+        assert {s["stream"] for s in workers["streams"]} == {*keys.all_dispatch_streams(layouts),
                                                              *keys.ingest_streams(layouts)}
         async with session.get(f"{mesh.http}/console/api/requests/nosuch") as r:
             assert r.status == 404

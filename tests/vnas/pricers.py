@@ -40,3 +40,9 @@ def wrong_type(task_xml: bytes) -> object:
 
 
 NOT_CALLABLE = 3
+
+
+async def sleep_2ms(task_xml: bytes) -> bytes:
+    """Takes 2 ms without using CPU: a worker's slots, not its cores, bound how fast it goes."""
+    await asyncio.sleep(0.002)
+    return task_xml

@@ -1,0 +1,129 @@
+"""Dispatch tiers (request priorities): names, the weighted order of fetch rounds, and one consumer
+reading every tier (`vncommon.tieredgroup`).
+
+These run against whichever Redis the session has (`--redis-mode=cluster` runs them on the cluster,
+where each tier is read with commands of its own).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+from redis.crc import key_slot
+
+from vncommon import keys
+from vncommon.state import Priority
+from vncommon.tieredgroup import TieredGroup, lead_tier, tier_order
+
+GROUP = "g"
+
+
+@pytest.fixture
+async def groups() -> AsyncIterator[list[TieredGroup]]:
+    made: list[TieredGroup] = []
+    yield made
+    for group in made:
+        await group.cancel_reads()
+
+
+def test_normal_keeps_todays_names_and_each_priority_has_its_own_streams() -> None:
+    assert keys.dispatch_stream("abc", 1) == keys.DISPATCH_STREAM
+    assert keys.dispatch_stream("abc", 1, Priority.HIGH) == "stream:task:dispatch:high"
+    assert keys.dispatch_tiers([1]) == [["stream:task:dispatch:high"], [keys.DISPATCH_STREAM],
+                                        ["stream:task:dispatch:batch"]]
+    assert keys.deadletter_stream(keys.dispatch_stream("abc", 1, Priority.BATCH)) == "stream:task:deadletter:batch"
+    assert len(set(keys.all_dispatch_streams([4]))) == 12
+
+
+def test_the_tiers_of_one_shard_share_its_slot() -> None:
+    for request_id in ("a", "b", "c"):
+        slots = {key_slot(keys.dispatch_stream(request_id, 6, p).encode()) for p in Priority}
+        assert len(slots) == 1
+
+
+def test_every_16_rounds_normal_leads_3_and_batch_leads_1() -> None:
+    leads = Counter(lead_tier(number, 3) for number in range(160))
+    assert leads == {0: 120, 1: 30, 2: 10}
+    assert tier_order(15, 3) == [2, 0, 1] and tier_order(3, 3) == [1, 0, 2] and tier_order(0, 3) == [0, 1, 2]
+
+
+async def _fill(client: redis.Redis, stream: str, count: int) -> None:
+    async with client.pipeline(transaction=False) as pipe:
+        for number in range(count):
+            pipe.xadd(stream, {"n": str(number), "stream": stream})
+        await pipe.execute()
+
+
+async def _tiered(client: redis.Redis, groups: list[TieredGroup], shards: int = 1) -> TieredGroup:
+    group = TieredGroup(client, keys.dispatch_tiers([shards]), GROUP, "c1")
+    groups.append(group)
+    await group.ensure_group()
+    return group
+
+
+def _priority_of(stream: str) -> str:
+    return next(p.value for p in Priority if stream in keys.dispatch_streams([1, 3], p))
+
+
+async def test_waiting_high_work_is_read_first_and_the_batch_is_exact(
+        redis_client: redis.Redis, groups: list[TieredGroup]) -> None:
+    group = await _tiered(redis_client, groups)
+    tiers = keys.dispatch_tiers([1])
+    await _fill(redis_client, tiers[2][0], 50)  # batch, written first
+    await _fill(redis_client, tiers[1][0], 50)
+    await _fill(redis_client, tiers[0][0], 8)  # high, written last
+    first = await group.read_new(10, 100)
+    # Nothing was known to wait: one blocking read over every tier, handed out highest first.
+    assert [_priority_of(e.fields["stream"]) for e in first[:8]] == ["high"] * 8
+    read = first + [e for _ in range(3) for e in await group.read_new(10, 100)]
+    assert Counter(_priority_of(e.fields["stream"]) for e in read)["high"] == 8
+    # Work waits in every tier now: each round reads exactly its batch, in the round's tier order.
+    group = await _tiered(redis_client, groups)
+    before = await redis_client.xpending(tiers[1][0], GROUP)
+    batch = await group.read_new(5, 100)
+    assert len(batch) == 5
+    after = await redis_client.xpending(tiers[1][0], GROUP)
+    assert int(after["pending"]) + int((await redis_client.xpending(tiers[2][0], GROUP))["pending"]) \
+        >= int(before["pending"]) + 5
+
+
+async def test_batch_work_advances_under_a_steady_stream_of_high_work(
+        redis_client: redis.Redis, groups: list[TieredGroup]) -> None:
+    group = await _tiered(redis_client, groups, shards=3)
+    high, _, batch = keys.dispatch_tiers([3])
+    await _fill(redis_client, batch[1], 20)
+    read: list[str] = []
+    for _ in range(32):
+        for stream in high:  # high work keeps arriving faster than it is read
+            await _fill(redis_client, stream, 4)
+        read.extend(_priority_of(e.fields["stream"]) for e in await group.read_new(4, 100))
+    counts = Counter(read)
+    # 32 rounds of 4: batch leads 2 of them (r = 15, 31); every other entry is high.
+    assert counts["batch"] >= 4 and counts["high"] >= 100, counts
+
+
+async def test_entries_of_every_tier_are_acknowledged_reclaimed_and_handed_back(
+        redis_client: redis.Redis, groups: list[TieredGroup]) -> None:
+    group = await _tiered(redis_client, groups, shards=2)
+    for stream in keys.all_dispatch_streams([2]):
+        await _fill(redis_client, stream, 2)
+    seen = []
+    while len(seen) < 12:
+        batch = await group.read_new(5, 100)
+        assert batch, "an entry was never read"
+        seen.extend(batch)
+    assert Counter(group.tier_of(e.entry_id) for e in seen) == {0: 4, 1: 4, 2: 4}
+    await group.ack(*(e.entry_id for e in seen[:6]))
+    other = await _tiered(redis_client, groups, shards=2)
+    cursor, claimed = "0-0", []
+    for _ in range(20):
+        claim = await other.autoclaim(0, cursor, 10)
+        claimed.extend(e.entry_id for e in claim.entries)
+        cursor = claim.cursor
+        if cursor == "0-0":
+            break
+    assert sorted(claimed) == sorted(e.entry_id for e in seen[6:])
+    assert sorted(await other.hand_back(0, 100)) == sorted(claimed)
