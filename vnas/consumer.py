@@ -101,6 +101,9 @@ class TaskConsumer(StreamConsumer[Entry]):
     def fetch_extra(self) -> int:
         return self._prefetch.extra()
 
+    def rank(self, entry: Entry) -> int:
+        return self._stream.tier_of(entry.entry_id)  # a queued high task starts before queued batch ones
+
     # -- metrics -----------------------------------------------------------------------------------
 
     def on_redis_error(self, operation: str) -> None:

@@ -31,6 +31,7 @@ from redis.exceptions import ResponseError
 from vncommon.backoff import Backoff
 from vncommon.consumergroup import FULL_PASS, ConsumerGroup, StreamEntry, is_missing_group
 from vncommon.phase import Phase, ShutdownPhase
+from vncommon.rankedslots import RankedSlots
 from vncommon.redisconn import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class StreamConsumer(ABC, Generic[E]):
         self._claim_interval_s = claim_interval_s
         self._block_ms = block_ms
         self._backoff_s = backoff_s
-        self._slots = asyncio.Semaphore(concurrency)  # entries running handle()
+        self._slots = RankedSlots(concurrency)  # entries running handle(); queued ones start by rank
         self._room = asyncio.Event()  # set whenever a held entry ends
         self._inflight: dict[str, asyncio.Task[None]] = {}  # every held entry: running or queued
         self._settling: set[asyncio.Future[Any]] = set()
@@ -80,6 +81,10 @@ class StreamConsumer(ABC, Generic[E]):
 
     def fetch_extra(self) -> int:
         """How many entries beyond the free slots are worth holding now (they start soon); 0: none."""
+        return 0
+
+    def rank(self, entry: E) -> int:
+        """Queued entries start lowest rank first (then oldest first): e.g. by request priority."""
         return 0
 
     async def upkeep(self) -> None:
@@ -252,7 +257,7 @@ class StreamConsumer(ABC, Generic[E]):
 
     async def _run(self, entry: E) -> None:
         """Wait in the local queue for a slot; an entry whose turn comes after stopping stays pending."""
-        async with self._slots:
+        async with self._slots.hold(self.rank(entry)):
             if not self.phase.reached(Phase.STOPPING):
                 await self.handle(entry)
 

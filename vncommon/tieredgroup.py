@@ -80,14 +80,14 @@ class TieredGroup(ShardedGroup):
         for tier in tiers:
             self._tiers.append(list(range(start, start + len(tier))))
             start += len(tier)
+        self._tier_by_index = [tier for tier, indexes in enumerate(self._tiers) for _ in indexes]
         self._tiered = len(self._tiers) > 1
         self._round = 0
         self._waiting = True  # unknown at start: look in tier order first
         self._read_in_order = None if self._cluster else client.register_script(_READ_IN_ORDER)
 
     def tier_of(self, entry_id: str) -> int:
-        index = self.locate(entry_id)[0]
-        return next(t for t, indexes in enumerate(self._tiers) if index in indexes)
+        return self._tier_by_index[self.locate(entry_id)[0]]
 
     async def read_new(self, count: int, block_ms: int | None) -> list[StreamEntry]:
         if not self._tiered:

@@ -1,11 +1,16 @@
 """The bookkeeping of one running group: which task is on which attempt, what is done, what to retry.
 
-Pure state, no I/O, so the retry and duplicate rules are easy to read and to test.
+Pure state, no I/O, so the retry and duplicate rules are easy to read and to test. Its cost per loop of
+the run does not grow with the group: wait deadlines are kept in dispatch order (they all add the same
+timeout to a clock that only moves forward) and retries in a heap, both cleaned lazily, so finding what
+expired or is due next touches only those entries, not all 100,000 tasks of a large group.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
@@ -40,19 +45,37 @@ class GroupTracker:
     tasks: dict[str, TaskState] = field(default_factory=dict)
     completed: int = 0
     queued: int = 0
+    # (deadline, task) in the order the deadlines were set, so in time order; stale ones are skipped.
+    _deadlines: deque[tuple[float, str]] = field(default_factory=deque)
+    _retries: list[tuple[float, str]] = field(default_factory=list)  # heap of (retry_at, task)
 
     def start(self, now: float, done: set[str], attempts: dict[str, int] | None = None) -> list[str]:
         """Mark resumed tasks done; return the ids still to dispatch, each with a fresh deadline."""
         pending = []
         for task_id in self.task_ids:
-            state = TaskState(attempt=(attempts or {}).get(task_id, 1), deadline=now + self.wait_timeout_s)
+            state = TaskState(attempt=(attempts or {}).get(task_id, 1))
             state.done = task_id in done
             self.tasks[task_id] = state
             if state.done:
                 self.completed += 1
             else:
+                self._set_deadline(task_id, state, now)
                 pending.append(task_id)
         return pending
+
+    def _set_deadline(self, task_id: str, state: TaskState, now: float) -> None:
+        state.deadline = now + self.wait_timeout_s
+        self._deadlines.append((state.deadline, task_id))
+
+    def _timed(self, deadline: float, task_id: str) -> TaskState | None:
+        """The task if this deadline is still its live wait deadline."""
+        state = self.tasks[task_id]
+        live = not state.done and not state.retry_pending and not state.queued and state.deadline == deadline
+        return state if live else None
+
+    def _waiting_retry(self, retry_at: float, task_id: str) -> bool:
+        state = self.tasks[task_id]
+        return state.retry_pending and not state.done and state.retry_at == retry_at
 
     @property
     def finished(self) -> bool:
@@ -74,7 +97,8 @@ class GroupTracker:
         """These held tasks are dispatched now: their wait timeout starts."""
         for task_id in task_ids:
             state = self.tasks[task_id]
-            state.queued, state.deadline = False, now + self.wait_timeout_s
+            state.queued = False
+            self._set_deadline(task_id, state, now)
         self.queued -= len(task_ids)
 
     def on_update(self, update: streams_pb2.TaskUpdate) -> Decision:
@@ -96,30 +120,41 @@ class GroupTracker:
     def expired(self, now: float) -> list[tuple[str, Decision]]:
         """Tasks that sent nothing within TASK_WAIT_TIMEOUT_MS count as failed attempts."""
         decisions = []
-        for task_id, state in self.tasks.items():
-            if not state.done and not state.retry_pending and state.deadline <= now:
-                error = f"no update within {self.wait_timeout_s * 1000:.0f} ms (TASK_WAIT_TIMEOUT_MS)"
+        error = f"no update within {self.wait_timeout_s * 1000:.0f} ms (TASK_WAIT_TIMEOUT_MS)"
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, task_id = self._deadlines.popleft()
+            state = self._timed(deadline, task_id)
+            if state is not None:
                 decisions.append((task_id, self._failed(state, error)))
         return decisions
 
     def next_deadline(self) -> float | None:
         """When the loop must wake up next: a task's wait timeout or a scheduled retry."""
-        times = [s.retry_at if s.retry_pending else s.deadline for s in self.tasks.values()
-                 if not s.done and not s.queued]
+        while self._deadlines and self._timed(*self._deadlines[0]) is None:
+            self._deadlines.popleft()
+        while self._retries and not self._waiting_retry(*self._retries[0]):
+            heapq.heappop(self._retries)
+        times = [queue[0][0] for queue in (self._deadlines, self._retries) if queue]
         return min(times) if times else None
 
     def schedule_retry(self, task_id: str, at: float) -> None:
         self.tasks[task_id].retry_at = at
+        heapq.heappush(self._retries, (at, task_id))
 
     def due_retries(self, now: float) -> list[str]:
-        return [task_id for task_id, s in self.tasks.items() if s.retry_pending and not s.done and s.retry_at <= now]
+        due = []
+        while self._retries and self._retries[0][0] <= now:
+            retry_at, task_id = heapq.heappop(self._retries)
+            if self._waiting_retry(retry_at, task_id):
+                due.append(task_id)
+        return due
 
     def begin_retry(self, task_id: str, now: float) -> int:
         """Called when the retry is dispatched: the task moves to its next attempt."""
         state = self.tasks[task_id]
         state.attempt += 1
         state.retry_pending = False
-        state.deadline = now + self.wait_timeout_s
+        self._set_deadline(task_id, state, now)
         return state.attempt
 
     def remaining_deliveries(self, task_id: str) -> int:

@@ -1,0 +1,53 @@
+"""RankedSlots: the local queue of a consumer starts its waiting entries by rank, then by arrival."""
+
+from __future__ import annotations
+
+import asyncio
+
+from vncommon.rankedslots import RankedSlots
+
+
+async def test_waiters_enter_by_rank_then_in_arrival_order() -> None:
+    slots = RankedSlots(1)
+    entered: list[str] = []
+    gate = asyncio.Event()
+
+    async def run(name: str, rank: int) -> None:
+        async with slots.hold(rank):
+            entered.append(name)
+            await gate.wait()
+
+    first = asyncio.create_task(run("first", 2))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(run(name, rank)) for name, rank in
+               (("batch-1", 2), ("normal-1", 1), ("high-1", 0), ("batch-2", 2), ("high-2", 0))]
+    await asyncio.sleep(0.01)
+    assert entered == ["first"]
+    gate.set()
+    await asyncio.gather(first, *waiting)
+    assert entered == ["first", "high-1", "high-2", "normal-1", "batch-1", "batch-2"]
+
+
+async def test_a_cancelled_waiter_gives_up_its_place_and_no_slot_is_lost() -> None:
+    slots = RankedSlots(2)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with slots.hold():
+            await release.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(2)]
+    await asyncio.sleep(0)
+    cancelled = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    release.set()
+    await asyncio.gather(*holders)
+    entered = 0
+    async def count() -> None:
+        nonlocal entered
+        async with slots.hold():
+            entered += 1
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(asyncio.gather(*(count() for _ in range(2))), 1)
+    assert entered == 2 and cancelled.cancelled()
