@@ -85,6 +85,6 @@ class CancelWatch:
             if not task.done():
                 self._stopped.add(task)
                 task.cancel()
-                metrics.TASKS_SKIPPED.labels("cancelled_running").inc()
+                metrics.TASKS_SKIPPED.labels(metrics.SKIPPED_RUNNING).inc()
         log.info("stopped the running tasks of a cancelled request", extra={"fields": {
             "requestId": request_id, "tasks": len(running.tasks)}})

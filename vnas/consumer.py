@@ -141,7 +141,7 @@ class TaskConsumer(StreamConsumer[Entry]):
                          traceId=ctx.trace_id or None), tracing.task_attempt_span(dispatch, self.consumer_name) as span:
             if entry.cancelled:
                 span.outcome("skipped", "its request was cancelled")
-                await self._skip(entry, "cancelled")
+                await self._skip(entry, metrics.SKIPPED_QUEUED)
                 return
             if is_poison(entry, dispatch):
                 span.outcome("dead_lettered", "delivered more often than its budget allows")
@@ -152,7 +152,7 @@ class TaskConsumer(StreamConsumer[Entry]):
                 outcome = await self._execute_safely(ctx, dispatch, entry)
             except TaskCancelled:
                 span.outcome("skipped", "its request was cancelled while it ran")
-                await self._skip(entry, "cancelled_running")
+                await self._skip(entry, metrics.SKIPPED_RUNNING)
                 return
             if outcome is None:
                 return  # stopping, and the task XML could not be read: left pending
@@ -165,10 +165,10 @@ class TaskConsumer(StreamConsumer[Entry]):
         """A task of a cancelled request: acknowledged, counted, never settled."""
         if await self.shielded(self._settler.skip(entry)):
             self.outcomes["skipped"] += 1
-            if reason == "cancelled":
+            if reason == metrics.SKIPPED_QUEUED:  # a running one is counted by the cancel watch
                 metrics.TASKS_SKIPPED.labels(reason).inc()
             log.info("skipped a task of a cancelled request", extra={"fields": {
-                "entryId": entry.entry_id, "running": reason != "cancelled"}})
+                "entryId": entry.entry_id, "running": reason == metrics.SKIPPED_RUNNING}})
 
     async def _reject(self, entry: Entry, error: str) -> None:
         if await self._settler.reject(entry, error):

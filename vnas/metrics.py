@@ -14,6 +14,9 @@ TASK_DURATION = Histogram(
 )
 TASK_OUTCOMES = Counter("vnas_task_outcomes_total", "Task attempts settled, by outcome.", ["outcome"])
 TASKS_IN_FLIGHT = Gauge("vnas_tasks_in_flight", "Tasks this worker is running now.")
+# Reasons of TASKS_SKIPPED: skipped before it ran, or stopped while it ran.
+SKIPPED_QUEUED = "cancelled"
+SKIPPED_RUNNING = "cancelled_running"
 TASKS_SKIPPED = Counter("vnas_tasks_skipped_total",
                         "Tasks of cancelled requests acknowledged without running, or stopped while running.",
                         ["reason"])

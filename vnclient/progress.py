@@ -27,9 +27,9 @@ def bar(group_index: int, done: int, expected: int) -> str:
 
 def outcome_line(event: streams_pb2.LifecycleEvent) -> str:
     if event.status == Status.SUCCEEDED:
-        return "succeeded"
-    detail = parse_detail(event.detail)
-    return f"failed: {json.dumps(detail) if not isinstance(detail, str) else detail}"
+        return Status.SUCCEEDED
+    detail = parse_detail(event.detail)  # failed or cancelled: say which, and why
+    return f"{event.status}: {json.dumps(detail) if not isinstance(detail, str) else detail}"
 
 
 class ProgressView:

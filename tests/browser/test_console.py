@@ -1,5 +1,6 @@
 """The web console in a real headless Chromium against a real mesh: list, submit, a request page that
-moves to succeeded without a reload, a failed request's error, the workers page. A screenshot of each
+moves to succeeded without a reload, a failed request's error, cancelling a running request, the
+workers page. A screenshot of each
 page is kept in test-artifacts/screenshots/."""
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def test_submit_from_the_list_and_watch_the_request_succeed_without_a_reload(
     assert groups.count() == 2
     assert "3 / 3 tasks" in groups.nth(1).get_by_test_id("group-tasks").inner_text()
     assert page.get_by_test_id("events").locator("li").count() >= 5
-    assert page.get_by_test_id("cancel").count() == 0  # no cancel in the API yet
+    assert page.get_by_test_id("cancel").count() == 0  # a finished request cannot be cancelled
     page.screenshot(path=str(SCREENSHOTS / "request-succeeded.png"), full_page=True)
     page.get_by_test_id("nav-requests").click()
     page.get_by_test_id("status-filter").select_option("succeeded")
@@ -100,3 +101,21 @@ def test_a_failed_request_shows_its_error_and_the_workers_page_lists_the_workers
     assert page.get_by_test_id("consumer-row").count() >= 2  # this mesh's two workers (and earlier ones)
     assert "stream:task:dispatch" in page.get_by_test_id("streams").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "workers.png"), full_page=True)
+
+
+def test_the_cancel_button_cancels_a_running_request(start_mesh: MeshFactory, tmp_path: Path, page: Any) -> None:
+    stuck = write_script(tmp_path, "stuck.sh", 'sleep 60\n')
+    mesh = start_mesh(VNAS_SCRIPT=str(stuck), GATEWAY_API_TOKENS=TOKEN)
+    running = _submit(mesh.http, simple_request(groups=2, tasks=2))
+    _sign_in(page, mesh.http)
+    page.goto(f"{mesh.http}/console#/requests/{running}")
+    status = page.get_by_test_id("detail-status")
+    expect(status).to_have_text("started", timeout=WAIT_MS)
+    page.get_by_test_id("cancel").click()
+    expect(status).to_have_text("cancelled", timeout=WAIT_MS)
+    expect(page.get_by_test_id("cancel")).to_have_count(0, timeout=WAIT_MS)
+    page.screenshot(path=str(SCREENSHOTS / "request-cancelled.png"), full_page=True)
+    request = urllib.request.Request(f"{mesh.http}/valuation/{running}/status",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read())["status"] == "cancelled"

@@ -16,8 +16,9 @@ import pytest
 
 from tests.conftest import free_port
 from tests.gateway.scripted import ScriptedVnapi, event
-from vn.v1 import valuation_pb2
+from vn.v1 import streams_pb2, valuation_pb2
 from vnclient import cli
+from vnclient.progress import outcome_line
 from vncommon.errors import RequestFailed, RequestNotFound, ResultNotReady
 from vnvs.hydration import preview
 
@@ -242,3 +243,12 @@ async def test_watch_with_progress_prints_a_bar_per_group_and_the_outcome(
     assert await vn(vnapi, "watch", "req-1", "--progress") == cli.EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["group 0 [" + "#" * 30 + "] 4/4 tasks", "succeeded"]
+
+
+def test_the_progress_outcome_line_names_a_cancelled_request_as_cancelled() -> None:
+    detail = '{"reason": "DEADLINE_EXCEEDED"}'
+    assert outcome_line(streams_pb2.LifecycleEvent(status="succeeded")) == "succeeded"
+    assert outcome_line(streams_pb2.LifecycleEvent(status="cancelled", detail=detail)).startswith(
+        "cancelled: ") and "DEADLINE_EXCEEDED" in outcome_line(streams_pb2.LifecycleEvent(status="cancelled",
+                                                                                          detail=detail))
+    assert outcome_line(streams_pb2.LifecycleEvent(status="failed", detail=detail)).startswith("failed: ")
