@@ -51,3 +51,22 @@ async def test_a_cancelled_waiter_gives_up_its_place_and_no_slot_is_lost() -> No
             await asyncio.sleep(0.01)
     await asyncio.wait_for(asyncio.gather(*(count() for _ in range(2))), 1)
     assert entered == 2 and cancelled.cancelled()
+
+
+async def test_a_waiter_overtaken_for_longer_than_the_limit_goes_first() -> None:
+    slots = RankedSlots(1, max_wait_s=0.05)
+    entered: list[str] = []
+
+    async def run(name: str, rank: int, seconds: float) -> None:
+        async with slots.hold(rank):
+            entered.append(name)
+            await asyncio.sleep(seconds)
+
+    tasks = [asyncio.create_task(run("first", 0, 0.01))]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(run("low", 2, 0)))
+    for number in range(20):  # better-ranked work keeps arriving faster than it is served
+        tasks.append(asyncio.create_task(run(f"high-{number}", 0, 0.01)))
+    await asyncio.gather(*tasks)
+    # "low" was overtaken until it had waited 50 ms (about five 10 ms tasks), then went first.
+    assert 3 <= entered.index("low") <= 8, entered
