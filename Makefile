@@ -62,7 +62,8 @@ test-browser: $(STAMP)
 ## (The in-process tracing tests stay on one Redis: their services do not start against the cluster fixture yet.)
 test-cluster: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider --redis-mode=cluster --stream-shards=6 --ignore=tests/e2e/test_tracing.py \
-		tests/e2e tests/vnapi/test_idempotency.py tests/cluster/test_shards.py tests/cluster/test_settings.py
+		tests/e2e tests/vnapi/test_idempotency.py tests/cluster/test_shards.py tests/cluster/test_tiers.py \
+		tests/cluster/test_settings.py
 	$(BIN)/pytest -q -p no:cacheprovider --redis-mode=cluster tests/faults
 
 run: $(STAMP)

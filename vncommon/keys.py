@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from vncommon.state import PRIORITIES, Priority
 
@@ -160,17 +160,22 @@ def ingest_stream(request_id: str, shards: int) -> str:
 
 # -- dispatch tiers (request priority) --------------------------------------------------------------
 # Each priority has its own dispatch stream(s): `normal` keeps the names above, `high` and `batch` add
-# their word (`stream:task:dispatch:high`, sharded `stream:task:dispatch:high:{s3}`). The tiers of one
-# shard share its hash tag, so on a cluster they live in one slot.
+# their word. The tiers of one shard live in one hash slot, so a worker reads them in one script call
+# on a cluster too: sharded they share the shard's tag (`stream:task:dispatch:high:{s3}`); unsharded
+# they carry `{stream:task:dispatch}`, whose slot is that of the untagged `stream:task:dispatch`.
 
 
-def _tier_base(priority: Priority) -> str:
-    return DISPATCH_STREAM if priority is Priority.NORMAL else f"{DISPATCH_STREAM}:{Priority(priority)}"
+def _tier_stream(priority: Priority, shard: int, shards: int) -> str:
+    if priority is Priority.NORMAL:
+        return _sharded(DISPATCH_STREAM, shard, shards)
+    if shards <= 1:
+        return f"{{{DISPATCH_STREAM}}}:{Priority(priority)}"
+    return f"{DISPATCH_STREAM}:{Priority(priority)}:{{{shard_tag(shard, shards)}}}"
 
 
 def dispatch_stream(request_id: str, shards: int, priority: Priority = Priority.NORMAL) -> str:
     """The dispatch stream of a request of this priority."""
-    return _sharded(_tier_base(priority), shard_of(request_id, shards), shards)
+    return _tier_stream(priority, shard_of(request_id, shards), shards)
 
 
 def lifecycle_stream(request_id: str, shards: int) -> str:
@@ -178,16 +183,19 @@ def lifecycle_stream(request_id: str, shards: int) -> str:
 
 
 def deadletter_stream(dispatch: str) -> str:
-    """The dead-letter stream beside a dispatch stream (same shard, same hash tag)."""
-    return DEADLETTER_STREAM + dispatch[len(DISPATCH_STREAM):]
+    """The dead-letter stream beside a dispatch stream (same priority, same shard, same hash tag)."""
+    return dispatch.replace(DISPATCH_STREAM, DEADLETTER_STREAM, 1)
 
 
-def _all(base: str, layouts: Iterable[int]) -> list[str]:
-    """Every stream of `base` under each shard count in `layouts`, without repeats, in order."""
+def _all(name_of: Callable[[int, int], str] | str, layouts: Iterable[int]) -> list[str]:
+    """Every stream named by `name_of(shard, shards)` (or of a base name) under each shard count in
+    `layouts`, without repeats, in order."""
+    if isinstance(name_of, str):
+        name_of = functools.partial(_sharded, name_of)
     found: list[str] = []
     for shards in layouts:
         for shard in range(max(1, shards)):
-            name = _sharded(base, shard, shards)
+            name = name_of(shard, shards)
             if name not in found:
                 found.append(name)
     return found
@@ -199,8 +207,8 @@ def ingest_streams(layouts: Sequence[int]) -> list[str]:
 
 
 def dispatch_streams(layouts: Sequence[int], priority: Priority = Priority.NORMAL) -> list[str]:
-    """The dispatch streams of one priority."""
-    return _all(_tier_base(priority), layouts)
+    """The dispatch streams of one priority, in the same shard order for every priority."""
+    return _all(functools.partial(_tier_stream, priority), layouts)
 
 
 def dispatch_tiers(layouts: Sequence[int]) -> list[list[str]]:

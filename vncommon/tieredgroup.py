@@ -8,7 +8,9 @@ waiting, at least that share of each worker's fetch rounds serves it first.
 
 - Work waiting (the last read filled its batch): the tiers are read at once, in the round's order, up
   to the batch size: on one Redis one script call (its reads run back to back in Redis, so the batch is
-  exact), on a cluster one read per tier (a tier's shards in parallel).
+  exact); on a cluster one script call per shard, in parallel (the tiers of a shard share its slot, see
+  `vncommon.keys`), the batch split between the shards; for streams that do not share slots that way,
+  one read per tier.
 - Nothing waiting: one blocking read over every stream, as `ShardedGroup` does; whatever arrives is
   handed out in the round's order. A blocking read over several streams can return more than the batch
   (at most a batch per stream); the surplus is handed out first on the next read, as there.
@@ -17,11 +19,13 @@ Within a tier, the shards are read fairly (the shard read first rotates).
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
+from redis.crc import key_slot
 
 from vncommon.consumergroup import StreamEntry
 from vncommon.shardedgroup import ShardedGroup
@@ -84,7 +88,13 @@ class TieredGroup(ShardedGroup):
         self._tiered = len(self._tiers) > 1
         self._round = 0
         self._waiting = True  # unknown at start: look in tier order first
-        self._read_in_order = None if self._cluster else client.register_script(_READ_IN_ORDER)
+        self._read_in_order = client.register_script(_READ_IN_ORDER)
+        # On a cluster the script needs each shard's tiers in one slot: the stream indexes per shard.
+        self._by_shard: list[list[int]] | None = None
+        if self._cluster and len({len(tier) for tier in self._tiers}) == 1 and all(
+                len({key_slot(self.streams[tier[shard]].encode()) for tier in self._tiers}) == 1
+                for shard in range(len(self._tiers[0]))):
+            self._by_shard = [[tier[shard] for tier in self._tiers] for shard in range(len(self._tiers[0]))]
 
     def tier_of(self, entry_id: str) -> int:
         return self._tier_by_index[self.locate(entry_id)[0]]
@@ -115,16 +125,17 @@ class TieredGroup(ShardedGroup):
 
     async def _read_now(self, order: list[int], count: int) -> dict[int, list[StreamEntry]]:
         """Up to `count` entries that are waiting, tier by tier in `order`; returns at once."""
-        if self._read_in_order is not None:
-            streams = [self.streams[index] for tier in order for index in self._rotated(tier)]
-            reply: Any = await self._read_in_order(keys=streams, args=[self.group, self.consumer, count])
-            found: dict[int, list[StreamEntry]] = {}
-            for stream, raw in reply or []:
-                index = self.streams.index(text(stream))
-                found[index] = [self._qualified(index, StreamEntry(entry_id, fields))
-                                for entry_id, fields in _script_entries(raw)]
-            return found
-        found = {}
+        if not self._cluster:
+            return self._parse_script(await self._read_in_order(
+                keys=[self.streams[index] for tier in order for index in self._rotated(tier)],
+                args=[self.group, self.consumer, count]))
+        if self._by_shard is not None:
+            per_shard = -(-count // len(self._by_shard))
+            replies = await asyncio.gather(*(self._read_in_order(
+                keys=[self.streams[shard[tier]] for tier in order], args=[self.group, self.consumer, per_shard])
+                for shard in self._by_shard))
+            return {index: entries for reply in replies for index, entries in self._parse_script(reply).items()}
+        found: dict[int, list[StreamEntry]] = {}
         left = count
         for tier in order:
             per_stream = -(-left // len(self._tiers[tier]))
@@ -133,6 +144,14 @@ class TieredGroup(ShardedGroup):
             left = count - sum(map(len, found.values()))
             if left <= 0:
                 break
+        return found
+
+    def _parse_script(self, reply: Any) -> dict[int, list[StreamEntry]]:
+        found: dict[int, list[StreamEntry]] = {}
+        for stream, raw in reply or []:
+            index = self.streams.index(text(stream))
+            found[index] = [self._qualified(index, StreamEntry(entry_id, fields))
+                            for entry_id, fields in _script_entries(raw)]
         return found
 
     def _keep_tiered(self, by_stream: dict[int, list[StreamEntry]], order: list[int]) -> None:
