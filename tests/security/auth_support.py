@@ -82,14 +82,6 @@ def running_mesh(redis_url: str, log_dir: Path, **env: str) -> Iterator[RunningM
         mesh.stop()
 
 
-def peak_rss_mib(pid: int) -> float:
-    """The process's peak resident set (VmHWM) so far, as the kernel counted it."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmHWM for process {pid}")
-
-
 @dataclass(frozen=True)
 class Rpc:
     path: str

@@ -20,7 +20,6 @@ from tests.faults.support import submit, wait_for_end
 from vn.v1 import valuation_pb2, valuation_pb2_grpc
 from vncommon.localmesh import LocalMesh, free_port
 
-MIB = 1024 * 1024
 # What a normal request may take end to end, while or after something hostile ran.
 NORMAL_LATENCY_S = 2.0
 WORKER_MODULE = "vnvs.hydration.worker"
@@ -48,15 +47,6 @@ def running_mesh(redis_server: RedisServer, log_dir: Path, workers: int = 1, **e
         raise RuntimeError(f"{exc}\n{mesh.log_tail()}") from None
     finally:
         mesh.stop()
-
-
-def peak_rss(pid: int) -> int:
-    """The kernel's high-water mark of the process's resident memory (VmHWM), in bytes: measured, so a
-    short spike between two samples cannot hide."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for pid {pid}")
 
 
 def hydration_workers(pid: int) -> list[psutil.Process]:

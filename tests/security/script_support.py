@@ -72,29 +72,6 @@ def branching_script(directory: Path, cases: dict[str, str], default: str = "   
 
 # -- /proc --------------------------------------------------------------------------------------------
 
-def _status(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"/proc/{pid}/status has no {field}")
-
-
-def reset_peak_rss(pid: int) -> None:
-    """Start measuring the peak resident set of `pid` from now (Linux clear_refs, value 5)."""
-    with open(f"/proc/{pid}/clear_refs", "w") as handle:
-        handle.write("5")
-
-
-def peak_rss(pid: int) -> int:
-    """Bytes: the most `pid` had resident since the last reset (VmHWM)."""
-    return _status(pid, "VmHWM")
-
-
-def rss(pid: int) -> int:
-    return _status(pid, "VmRSS")
-
-
 def environ_of(pid: int) -> bytes:
     """The environment `pid` started with, as /proc holds it (NUL-separated NAME=value)."""
     with open(f"/proc/{pid}/environ", "rb") as handle:

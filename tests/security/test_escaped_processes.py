@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.conftest import RedisServer, wait_until
+from tests.security.memory import MIB, peak_rss
 from tests.security.script_support import (
     branching_script,
     children_of,
@@ -47,6 +48,8 @@ os.execv(sys.argv[1], [sys.argv[1], "1003"])' "{e}" </dev/null >/dev/null 2>&1
 ESCAPEES = 4
 # However the task ends, its escapees are gone within this long.
 GONE_WITHIN_S = 3.0
+# The worker's own peak resident size through it all (about 60 MiB idle).
+WORKER_PEAK_RSS = 200 * MIB
 
 
 def escapee(tmp_path: Path) -> tuple[str, str]:
@@ -67,6 +70,7 @@ async def assert_serves_a_normal_task(client: redis.Redis, pid: int) -> None:
         return not children_of(pid)
 
     await wait_until(no_children, timeout=5)
+    assert peak_rss(pid) < WORKER_PEAK_RSS, peak_rss(pid) // MIB
 
 
 async def test_escapees_die_when_the_script_ends(redis_server: RedisServer, redis_client: redis.Redis,

@@ -12,17 +12,16 @@ import redis.asyncio as redis
 from tests.conftest import RedisServer
 from tests.faults.support import channel_to
 from tests.security.hydration_support import (
-    MIB,
     assert_still_serves,
     failure,
     one_valuation,
-    peak_rss,
     portfolio,
     project,
     run_to_end,
     running_mesh,
     vnvs_pid,
 )
+from tests.security.memory import MIB, peak_rss
 from vncommon import keys
 
 pytestmark = pytest.mark.timeout(120)

@@ -30,10 +30,10 @@ from tests.security.auth_support import (
     VALUATION,
     RunningMesh,
     call,
-    peak_rss_mib,
     rpcs_of,
     running_mesh,
 )
+from tests.security.memory import peak_rss_mib
 from vn.v1 import task_pb2, valuation_pb2
 from vnclient import ClientSettings, Unauthenticated, ValuationClient
 from vncommon.config import TlsSettings

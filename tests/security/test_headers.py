@@ -22,11 +22,11 @@ from tests.security.auth_support import (
     REST_TOKEN,
     RSS_BOUND_MIB,
     RunningMesh,
-    peak_rss_mib,
     raw_request,
     running_mesh,
     send_raw,
 )
+from tests.security.memory import peak_rss_mib
 from vn.v1 import orchestrator_pb2, orchestrator_pb2_grpc, valuation_pb2, valuation_pb2_grpc
 from vncommon import keys
 from vncommon.grpcutil import create_channel, decode_error

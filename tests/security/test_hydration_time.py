@@ -20,7 +20,6 @@ from tests.conftest import RedisServer, wait_until
 from tests.e2e.helpers import simple_request, write_script
 from tests.faults.support import TERMINAL, assert_one_terminal_event, channel_to, submit, wait_for_end
 from tests.security.hydration_support import (
-    MIB,
     NORMAL_LATENCY_S,
     WorkerCpu,
     assert_still_serves,
@@ -28,12 +27,12 @@ from tests.security.hydration_support import (
     hydration_workers,
     normal_request_latency,
     one_valuation,
-    peak_rss,
     portfolio,
     project,
     running_mesh,
     vnvs_pid,
 )
+from tests.security.memory import MIB, peak_rss
 from vn.v1 import valuation_pb2
 from vncommon import keys
 from vncommon.config import CommonSettings

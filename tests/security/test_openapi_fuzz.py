@@ -23,7 +23,8 @@ from gateway.openapi import build_document
 from gateway.settings import GatewaySettings
 from tests.conftest import RedisServer
 from tests.e2e.helpers import simple_request
-from tests.security.auth_support import GRPC_TOKENS, REST_TOKEN, RSS_BOUND_MIB, RunningMesh, peak_rss_mib, running_mesh
+from tests.security.auth_support import GRPC_TOKENS, REST_TOKEN, RSS_BOUND_MIB, RunningMesh, running_mesh
+from tests.security.memory import peak_rss_mib
 from vncommon.errors import (
     InvalidArgument,
     MalformedXml,

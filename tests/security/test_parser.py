@@ -22,7 +22,7 @@ import grpc
 import pytest
 
 from tests.conftest import ROOT
-from tests.security.hydration_support import MIB, peak_rss
+from tests.security.memory import MIB, peak_rss
 from tests.vnas.conftest import TASK_XML, write_script
 from vn.v1 import task_pb2, task_pb2_grpc, valuation_pb2, valuation_pb2_grpc
 from vnas.executors import ScriptExecutor

@@ -15,16 +15,8 @@ import redis.asyncio as redis
 
 from tests.conftest import RedisServer
 from tests.faults.support import channel_to, results, submit, wait_for_end
-from tests.security.script_support import (
-    branching_script,
-    peak_rss,
-    reset_peak_rss,
-    rss,
-    run_task,
-    running,
-    service_env,
-    worker_pid,
-)
+from tests.security.memory import peak_rss, reset_peak_rss, rss
+from tests.security.script_support import branching_script, run_task, running, service_env, worker_pid
 from tests.vnas.conftest import CTX, TASK_XML, price_of
 from vn.v1 import valuation_pb2
 from vnas.executors import PythonExecutor

@@ -15,6 +15,7 @@ import redis.asyncio as redis
 from tests.common.tls_certs import make_pki
 from tests.conftest import ROOT, RedisServer
 from tests.faults.support import channel_to, submit, wait_for_end
+from tests.security.memory import MIB, peak_rss
 from tests.security.script_support import (
     branching_script,
     environ_of,
@@ -68,6 +69,7 @@ async def test_the_script_gets_a_minimal_environment_without_secrets(
         update, _ = await run_task(redis_client, "env-2")  # and it goes on serving
         assert update.status == "completed", update.error
         assert time.monotonic() - started < 15
+        assert peak_rss(worker_pid(mesh)) < 200 * MIB, peak_rss(worker_pid(mesh)) // MIB
 
 
 @pytest.mark.parametrize("secret", ["GRPC_API_TOKENS", "REDIS_URL", "GRPC_TLS_KEY_FILE", "AWS_SECRET_ACCESS_KEY"])
