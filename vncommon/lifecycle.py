@@ -77,14 +77,16 @@ async def announce(client: redis.Redis, event: streams_pb2.LifecycleEvent, shard
                       maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
 
 
-def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards: int = 1) -> None:
+def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards: int = 1,
+                  unless_ended: bool = True) -> None:
     """Add the event to a pipeline (the caller, the request's only publisher while it runs, knows its
     sequence). On one Redis it is skipped (reply 0) if the request ended meanwhile with another status.
     On a cluster that script would span slots: the event list is the request's own key, the stream append
     goes to the step's shared part, and a run racing a cancel may add an event after the terminal one
-    (readers stop at the terminal event)."""
+    (readers stop at the terminal event). A caller that has just won the terminal status (`queue_finish`)
+    passes `unless_ended=False`: the request ended with this very status, so the check is skipped."""
     stream = keys.lifecycle_stream(event.request_id, shards)
-    if isinstance(pipe, SlotPipeline):
+    if isinstance(pipe, SlotPipeline) or not unless_ended:
         pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
         shared_part(pipe).xadd(stream, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
         return
