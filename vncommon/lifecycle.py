@@ -77,23 +77,28 @@ async def announce(client: redis.Redis, event: streams_pb2.LifecycleEvent, shard
                       maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
 
 
-def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards: int = 1,
-                  unless_ended: bool = True) -> None:
+def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards: int = 1) -> None:
     """Add the event to a pipeline (the caller, the request's only publisher while it runs, knows its
     sequence). On one Redis it is skipped (reply 0) if the request ended meanwhile with another status.
     On a cluster that script would span slots: the event list is the request's own key, the stream append
     goes to the step's shared part, and a run racing a cancel may add an event after the terminal one
-    (readers stop at the terminal event). A caller that has just won the terminal status (`queue_finish`)
-    passes `unless_ended=False`: the request ended with this very status, so the check is skipped."""
+    (readers stop at the terminal event)."""
     stream = keys.lifecycle_stream(event.request_id, shards)
-    if isinstance(pipe, SlotPipeline) or not unless_ended:
-        pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
-        shared_part(pipe).xadd(stream, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+    if isinstance(pipe, SlotPipeline):
+        queue_publish_won(pipe, event, shards)
         return
     pairs = [item for pair in to_fields(event).items() for item in pair]
     pipe.eval(_PUBLISH_UNLESS_ENDED, 3, keys.request_state_key(event.request_id),
               keys.request_events_key(event.request_id), stream, event.status,
               event_to_json(event), keys.LIFECYCLE_MAXLEN, *pairs)
+
+
+def queue_publish_won(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards: int = 1) -> None:
+    """Add the event to a pipeline without the ended-already check: for the terminal event of the caller
+    that has just won the terminal status (`queue_finish`), which nothing changes afterwards."""
+    pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
+    shared_part(pipe).xadd(keys.lifecycle_stream(event.request_id, shards), to_fields(event),
+                           maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
 
 
 def queue_finish(pipe: StepPipeline, request_id: str, status: str, completed_at: str) -> None:

@@ -80,7 +80,10 @@ class RunLedger:
         self._sequence += 1
         event = lifecycle.new_event(self.request_id, status, group_index, detail)
         event.sequence = self._sequence
-        lifecycle.queue_publish(pipe, event, self._shards, unless_ended)
+        if unless_ended:
+            lifecycle.queue_publish(pipe, event, self._shards)
+        else:
+            lifecycle.queue_publish_won(pipe, event, self._shards)
 
     async def begin(self) -> tuple[bytes | None, int]:
         """Read the request and mark it started; publishes `started` only the first time.
