@@ -51,8 +51,9 @@ TAKEN = frozenset({
 
 # -1: the request is gone; 0: not due (already published, or the request moved on); 1: publish now.
 _RECEIVED_GUARD = f"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}') ~= '{Status.RECEIVED}' then return 0 end
+local status = redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}')
+if not status then return -1 end
+if status ~= '{Status.RECEIVED}' then return 0 end
 return redis.call('HSETNX', KEYS[1], '{REQUEST_HASH.received_published}', '1')
 """
 

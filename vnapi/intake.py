@@ -85,6 +85,7 @@ class Intake:
         self._client = client
         self._ttl = request_ttl_seconds
         self._shards = stream_shards
+        self._index_trim = console_records.Trimming()
 
     async def submit(self, submission: Submission, request_id: str | None = None) -> Accepted:
         """Store the submission under `request_id` (or a new id), or return the earlier one with its key."""
@@ -184,7 +185,8 @@ class Intake:
         # ingest consumer trims only what every consumer has finished with (see ingest.py).
         shared_part(pipe).xadd(keys.ingest_stream(request_id, self._shards), fields)
         # The console's index is a global key: with the shared appends on a cluster.
-        console_records.queue_submitted(shared_part(pipe), request_id, int(time.time() * 1000), self._ttl)
+        console_records.queue_submitted(shared_part(pipe), request_id, int(time.time() * 1000), self._ttl,
+                                        trim=self._index_trim.due())
         if submission.idempotency_key and not spans_slots(self._client):
             mark_queued(after_part(pipe), request_id)
         await pipe.execute()

@@ -31,16 +31,21 @@ from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
 
-# One request's share of a batch. KEYS: its updates stream, its dispatch stream shard, then the result key
-# of every completed task in order. ARGV: TTL, consumer group ("" when the dispatch shard is in another
-# slot, on a cluster: the caller acknowledges after), then per task: entry id, "1" if it has a
+# One request's share of a batch. KEYS: its updates stream, its dispatch stream shard, its tombstone, then the
+# result key of every completed task in order. ARGV: TTL, consumer group ("" when the dispatch shard is in
+# another slot, on a cluster: the caller acknowledges after), then per task: entry id, "1" if it has a
 # result, the result, the number of update field strings, the fields. Returns 1/0 per task: stored or
-# not (SET NX kept an earlier result, or the attempt failed). The EXPIRE bounds a stream recreated by a
-# late update after its request ended and was cleaned up; once per batch, not per task.
+# not (SET NX kept an earlier result, or the attempt failed).
+# The orchestrator creates the updates stream when it dispatches a request's first group and deletes it
+# when the request ends, so the updates go in with NOMKSTREAM and need no EXPIRE of their own: a late
+# update after the cleanup (the tombstone is there) is dropped instead of recreating the stream. Only a
+# stream missing without a tombstone (an orchestrator that did not create it) is created here, with the
+# TTL that bounds it.
 _SETTLE_SCRIPT = """
 local ttl, group = ARGV[1], ARGV[2]
-local i, key = 3, 3
+local i, key = 3, 4
 local stored, ids = {}, {}
+local missing = false
 while i <= #ARGV do
   local reply = 0
   if ARGV[i + 1] == '1' then
@@ -48,12 +53,19 @@ while i <= #ARGV do
     key = key + 1
   end
   local count = tonumber(ARGV[i + 3])
-  redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 4, i + 3 + count))
+  if missing then
+  elseif not redis.call('XADD', KEYS[1], 'NOMKSTREAM', '*', unpack(ARGV, i + 4, i + 3 + count)) then
+    if redis.call('EXISTS', KEYS[3]) == 0 then
+      redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 4, i + 3 + count))
+      redis.call('EXPIRE', KEYS[1], ttl)
+    else
+      missing = true
+    end
+  end
   stored[#stored + 1] = reply
   ids[#ids + 1] = ARGV[i]
   i = i + 4 + count
 end
-redis.call('EXPIRE', KEYS[1], ttl)
 if group ~= '' then redis.call('XACK', KEYS[2], group, unpack(ids)) end
 return stored
 """
@@ -102,6 +114,7 @@ class Settler:
         self._ttl = result_ttl_s
         self._retry = retry
         self._queue: list[_Pending] = []
+        self._attempts_ttl = console_records.TtlMemo(result_ttl_s)
         self._flusher: asyncio.Task[None] | None = None
 
     async def settle(self, entry: Entry, dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> bool | None:
@@ -188,10 +201,13 @@ class Settler:
             by_request.setdefault(updates_stream_of(pending.dispatch), []).append(pending)
         async with self._stream.client.pipeline(transaction=False) as pipe:
             firsts = []
+            given: list[str] = []
             for updates, pendings in by_request.items():
                 firsts.append(len(pipe))
-                self._queue_settle(pipe, updates, pendings)
+                given += self._queue_settle(pipe, updates, pendings)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
+        if not any(isinstance(reply, Exception) for reply in replies):
+            self._attempts_ttl.given(given)
         settled: list[tuple[_Pending, bool]] = []
         # Each request's settle is the first of its commands; its console records follow (best effort).
         for pendings, reply in zip(by_request.values(), [replies[i] for i in firsts], strict=True):
@@ -209,11 +225,15 @@ class Settler:
         for pending, stored in settled:
             pending.done.set_result(stored)
 
-    def _queue_settle(self, pipe: Any, updates: str, pendings: list[_Pending]) -> None:
+    def _queue_settle(self, pipe: Any, updates: str, pendings: list[_Pending]) -> list[str]:
         """One script call settling the tasks of one request (its entries are all on one dispatch shard)."""
         acks = spans_slots(self._stream.client)  # a cluster acknowledges after the script (see _flush)
         dispatch = self._stream.stream_of(pendings[0].entry_id) if acks else updates
-        script_keys: list[Any] = [updates, dispatch]
+        request_id = pendings[0].dispatch.request_id
+        # The tombstone tells a stream cleaned up from one never created; a stream named otherwise than the
+        # request's own is simply created when missing (its own name stands in for the tombstone).
+        tombstone = keys.tombstone_key(request_id) if updates == keys.updates_stream(request_id) else updates
+        script_keys: list[Any] = [updates, dispatch, tombstone]
         args: list[Any] = [self._ttl, self._stream.group if acks else ""]
         for pending in pendings:
             completed = pending.outcome.completed
@@ -225,7 +245,8 @@ class Settler:
             if completed:
                 script_keys.append(result_key_of(pending.dispatch))
         pipe.eval(_SETTLE_SCRIPT, len(script_keys), *script_keys, *args)
-        # What the console shows of each attempt: one write per group of the batch, after the settle.
-        console_records.queue_task_attempts(
+        # What the console shows of each attempt: one write per group of the batch, after the settle (and
+        # the hash's TTL when this worker did not give it lately). Returns the hashes given their TTL.
+        return console_records.queue_task_attempts(
             pipe, [build_update(p.dispatch, p.outcome, p.deliveries) for p in pendings], self._stream.consumer,
-            self._ttl)
+            self._ttl, self._attempts_ttl.needs_ttl)

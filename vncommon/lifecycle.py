@@ -85,13 +85,20 @@ def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards:
     (readers stop at the terminal event)."""
     stream = keys.lifecycle_stream(event.request_id, shards)
     if isinstance(pipe, SlotPipeline):
-        pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
-        shared_part(pipe).xadd(stream, to_fields(event), maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
+        queue_publish_won(pipe, event, shards)
         return
     pairs = [item for pair in to_fields(event).items() for item in pair]
     pipe.eval(_PUBLISH_UNLESS_ENDED, 3, keys.request_state_key(event.request_id),
               keys.request_events_key(event.request_id), stream, event.status,
               event_to_json(event), keys.LIFECYCLE_MAXLEN, *pairs)
+
+
+def queue_publish_won(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards: int = 1) -> None:
+    """Add the event to a pipeline without the ended-already check: for the terminal event of the caller
+    that has just won the terminal status (`queue_finish`), which nothing changes afterwards."""
+    pipe.rpush(keys.request_events_key(event.request_id), event_to_json(event))
+    shared_part(pipe).xadd(keys.lifecycle_stream(event.request_id, shards), to_fields(event),
+                           maxlen=keys.LIFECYCLE_MAXLEN, approximate=True)
 
 
 def queue_finish(pipe: StepPipeline, request_id: str, status: str, completed_at: str) -> None:

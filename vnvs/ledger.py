@@ -28,13 +28,25 @@ from vncommon.state import (
 from vncommon.streams import text
 from vncommon.timeutil import utc_now_iso
 
-# Moves a request to `started` unless it already ended: 1 when the run may go on, 0 when it must not. A
-# run that took the lease just after another one finished and freed it must not bring the request back.
+# Moves a request to `started` unless it already ended (1 when the run may go on, 0 when it must not: a
+# run that took the lease just after another one finished and freed it must not bring the request back),
+# keeps the first start time, counts the run, and answers what the run needs of the hash, in one call:
+# {may go on, started published?, runs since the last finished group, deadline, priority}.
 _BEGIN_SCRIPT = f"""
-local current = redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}')
-if {lua_is_terminal("current")} then return 0 end
-redis.call('HSET', KEYS[1], '{REQUEST_HASH.status}', '{Status.STARTED}')
-return 1
+local f = redis.call('HMGET', KEYS[1], '{REQUEST_HASH.status}', '{REQUEST_HASH.started_at}',
+  '{REQUEST_HASH.started_published}', '{REQUEST_HASH.deadline_at_ms}', '{REQUEST_HASH.priority}')
+local current = f[1]
+local starts = redis.call('HINCRBY', KEYS[1], '{REQUEST_HASH.run_starts}', 1)
+local go = 1
+if {lua_is_terminal("current")} then
+  go = 0
+  if not f[2] then redis.call('HSET', KEYS[1], '{REQUEST_HASH.started_at}', ARGV[1]) end
+elseif f[2] then
+  redis.call('HSET', KEYS[1], '{REQUEST_HASH.status}', '{Status.STARTED}')
+else
+  redis.call('HSET', KEYS[1], '{REQUEST_HASH.status}', '{Status.STARTED}', '{REQUEST_HASH.started_at}', ARGV[1])
+end
+return {{go, f[3], starts, f[4], f[5]}}
 """
 
 
@@ -63,11 +75,15 @@ class RunLedger:
         MULTI covers the request's own keys only (see `vncommon.slotpipe` for the order and its safety)."""
         return step_pipeline(self._client, atomic)
 
-    def queue_event(self, pipe: StepPipeline, status: str, group_index: int = -1, detail: str = "") -> None:
+    def queue_event(self, pipe: StepPipeline, status: str, group_index: int = -1, detail: str = "",
+                    unless_ended: bool = True) -> None:
         self._sequence += 1
         event = lifecycle.new_event(self.request_id, status, group_index, detail)
         event.sequence = self._sequence
-        lifecycle.queue_publish(pipe, event, self._shards)
+        if unless_ended:
+            lifecycle.queue_publish(pipe, event, self._shards)
+        else:
+            lifecycle.queue_publish_won(pipe, event, self._shards)
 
     async def begin(self) -> tuple[bytes | None, int]:
         """Read the request and mark it started; publishes `started` only the first time.
@@ -78,13 +94,9 @@ class RunLedger:
         """
         pipe = self.pipeline()
         pipe.get(keys.request_xml_key(self.request_id))
-        pipe.hsetnx(self._state_key, REQUEST_HASH.started_at, utc_now_iso())
-        pipe.eval(_BEGIN_SCRIPT, 1, self._state_key)
-        pipe.hget(self._state_key, REQUEST_HASH.started_published)
+        pipe.eval(_BEGIN_SCRIPT, 1, self._state_key, utc_now_iso())
         pipe.llen(keys.request_events_key(self.request_id))
-        pipe.hincrby(self._state_key, REQUEST_HASH.run_starts, 1)
-        pipe.hmget(self._state_key, [REQUEST_HASH.deadline_at_ms, REQUEST_HASH.priority])
-        xml, _, started, published, events, starts, (deadline, priority) = await pipe.execute()
+        xml, (started, published, starts, deadline, priority), events = await pipe.execute()
         if not started:
             raise RequestEnded(f"request {self.request_id} already ended")
         self._sequence = int(events)
@@ -105,13 +117,17 @@ class RunLedger:
             [GROUP_HASH.status, GROUP_HASH.expected, GROUP_HASH.started_published])
         return word(status) == GroupStatus.COMPLETED, int(expected or 0), published is not None
 
-    async def open_group(self, group_index: int) -> tuple[set[str], dict[str, int]]:
-        """Make the group current. Returns (tasks with stored results, dispatched attempts)."""
+    async def open_group(self, group_index: int, fresh: bool = False) -> tuple[set[str], dict[str, int]]:
+        """Make the group current. Returns (tasks with stored results, dispatched attempts). A `fresh` group
+        (`group_started` never published) has dispatched nothing: its checkpoint is written in the step that
+        publishes the mark (on a cluster just after it), so there is none to read."""
         pipe = self.pipeline()
         pipe.hset(self._state_key, REQUEST_HASH.current_group, group_index)
-        pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
+        if not fresh:
+            pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
         pipe.hget(self._state_key, REQUEST_HASH.status)
-        _, attempts, status = await pipe.execute()
+        replies = await pipe.execute()
+        attempts, status = (replies[1], replies[2]) if not fresh else ({}, replies[1])
         if word(status) == Status.CANCELLED:
             raise RunCancelled(f"request {self.request_id} was cancelled")
         in_flight = {text(task_id): int(attempt) for task_id, attempt in attempts.items()}
@@ -128,6 +144,10 @@ class RunLedger:
         if first:
             self.queue_event(pipe, Status.GROUP_STARTED, group_index)
             fields[GROUP_HASH.started_published] = 1
+            if group_index == 0:
+                # Nothing was dispatched yet, so the request has no updates: create its (empty) updates
+                # stream, which workers append to without creating it (vnas.settler) and retention deletes.
+                pipe.xadd(keys.updates_stream(self.request_id), {"opened": "1"}, maxlen=0)
         self.queue_group_state(pipe, group_index, fields)
 
     async def _stored_results(self, group_index: int, task_ids: Sequence[str]) -> set[str]:
@@ -182,8 +202,8 @@ class RunLedger:
         lifecycle.queue_finish(pipe, self.request_id, status, utc_now_iso())
         _, won = await pipe.execute()
         pipe = self.pipeline()
-        if won:
-            self.queue_event(pipe, status, detail=detail)
+        if won:  # this run set the terminal status, which nothing changes: no check before publishing it
+            self.queue_event(pipe, status, detail=detail, unless_ended=False)
         queue_expiry(pipe, self.request_id, task_counts, self._ttl)
         await pipe.execute()
         return bool(won)

@@ -144,7 +144,7 @@ class RequestRun:
     async def _run_group(self, tasks: list[TaskDocument], group_index: int, first: bool) -> list[bytes]:
         self._task_counts[group_index] = len(tasks)
         ids = [t.task_id for t in tasks]
-        done, in_flight = await self._ledger.open_group(group_index)
+        done, in_flight = await self._ledger.open_group(group_index, fresh=first)
         tracker = GroupTracker(ids, self._settings.common.max_task_retries,
                                self._settings.task_wait_timeout_ms / 1000)
         pending = set(tracker.start(asyncio.get_running_loop().time(), done, in_flight))
