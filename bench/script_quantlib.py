@@ -99,10 +99,28 @@ async def run_request(ctx: Context, tasks: int) -> tuple[str, float, list[int]]:
     return submitted.request_id, finished - started, durations
 
 
+async def task_documents(ctx: Context, request_id: str, count: int) -> list[bytes]:
+    """The first `count` task documents of the request's first group as the workers got them: in the
+    dispatch entry (small ones, VNVS_INLINE_TASK_BYTES) or in the key the entry names."""
+    found: list[bytes] = []
+    stream = keys.dispatch_stream(request_id, 1)
+    for _, fields in await ctx.redis.xrange(stream):
+        dispatch = from_fields(streams_pb2.TaskDispatch, fields)
+        if dispatch.request_id != request_id or dispatch.group_index != 0:
+            continue
+        document = dispatch.payload.encode() if dispatch.payload else await ctx.redis.get(dispatch.payload_key)
+        if document is None:
+            raise RuntimeError(f"task {dispatch.task_id}'s document is gone")
+        found.append(document)
+        if len(found) == count:
+            return found
+    raise RuntimeError(f"found {len(found)} of {count} task documents of {request_id} in {stream}")
+
+
 async def pricer_cpu_per_task(ctx: Context, request_id: str) -> float:
     """CPU seconds the pricer itself needs per task: the same task documents, priced in this process."""
     value: Callable[[bytes], bytes] = importlib.import_module(PRICER_MODULE).value
-    documents = [await ctx.redis.get(keys.task_xml_key(request_id, 0, str(n))) for n in range(1, PRICER_SAMPLE + 1)]
+    documents = await task_documents(ctx, request_id, PRICER_SAMPLE)
     value(documents[0])  # first-call set-up is not per task
     started = time.process_time()
     for document in documents:
