@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.conftest import ClusterServer, RedisServer
+from vncommon.shardedgroup import ShardedGroup
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +30,12 @@ async def cluster_client(cluster_server: ClusterServer) -> AsyncIterator[redis.R
     await client.flushall()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def groups() -> AsyncIterator[list[ShardedGroup]]:
+    """Consumer groups a test made over several streams; their outstanding reads stop when it ends."""
+    made: list[ShardedGroup] = []
+    yield made
+    for group in made:
+        await group.cancel_reads()

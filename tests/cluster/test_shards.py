@@ -8,27 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as redis
 from redis.crc import key_slot
 
+from tests.cluster.stream_support import fill_stream
 from vn.v1 import streams_pb2
 from vnapi.lifecycle_hub import LifecycleHub
 from vncommon import keys, lifecycle
 from vncommon.shardedgroup import ShardedGroup
 
 GROUP = "g"
-
-
-@pytest.fixture
-async def groups() -> AsyncIterator[list[ShardedGroup]]:
-    """Groups a test made; their outstanding reads are stopped when it ends."""
-    made: list[ShardedGroup] = []
-    yield made
-    for group in made:
-        await group.cancel_reads()
 
 
 def test_one_shard_keeps_todays_names() -> None:
@@ -58,21 +48,14 @@ def test_draining_layouts_add_their_streams_once() -> None:
     assert len(keys.ingest_streams([6, 1, 6])) == 7
 
 
-async def _fill(client: redis.Redis, stream: str, count: int) -> None:
-    async with client.pipeline(transaction=False) as pipe:
-        for number in range(count):
-            pipe.xadd(stream, {"n": str(number), "stream": stream})
-        await pipe.execute()
-
-
 async def test_a_busy_shard_does_not_starve_a_quiet_one(
         redis_client: redis.Redis, groups: list[ShardedGroup]) -> None:
     streams = keys.dispatch_streams([3])
     group = ShardedGroup(redis_client, streams, GROUP, "c1")
     groups.append(group)
     await group.ensure_group()
-    await _fill(redis_client, streams[0], 300)
-    await _fill(redis_client, streams[2], 2)
+    await fill_stream(redis_client, streams[0], 300)
+    await fill_stream(redis_client, streams[2], 2)
     read: list[str] = []
     for _ in range(3):  # on a cluster each shard answers on its own; the quiet one within a read or two
         batch = await group.read_new(6, 100)
@@ -88,7 +71,7 @@ async def test_entries_of_every_shard_are_read_acknowledged_and_handed_back(
     groups.append(group)
     await group.ensure_group()
     for stream in streams:
-        await _fill(redis_client, stream, 5)
+        await fill_stream(redis_client, stream, 5)
     seen: list[str] = []
     while len(seen) < 20:
         batch = await group.read_new(7, 100)
@@ -110,7 +93,7 @@ async def test_idle_entries_of_every_shard_are_reclaimed_in_one_pass(
     groups.append(dead)
     await dead.ensure_group()
     for stream in streams:
-        await _fill(redis_client, stream, 2)
+        await fill_stream(redis_client, stream, 2)
     taken: list[str] = []
     while len(taken) < 6:
         taken.extend(entry.entry_id for entry in await dead.read_new(6, 100))
@@ -130,11 +113,11 @@ async def test_idle_entries_of_every_shard_are_reclaimed_in_one_pass(
 async def test_a_consumer_reading_new_and_old_layouts_drains_the_old_streams(
         redis_client: redis.Redis, groups: list[ShardedGroup]) -> None:
     """STREAM_SHARDS changed from 1 to 6: entries left in the old stream are still read (STREAM_SHARDS_DRAIN)."""
-    await _fill(redis_client, keys.DISPATCH_STREAM, 3)
+    await fill_stream(redis_client, keys.DISPATCH_STREAM, 3)
     group = ShardedGroup(redis_client, keys.dispatch_streams([6, 1]), GROUP, "c1")
     groups.append(group)
     await group.ensure_group()
-    await _fill(redis_client, keys.dispatch_stream("new", 6), 2)
+    await fill_stream(redis_client, keys.dispatch_stream("new", 6), 2)
     read: list[str] = []
     for _ in range(10):
         read.extend(entry.fields["stream"] for entry in await group.read_new(10, 50))

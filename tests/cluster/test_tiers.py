@@ -8,26 +8,17 @@ where each tier is read with commands of its own).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 
-import pytest
 import redis.asyncio as redis
 from redis.crc import key_slot
 
+from tests.cluster.stream_support import fill_stream
 from vncommon import keys
 from vncommon.rediscluster import is_cluster
 from vncommon.state import Priority
 from vncommon.tieredgroup import TieredGroup, lead_tier, tier_order
 
 GROUP = "g"
-
-
-@pytest.fixture
-async def groups() -> AsyncIterator[list[TieredGroup]]:
-    made: list[TieredGroup] = []
-    yield made
-    for group in made:
-        await group.cancel_reads()
 
 
 def test_normal_keeps_todays_names_and_each_priority_has_its_own_streams() -> None:
@@ -55,13 +46,6 @@ def test_every_16_rounds_normal_leads_3_and_batch_leads_1() -> None:
     assert tier_order(15, 3) == [2, 0, 1] and tier_order(3, 3) == [1, 0, 2] and tier_order(0, 3) == [0, 1, 2]
 
 
-async def _fill(client: redis.Redis, stream: str, count: int) -> None:
-    async with client.pipeline(transaction=False) as pipe:
-        for number in range(count):
-            pipe.xadd(stream, {"n": str(number), "stream": stream})
-        await pipe.execute()
-
-
 async def _tiered(client: redis.Redis, groups: list[TieredGroup], shards: int = 1) -> TieredGroup:
     group = TieredGroup(client, keys.dispatch_tiers([shards]), GROUP, "c1")
     groups.append(group)
@@ -77,9 +61,9 @@ async def test_waiting_high_work_is_read_first_and_the_batch_is_exact(
         redis_client: redis.Redis, groups: list[TieredGroup]) -> None:
     group = await _tiered(redis_client, groups)
     tiers = keys.dispatch_tiers([1])
-    await _fill(redis_client, tiers[2][0], 50)  # batch, written first
-    await _fill(redis_client, tiers[1][0], 50)
-    await _fill(redis_client, tiers[0][0], 8)  # high, written last
+    await fill_stream(redis_client, tiers[2][0], 50)  # batch, written first
+    await fill_stream(redis_client, tiers[1][0], 50)
+    await fill_stream(redis_client, tiers[0][0], 8)  # high, written last
     first = await group.read_new(10, 100)
     # Nothing was known to wait: one blocking read over every tier, handed out highest first.
     assert [_priority_of(e.fields["stream"]) for e in first[:8]] == ["high"] * 8
@@ -99,11 +83,11 @@ async def test_batch_work_advances_under_a_steady_stream_of_high_work(
         redis_client: redis.Redis, groups: list[TieredGroup]) -> None:
     group = await _tiered(redis_client, groups, shards=3)
     high, _, batch = keys.dispatch_tiers([3])
-    await _fill(redis_client, batch[1], 20)
+    await fill_stream(redis_client, batch[1], 20)
     read: list[str] = []
     for _ in range(64):
         for stream in high:  # high work keeps arriving faster than it is read
-            await _fill(redis_client, stream, 4)
+            await fill_stream(redis_client, stream, 4)
         read.extend(_priority_of(e.fields["stream"]) for e in await group.read_new(4, 100))
     counts = Counter(read)
     if is_cluster(redis_client):
@@ -119,7 +103,7 @@ async def test_entries_of_every_tier_are_acknowledged_reclaimed_and_handed_back(
         redis_client: redis.Redis, groups: list[TieredGroup]) -> None:
     group = await _tiered(redis_client, groups, shards=2)
     for stream in keys.all_dispatch_streams([2]):
-        await _fill(redis_client, stream, 2)
+        await fill_stream(redis_client, stream, 2)
     seen = []
     while len(seen) < 12:
         batch = await group.read_new(5, 100)
