@@ -16,7 +16,7 @@ import redis.asyncio as redis
 from bench import bench_hydration, bench_tracing, fairness, many_large, script_quantlib
 from bench.mesh import SHELL_SCRIPT
 from bench.requests import chained_request, sized_request
-from bench.stats import mesh_cpu_seconds, peak_rss_mb, redis_commands, summary_ms
+from bench.stats import mesh_cpu_seconds, peak_rss_mb, redis_commands, redis_cpu_seconds, summary_ms, tree_cpu_seconds
 from vn.v1 import valuation_pb2, valuation_pb2_grpc
 from vncommon.localmesh import LocalMesh
 from vncommon.state import Status
@@ -92,13 +92,20 @@ async def concurrent_2x10(ctx: Context, clients: int = 20, seconds: float = 20.0
             latencies.append(await sync_submit(ctx.api, body))
 
     # CPU of the service processes per request: far steadier than throughput on a shared machine.
-    pids = list(ctx.mesh.pids().values())
+    named = ctx.mesh.pids()
+    pids = list(named.values())
     cpu_before = await mesh_cpu_seconds(pids, ctx.redis)
+    each_before = {name: tree_cpu_seconds(pid) for name, pid in named.items()}
+    redis_before = await redis_cpu_seconds(ctx.redis)
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
     cpu = await mesh_cpu_seconds(pids, ctx.redis) - cpu_before
-    ctx.figures["cpu_ms_per_request"] = cpu * 1000 / max(1, len(latencies))
+    requests = max(1, len(latencies))
+    ctx.figures["cpu_ms_per_request"] = cpu * 1000 / requests
+    for name, pid in named.items():  # where it goes: each service with its children, and Redis
+        ctx.figures[f"cpu_ms_per_request.{name}"] = (tree_cpu_seconds(pid) - each_before[name]) * 1000 / requests
+    ctx.figures["cpu_ms_per_request.redis"] = (await redis_cpu_seconds(ctx.redis) - redis_before) * 1000 / requests
     ctx.figures.update(summary_ms(latencies))
     ctx.figures["requests_per_s"] = len(latencies) / elapsed
     ctx.figures["tasks_per_s"] = len(latencies) * 20 / elapsed
