@@ -50,6 +50,13 @@ class RankedSlots:
                 self._release()  # handed a slot just as it was cancelled: pass it on
             raise
 
+    def _compact(self) -> None:
+        """Drop the rank entries of waiters served by age: deep in the heap (low rank under a steady flow
+        of better-ranked work) they would otherwise stay there, one per waiter so served."""
+        if len(self._by_rank) > 2 * len(self._by_age) + 64:
+            self._by_rank = [item for item in self._by_rank if not item[2].done()]
+            heapq.heapify(self._by_rank)
+
     def _waiting(self) -> bool:
         while self._by_age and self._by_age[0][1].done():
             self._by_age.popleft()
@@ -58,6 +65,7 @@ class RankedSlots:
     def _release(self) -> None:
         if self._waiting() and time.monotonic() - self._by_age[0][0] >= self._max_wait_s:
             self._by_age.popleft()[1].set_result(None)
+            self._compact()
             return
         while self._by_rank:
             waiter = heapq.heappop(self._by_rank)[2]

@@ -70,3 +70,16 @@ async def test_a_waiter_overtaken_for_longer_than_the_limit_goes_first() -> None
     await asyncio.gather(*tasks)
     # "low" was overtaken until it had waited 50 ms (about five 10 ms tasks), then went first.
     assert 3 <= entered.index("low") <= 8, entered
+
+
+async def test_waiters_served_by_age_leave_no_entries_behind_while_others_keep_waiting() -> None:
+    slots = RankedSlots(1, max_wait_s=0.0)  # every waiter is old enough at once: all served by age
+    stale: list[int] = []
+
+    async def run(rank: int) -> None:
+        async with slots.hold(rank):
+            stale.append(sum(1 for _, _, waiter in slots._by_rank if waiter.done()))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(run(2 if n % 2 else 0) for n in range(1000)))  # the queue is never empty
+    assert max(stale) <= 65, max(stale)
