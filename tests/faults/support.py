@@ -99,10 +99,20 @@ async def lifecycle_statuses(client: redis.Redis, request_id: str) -> list[str]:
     return found
 
 
+# On a Redis Cluster the lifecycle stream is appended after the step that ended the request (another
+# slot: vncommon.slotpipe), so a reader that saw the terminal status may look before the event landed.
+STREAM_LAG_S = 5.0
+
+
 async def assert_one_terminal_event(client: redis.Redis, request_id: str, status: str) -> None:
     """Exactly one terminal event, the expected one and the last, in the request's list and on the stream."""
+    deadline = time.monotonic() + STREAM_LAG_S
+    streamed = await lifecycle_statuses(client, request_id)
+    while status not in streamed and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        streamed = await lifecycle_statuses(client, request_id)
     for where, statuses in (("events list", await event_statuses(client, request_id)),
-                            ("lifecycle stream", await lifecycle_statuses(client, request_id))):
+                            ("lifecycle stream", streamed)):
         terminal = [s for s in statuses if s in TERMINAL_STATUSES]
         assert terminal == [status], f"{request_id} {where}: {statuses}"
         assert statuses[-1] == status, f"{request_id} {where}: {statuses}"
