@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,8 +54,16 @@ def _mesh_env(redis_url: str) -> dict[str, str]:
     return env
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    # A SIGTERM or SIGHUP sent to vn-run alone (kill, a supervisor, a closed terminal) stops the whole mesh
+    # as Ctrl-C does, instead of leaving the services and the embedded Redis running.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     redis_process = None
     mesh: LocalMesh | None = None
     with tempfile.TemporaryDirectory(prefix="vn-run-") as workdir:
