@@ -39,7 +39,8 @@ def test_sigterm_to_vn_run_alone_stops_every_service_and_the_embedded_redis(tmp_
             if process.poll() is None:
                 process.kill()
     _, alive = psutil.wait_procs(children, timeout=10)
+    left = [" ".join(survivor.cmdline()) for survivor in alive]
     for survivor in alive:  # left behind: stop it, then fail
         survivor.kill()
-    assert not alive, [(p.pid, p.name()) for p in alive]
+    assert not left, left
     assert "vn-run: stopped" in out.read_text()
