@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import redis.asyncio as redis
 
 from bench.console import CONSOLE_SCENARIOS
 from bench.mesh import bench_mesh, private_redis
+from bench.report import report
 from bench.scenarios import SCENARIOS as MESH_SCENARIOS
 from bench.scenarios import Context, Scenario, channel
 from bench.stats import peak_rss_mb, redis_commands
 from vn.v1 import valuation_pb2_grpc
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = [*MESH_SCENARIOS, *CONSOLE_SCENARIOS]
 
 
@@ -62,13 +59,6 @@ async def run_on_mesh(scenario: Scenario, redis_url: str, env: dict[str, str]) -
     return ctx.figures
 
 
-def print_table(results: dict[str, dict[str, float]]) -> None:
-    for name, figures in results.items():
-        print(f"\n{name}")
-        for key, value in figures.items():
-            print(f"  {key:32} {value:12.2f}")
-
-
 async def main_async(names: list[str]) -> int:
     chosen = [s for s in SCENARIOS if not names or s.name in names]
     unknown = set(names) - {s.name for s in SCENARIOS}
@@ -81,11 +71,7 @@ async def main_async(names: list[str]) -> int:
         for scenario in chosen:
             print(f"running {scenario.name} ...", file=sys.stderr, flush=True)
             results[scenario.name] = await run_scenario(scenario, redis_url)
-    print_table(results)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps({"machine": platform.uname()._asdict(), "results": results}, indent=2))
-    print(f"\nwritten to {out}")
+    report(results, "bench")
     return 0
 
 

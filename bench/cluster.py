@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -23,6 +21,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from bench.mesh import bench_mesh
+from bench.report import report
 from bench.requests import chained_request
 from bench.scenarios import Context, channel, concurrent_2x10, fanout_1x5000, sync_submit
 from bench.stats import cpu_seconds
@@ -31,7 +30,6 @@ from vncommon.localcluster import LocalCluster
 from vncommon.localmesh import free_port
 from vncommon.redisconn import create_redis
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 
 
@@ -166,14 +164,7 @@ async def main_async(names: list[str]) -> int:
                 results[name] = await SCENARIOS[name](cluster)
         finally:
             cluster.stop()
-    for name, figures in results.items():
-        print(f"\n{name}")
-        for key, value in figures.items():
-            print(f"  {key:32} {value:14.3f}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"bench-cluster-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.write_text(json.dumps({"machine": platform.uname()._asdict(), "results": results}, indent=2))
-    print(f"\nwritten to {out}")
+    report(results, "bench-cluster", decimals=3)
     return 0
 
 
