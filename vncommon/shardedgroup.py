@@ -97,13 +97,10 @@ class ShardedGroup(ConsumerGroup):
             by_stream[index] = [self._qualified(index, entry) for entry in parse_entries(raw)]
         return by_stream
 
-    async def _read_cluster(self, per_stream: int, block_ms: int | None,
-                            indexes: Sequence[int] | None = None) -> dict[int, list[StreamEntry]]:
-        """A cluster: one read per shard, each on its own node; blocking reads stay outstanding. A read
-        that returns at once reads only the streams of `indexes` (all by default)."""
+    async def _read_cluster(self, per_stream: int, block_ms: int | None) -> dict[int, list[StreamEntry]]:
+        """A cluster: one read per shard, each on its own node; blocking reads stay outstanding."""
         if block_ms is None:
-            wanted = range(len(self._parts)) if indexes is None else indexes
-            idle = [i for i in wanted if i not in self._reads]
+            idle = [i for i in range(len(self._parts)) if i not in self._reads]
             replies = await asyncio.gather(*(self._parts[i].read_new(per_stream, None) for i in idle))
             now = {i: [self._qualified(i, e) for e in entries] for i, entries in zip(idle, replies, strict=True)}
             return {**now, **self._collect()}

@@ -9,8 +9,7 @@ waiting, at least that share of each worker's fetch rounds serves it first.
 - Work waiting (the last read filled its batch): the tiers are read at once, in the round's order, up
   to the batch size: on one Redis one script call (its reads run back to back in Redis, so the batch is
   exact); on a cluster one script call per shard, in parallel (the tiers of a shard share its slot, see
-  `vncommon.keys`), the batch split between the shards; for streams that do not share slots that way,
-  one read per tier.
+  `vncommon.keys`; tiers that do not are refused), the batch split between the shards.
 - Nothing waiting: one blocking read over every stream, as `ShardedGroup` does; whatever arrives is
   handed out in the round's order. A blocking read over several streams can return more than the batch
   (at most a batch per stream); the surplus is handed out first on the next read, as there.
@@ -89,12 +88,13 @@ class TieredGroup(ShardedGroup):
         self._round = 0
         self._waiting = True  # unknown at start: look in tier order first
         self._read_in_order = client.register_script(_READ_IN_ORDER)
-        # On a cluster the script needs each shard's tiers in one slot: the stream indexes per shard.
-        self._by_shard: list[list[int]] | None = None
-        if self._cluster and len({len(tier) for tier in self._tiers}) == 1 and all(
-                len({key_slot(self.streams[tier[shard]].encode()) for tier in self._tiers}) == 1
-                for shard in range(len(self._tiers[0]))):
-            self._by_shard = [[tier[shard] for tier in self._tiers] for shard in range(len(self._tiers[0]))]
+        # On a cluster one script reads one shard's tiers, so they must share its slot (vncommon.keys names
+        # them so): the stream indexes of each shard, in tier order.
+        cluster_tiers = self._cluster and self._tiered
+        self._by_shard = [list(indexes) for indexes in zip(*self._tiers, strict=True)] if cluster_tiers else []
+        if any(len({key_slot(self.streams[index].encode()) for index in shard}) > 1
+                                 for shard in self._by_shard):
+            raise ValueError("on a cluster the tiers of each shard must share one hash slot")
 
     def tier_of(self, entry_id: str) -> int:
         return self._tier_by_index[self.locate(entry_id)[0]]
@@ -129,22 +129,11 @@ class TieredGroup(ShardedGroup):
             return self._parse_script(await self._read_in_order(
                 keys=[self.streams[index] for tier in order for index in self._rotated(tier)],
                 args=[self.group, self.consumer, count]))
-        if self._by_shard is not None:
-            per_shard = -(-count // len(self._by_shard))
-            replies = await asyncio.gather(*(self._read_in_order(
-                keys=[self.streams[shard[tier]] for tier in order], args=[self.group, self.consumer, per_shard])
-                for shard in self._by_shard))
-            return {index: entries for reply in replies for index, entries in self._parse_script(reply).items()}
-        found: dict[int, list[StreamEntry]] = {}
-        left = count
-        for tier in order:
-            per_stream = -(-left // len(self._tiers[tier]))
-            for index, entries in (await self._read_cluster(per_stream, None, self._tiers[tier])).items():
-                found.setdefault(index, []).extend(entries)
-            left = count - sum(map(len, found.values()))
-            if left <= 0:
-                break
-        return found
+        per_shard = -(-count // len(self._by_shard))
+        replies = await asyncio.gather(*(self._read_in_order(
+            keys=[self.streams[shard[tier]] for tier in order], args=[self.group, self.consumer, per_shard])
+            for shard in self._by_shard))
+        return {index: entries for reply in replies for index, entries in self._parse_script(reply).items()}
 
     def _parse_script(self, reply: Any) -> dict[int, list[StreamEntry]]:
         found: dict[int, list[StreamEntry]] = {}
