@@ -187,11 +187,9 @@ def deadletter_stream(dispatch: str) -> str:
     return dispatch.replace(DISPATCH_STREAM, DEADLETTER_STREAM, 1)
 
 
-def _all(name_of: Callable[[int, int], str] | str, layouts: Iterable[int]) -> list[str]:
-    """Every stream named by `name_of(shard, shards)` (or of a base name) under each shard count in
-    `layouts`, without repeats, in order."""
-    if isinstance(name_of, str):
-        name_of = functools.partial(_sharded, name_of)
+def _all(name_of: Callable[[int, int], str], layouts: Iterable[int]) -> list[str]:
+    """Every stream named by `name_of(shard, shards)` under each shard count in `layouts`, without
+    repeats, in order."""
     found: list[str] = []
     for shards in layouts:
         for shard in range(max(1, shards)):
@@ -203,7 +201,7 @@ def _all(name_of: Callable[[int, int], str] | str, layouts: Iterable[int]) -> li
 
 def ingest_streams(layouts: Sequence[int]) -> list[str]:
     """The ingest streams a consumer reads: those of STREAM_SHARDS, then those still draining."""
-    return _all(INGEST_STREAM, layouts)
+    return _all(functools.partial(_sharded, INGEST_STREAM), layouts)
 
 
 def dispatch_streams(layouts: Sequence[int], priority: Priority = Priority.NORMAL) -> list[str]:
@@ -222,4 +220,4 @@ def all_dispatch_streams(layouts: Sequence[int]) -> list[str]:
 
 
 def lifecycle_streams(layouts: Sequence[int]) -> list[str]:
-    return _all(LIFECYCLE_STREAM, layouts)
+    return _all(functools.partial(_sharded, LIFECYCLE_STREAM), layouts)
