@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 MIN_STARTUP_S = 10.0
 
 
-
 @dataclass(frozen=True, slots=True)
 class WarmOptions:
     slots: int
