@@ -49,6 +49,12 @@ def _payload(reply: Any) -> bytes | None:
     return bytes(reply) if reply is not None else None
 
 
+def _cancelled(request_ids: Sequence[str], statuses: Sequence[Any]) -> set[str]:
+    """Which requests' status words (HGET replies, in order; an error reply is unknown) say cancelled."""
+    return {request_id for request_id, status in zip(request_ids, statuses, strict=True)
+            if not isinstance(status, Exception) and word(status) == Status.CANCELLED}
+
+
 def task_context(dispatch: streams_pb2.TaskDispatch) -> TaskContext:
     return TaskContext(
         request_id=dispatch.request_id,
@@ -106,8 +112,7 @@ class DispatchStream(TieredGroup):
         for indexes, reply in zip(by_request.values(), fetched, strict=True):
             for position, index in enumerate(indexes):
                 payloads[index] = reply if isinstance(reply, Exception) else reply[position]
-        cancelled = {request_id for request_id, status in zip(requests, statuses, strict=True)
-                     if not isinstance(status, Exception) and word(status) == Status.CANCELLED}
+        cancelled = _cancelled(requests, statuses)
         # MGET answers nil for a missing key and for one of another type alike: such a task reads its own
         # key, to fail with the right reason (payload missing, or WRONGTYPE).
         return [Entry(entry.entry_id, entry.fields, entry.deliveries,
@@ -123,8 +128,7 @@ class DispatchStream(TieredGroup):
             for request_id in request_ids:
                 pipe.hget(keys.request_state_key(request_id), REQUEST_HASH.status)
             statuses: list[Any] = await pipe.execute()
-        return {request_id for request_id, status in zip(request_ids, statuses, strict=True)
-                if word(status) == Status.CANCELLED}
+        return _cancelled(request_ids, statuses)
 
     async def keep_fresh(self, entry_ids: list[str]) -> set[str]:
         """Reset the idle time of entries this consumer still owns; returns those it still owns."""
