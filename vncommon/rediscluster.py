@@ -60,9 +60,44 @@ class _Pipeline(ClusterPipeline):
             raise _lost(exc) from exc
 
 
+def _token(arg: Any) -> str:
+    return (arg.decode() if isinstance(arg, bytes) else str(arg)).upper()
+
+
+def stream_read_keys(command: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The stream keys of an XREAD or XREADGROUP (the first half of what follows STREAMS); None for any
+    other command.
+
+    Redis flags both as having "movable keys", for which redis-py asks a server (COMMAND GETKEYS) before
+    every call: one more round trip per stream read, all of them to the same node.
+    """
+    name = command.upper()
+    if name == "XREADGROUP":
+        options = 3  # GROUP <group> <consumer>: never read as the STREAMS keyword
+    elif name == "XREAD":
+        options = 0
+    else:
+        return None
+    for index in range(options, len(args)):
+        if _token(args[index]) == "STREAMS":
+            streams = args[index + 1:]
+            return tuple(streams[:len(streams) // 2])
+    return None
+
+
 class MeshRedisCluster(RedisCluster):
     """redis-py's RedisCluster; a connection torn down under a command during a failover is reported as
-    a lost connection (which every caller retries), not as an internal error that would fail a request."""
+    a lost connection (which every caller retries), not as an internal error that would fail a request.
+    Stream reads find their slot from their own arguments (`stream_read_keys`)."""
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        keys = stream_read_keys(command, args)
+        if not keys:
+            return await super()._determine_slot(command, *args)
+        slots = {self.keyslot(key) for key in keys}
+        if len(slots) != 1:
+            raise RedisClusterException(f"{command} - all keys must map to the same key slot")
+        return slots.pop()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
