@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import time
@@ -13,7 +14,7 @@ import aiohttp
 import grpc
 import redis.asyncio as redis
 
-from bench import bench_hydration, bench_tracing, fairness, many_large, script_quantlib
+from bench import bench_hydration, bench_tracing, fairness, many_large, script_quantlib, tracing_cost
 from bench.mesh import SHELL_SCRIPT
 from bench.requests import chained_request, sized_request
 from bench.stats import mesh_cpu_seconds, peak_rss_mb, redis_commands, redis_cpu_seconds, summary_ms, tree_cpu_seconds
@@ -80,15 +81,20 @@ async def sync_2x10(ctx: Context) -> None:
     ctx.figures["tasks"] = 20 * (220 + 120)
 
 
-async def concurrent_2x10(ctx: Context, clients: int = 20, seconds: float = 20.0) -> None:
+async def concurrent_2x10(ctx: Context, clients: int = 20, seconds: float = 20.0, rate: float = 0.0) -> None:
+    """`clients` sync 2x10 submitters, each sending its next request when the last one returned; with a
+    `rate` (requests/s), no faster than that in all, so that variants compared do the same work per second."""
     seconds = float(os.environ.get("BENCH_SECONDS", seconds))
     body = chained_request(2, 10)
     await asyncio.gather(*(sync_submit(ctx.api, body) for _ in range(clients)))  # warm-up
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
+    slots = itertools.count()
 
     async def client() -> None:
         while time.perf_counter() < deadline:
+            if rate:
+                await asyncio.sleep(max(0.0, started + next(slots) / rate - time.perf_counter()))
             latencies.append(await sync_submit(ctx.api, body))
 
     # CPU of the service processes per request: far steadier than throughput on a shared machine.
@@ -242,6 +248,7 @@ async def fairness_under_batch(ctx: Context) -> None:
 SCENARIOS = [
     Scenario("hydrate-10mib", None, local=bench_hydration.run),
     Scenario("tracing-hooks", None, local=bench_tracing.run),
+    Scenario("tracing-cost", tracing_cost.paced_2x10, variants=tracing_cost.VARIANTS, combine=tracing_cost.combine),
     Scenario("sync-2x10", sync_2x10),
     Scenario("concurrent-2x10", concurrent_2x10),
     Scenario("fanout-1x5000", fanout_1x5000),

@@ -14,6 +14,7 @@ How a request's spans connect (docs/operations.md, "Tracing"):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -131,7 +132,14 @@ def _start(name: str, trace_id: str, parent: otel_context.Context | None, kind: 
 
 
 def _from_traceparent(traceparent: str) -> otel_context.Context | None:
-    return _PROPAGATOR.extract({TRACEPARENT: traceparent}) if traceparent else None
+    return _remote_context(traceparent) if traceparent else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _remote_context(traceparent: str) -> otel_context.Context:
+    """The parsed `traceparent`, kept: a worker meets the same one for every task of a group (contexts
+    are immutable, so sharing one is safe)."""
+    return _PROPAGATOR.extract({TRACEPARENT: traceparent})
 
 
 def _from_metadata(context: grpc.aio.ServicerContext) -> otel_context.Context | None:

@@ -79,11 +79,28 @@ def install(exporters: list[Any], service_name: str, batch: bool = True) -> None
 
     global _provider
     shutdown()
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}), id_generator=_id_generator())
+    resource = _resource_hashed_once(Resource.create({SERVICE_NAME: service_name}))
+    provider = TracerProvider(resource=resource, id_generator=_id_generator())
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     _provider = provider
     tracing.activate(provider.get_tracer("vnml"))
+
+
+def _resource_hashed_once(resource: Any) -> Any:
+    """The same resource, with its hash computed once: the OTLP encoder groups spans by resource and so
+    hashes it for every span it encodes, which the SDK's Resource does by dumping its attributes as JSON."""
+    from opentelemetry.sdk.resources import Resource
+
+    class HashedOnceResource(Resource):
+        def __init__(self, attributes: Any, schema_url: str | None = None) -> None:
+            super().__init__(attributes, schema_url)
+            self._hash = super().__hash__()
+
+        def __hash__(self) -> int:
+            return self._hash
+
+    return HashedOnceResource(resource.attributes, resource.schema_url)
 
 
 def _id_generator() -> Any:
