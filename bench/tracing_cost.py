@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from bench.scenarios import Context
 
 RATE = float(os.environ.get("BENCH_RATE", "15"))
-ROUNDS = 2
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 SINK_PORT = free_port()
 TRACING_ON = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{SINK_PORT}"}
 VARIANTS = {f"{mode}{index}": (TRACING_ON if mode == "on" else {})

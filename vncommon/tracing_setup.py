@@ -9,6 +9,8 @@ itself, as it documents them.
 
 from __future__ import annotations
 
+import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,7 @@ from vncommon.errors import ConfigError
 EXPORTERS = ("none", "otlp", "console")
 PROTOCOLS = ("grpc",)
 DEFAULT_OTLP_ENDPOINT = "http://localhost:4317"
+SCOPE = "vnml"  # the instrumentation scope of every span the hooks make
 
 _provider: Any = None
 
@@ -81,10 +84,64 @@ def install(exporters: list[Any], service_name: str, batch: bool = True) -> None
     shutdown()
     resource = _resource_hashed_once(Resource.create({SERVICE_NAME: service_name}))
     provider = TracerProvider(resource=resource, id_generator=_id_generator())
-    for exporter in exporters:
-        provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
+    processors = [BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter) for exporter in exporters]
+    for processor in processors:
+        provider.add_span_processor(processor)
     _provider = provider
-    tracing.activate(provider.get_tracer("vnml"))
+    tracing.activate(provider.get_tracer(SCOPE), SpanRecorder(provider, processors))
+
+
+class SpanRecorder:
+    """Turns a span recorded as plain values (`tracing._RecordedSpan`) into the SDK's finished span and
+    hands it to the span processors: sampled by the provider's sampler, ids from its id generator, its
+    resource and the hooks' instrumentation scope, as a span of the tracer would be."""
+
+    def __init__(self, provider: Any, processors: list[Any]) -> None:
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        self._sampler = provider.sampler
+        self._ids = provider.id_generator
+        self._resource = provider.resource
+        self._processors = tuple(processors)
+        self._scope = InstrumentationScope(SCOPE, "")  # as `get_tracer(SCOPE)` names it
+        self._readable_span = ReadableSpan
+        self._event = Event
+
+    def record(self, name: str, trace_id: str, parent: Any, kind: Any, attributes: dict[str, str | int | bool],
+               start_ns: int, error: str, exception: BaseException | None) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
+
+        parent_span = trace.get_current_span(parent).get_span_context() if parent is not None else None
+        if parent_span is None or not parent_span.is_valid:
+            parent, parent_span = None, None
+        otel_trace = parent_span.trace_id if parent_span is not None else tracing.otel_trace_id(trace_id)
+        sampling = self._sampler.should_sample(parent, otel_trace, name, kind, attributes)
+        if not sampling.decision.is_sampled():
+            return
+        if sampling.attributes:
+            attributes.update(sampling.attributes)
+        context = SpanContext(otel_trace, self._ids.generate_span_id(), is_remote=False,
+                              trace_flags=TraceFlags(TraceFlags.SAMPLED), trace_state=sampling.trace_state)
+        end_ns = time.time_ns()
+        events = (self._exception_event(exception, end_ns),) if exception is not None else ()
+        span = self._readable_span(
+            name, context, parent_span, self._resource, attributes, events, (), kind,
+            status=Status(StatusCode.ERROR, error) if error else Status(StatusCode.UNSET),
+            start_time=start_ns, end_time=end_ns, instrumentation_scope=self._scope)
+        for processor in self._processors:
+            processor.on_end(span)
+
+    def _exception_event(self, exception: BaseException, at_ns: int) -> Any:
+        """The event the SDK's `record_exception` adds, with the same attribute names."""
+        kind = type(exception)
+        module = kind.__module__
+        return self._event("exception", {
+            "exception.type": f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": "False"}, at_ns)
 
 
 def _resource_hashed_once(resource: Any) -> Any:

@@ -116,6 +116,55 @@ def test_a_task_attempt_is_a_child_of_the_group_named_in_its_entry(exporter: InM
     assert attempt.status.description == "ValueError: no curve"  # the first line only
 
 
+def _dispatch(traceparent: str, trace_id: str = "t1") -> streams_pb2.TaskDispatch:
+    return streams_pb2.TaskDispatch(request_id="r", group_index=0, task_id="1", attempt=1, valuation_name="v",
+                                    trace_id=trace_id, traceparent=traceparent)
+
+
+def test_a_task_attempt_span_is_made_like_the_tracers_spans(exporter: InMemorySpanExporter) -> None:
+    with tracing.group_span(0, "t1"):
+        traceparent = tracing.current_traceparent()
+    with tracing.task_attempt_span(_dispatch(traceparent), "worker-1") as span:
+        span.outcome("completed")
+    group, attempt = sorted(exporter.get_finished_spans(), key=lambda s: s.name, reverse=True)
+    assert attempt.resource == group.resource and attempt.resource.attributes["service.name"] == "vnml-test"
+    assert attempt.instrumentation_scope == group.instrumentation_scope
+    assert attempt.context is not None and group.context is not None
+    assert attempt.context.trace_id == group.context.trace_id and attempt.context.span_id != group.context.span_id
+    assert attempt.context.trace_flags.sampled and attempt.status.is_ok
+    assert attempt.start_time is not None and attempt.end_time is not None
+    assert group.end_time is not None and group.end_time <= attempt.start_time <= attempt.end_time
+
+
+def test_a_task_attempt_without_its_groups_context_is_a_root_of_the_requests_trace(
+        exporter: InMemorySpanExporter) -> None:
+    with tracing.task_attempt_span(_dispatch("", trace_id="order-7"), "worker-1"):
+        pass
+    (attempt,) = exporter.get_finished_spans()
+    assert attempt.parent is None and attempt.context is not None
+    assert attempt.context.trace_id == tracing.otel_trace_id("order-7")
+
+
+def test_a_task_attempt_left_by_an_exception_records_it(exporter: InMemorySpanExporter) -> None:
+    with pytest.raises(RuntimeError), tracing.task_attempt_span(_dispatch(""), "worker-1"):
+        raise RuntimeError("executor broke")
+    (attempt,) = exporter.get_finished_spans()
+    assert attempt.status.description == "RuntimeError: executor broke"
+    assert attempt.events[0].name == "exception"
+    assert attempt.events[0].attributes is not None
+    assert attempt.events[0].attributes["exception.type"] == "RuntimeError"
+
+
+def test_a_task_attempt_follows_its_groups_sampling_decision(exporter: InMemorySpanExporter) -> None:
+    not_sampled = f"00-{'ab' * 16}-{'cd' * 8}-00"
+    with tracing.task_attempt_span(_dispatch(not_sampled), "worker-1"):
+        pass
+    with tracing.task_attempt_span(_dispatch(not_sampled[:-2] + "01"), "worker-1"):
+        pass
+    (attempt,) = exporter.get_finished_spans()
+    assert attempt.parent is not None and attempt.parent.span_id == int("cd" * 8, 16)
+
+
 def test_a_span_left_by_an_exception_records_it(exporter: InMemorySpanExporter) -> None:
     with pytest.raises(KeyError), tracing.assembly_span("t"):
         raise KeyError("missing")
