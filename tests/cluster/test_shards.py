@@ -127,7 +127,7 @@ async def test_a_consumer_reading_new_and_old_layouts_drains_the_old_streams(
 
 
 async def test_the_lifecycle_hub_hears_every_shard(redis_client: redis.Redis) -> None:
-    hub = LifecycleHub(redis_client, block_ms=100, streams=keys.lifecycle_streams([6]))
+    hub = LifecycleHub(redis_client, block_ms=100, layouts=[6])
     stop = asyncio.Event()
     reader = asyncio.create_task(hub.run(stop))
     ids = [f"request-{number}" for number in range(12)]
