@@ -83,6 +83,11 @@ class LifecycleHub:
         self._unread: set[str] = set()  # streams with subscribers and no read loop yet
         self._idle_since: dict[str, float] = {}  # streams read without a subscriber, since (monotonic s)
         self._joined = asyncio.Event()  # a stream was added to _unread
+        # With one unsharded stream (the default) every request is on it and nothing ever joins: no
+        # stream to work out per subscription, no wake-up of the blocking read besides stop.
+        unsharded = self._layouts == (1,)
+        self._only_stream = (keys.LIFECYCLE_STREAM,) if unsharded else ()
+        self._joins = () if unsharded else (self._joined,)
         self.reads = 0  # XREAD calls issued; lets tests and metrics see there is one loop
         self.stream_reads: Counter[str] = Counter()  # XREAD calls that read each stream
         self.ready = asyncio.Event()  # the home stream is being read
@@ -99,7 +104,8 @@ class LifecycleHub:
     @contextmanager
     def subscribe(self, request_id: str) -> Iterator[Subscription]:
         """Receive the request's events while the block runs."""
-        subscription = Subscription(request_id, keys.request_lifecycle_streams(request_id, self._layouts))
+        streams = self._only_stream or keys.request_lifecycle_streams(request_id, self._layouts)
+        subscription = Subscription(request_id, streams)
         self._subscribers.setdefault(request_id, set()).add(subscription)
         for stream in subscription.streams:
             self._need(stream, subscription)
@@ -194,7 +200,7 @@ class LifecycleHub:
                     self._started(stream)
                 if self._unread:
                     continue  # joined while the tails were read: take it before blocking
-                last_ids = await self._read_once(last_ids, stop, self._joined)
+                last_ids = await self._read_once(last_ids, stop, *self._joins)
             except REDIS_ERRORS as exc:
                 failed = True
                 await self._back_off(exc, backoff, stop)
