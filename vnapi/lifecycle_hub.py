@@ -28,6 +28,7 @@ import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
 from vnapi.lifecycle_home import LifecycleHome
+from vnapi.metrics import LIFECYCLE_STREAMS_READ
 from vncommon import keys
 from vncommon.aio import sleep_or_stop, until_stopped, wait_any
 from vncommon.backoff import Backoff
@@ -152,12 +153,15 @@ class LifecycleHub:
 
     def _take_unread(self) -> list[str]:
         """Hand the streams waiting for a reader to the caller's loop(s)."""
+        if not self._unread:
+            return []
         taken = list(self._unread)
         self._unread.clear()
         for stream in taken:
             self._reading.add(stream)
             if stream not in self._by_stream:
                 self._idle_since.setdefault(stream, time.monotonic())
+        LIFECYCLE_STREAMS_READ.set(len(self._reading))
         return taken
 
     def _release_if_idle(self, stream: str) -> bool:
@@ -167,6 +171,7 @@ class LifecycleHub:
             return False
         del self._idle_since[stream]
         self._reading.discard(stream)
+        LIFECYCLE_STREAMS_READ.set(len(self._reading))
         return True
 
     def _started(self, stream: str) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as redis
+from prometheus_client import REGISTRY
 
 from tests.conftest import wait_until
 from vnapi.lifecycle_home import LifecycleHome
@@ -77,6 +78,7 @@ async def test_a_shard_is_read_while_watched_and_let_go_after_the_grace_period(
     with hub.subscribe(rid) as subscription:
         assert await subscription.get(within=10) is RESYNC  # its reading started: look at the state again
         assert stream in hub.reading
+        assert REGISTRY.get_sample_value("vnapi_lifecycle_streams_read") == 2
         await lifecycle.publish(client, lifecycle.new_event(rid, "started"), SHARDS)
         event = await subscription.get(within=10)
         assert event is not None and event.status == "started"
@@ -97,6 +99,7 @@ async def test_a_shard_is_read_while_watched_and_let_go_after_the_grace_period(
     assert hub.stream_reads[stream] == reads  # no read names it any more
     assert not [task for task in asyncio.all_tasks() if task.get_name() == f"lifecycle-read {stream}"]
     assert hub.reading == {keys.lifecycle_shard_stream(HOME, SHARDS)}
+    assert REGISTRY.get_sample_value("vnapi_lifecycle_streams_read") == 1
     with hub.subscribe(rid) as subscription:  # needed again: read again, from the tail, with a RESYNC
         assert await subscription.get(within=10) is RESYNC
         await lifecycle.publish(client, lifecycle.new_event(rid, "succeeded"), SHARDS)
