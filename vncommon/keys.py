@@ -248,7 +248,3 @@ def all_dispatch_streams(layouts: Sequence[int]) -> list[str]:
     """Every dispatch stream of every priority: what is trimmed, gauged and shown."""
     return [stream for tier in dispatch_tiers(layouts) for stream in tier]
 
-
-def lifecycle_streams(layouts: Sequence[int]) -> list[str]:
-    """Every lifecycle stream of every layout (the hub reads only those its subscribers need)."""
-    return _all(lifecycle_shard_stream, layouts)
