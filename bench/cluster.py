@@ -2,8 +2,8 @@
 
 - concurrent-2x10 and fanout-1x5000 with STREAM_SHARDS 1 and 6: throughput, and the share of Redis
   commands each master served (INFO commandstats per master) with the bytes it moved;
-- vnapi-instances: 1, 2 and 4 vnapi instances at the same total load: vnapi CPU and Redis bytes per
-  request (each vnapi's lifecycle hub reads every lifecycle event, so those bytes grow with instances).
+- vnapi-instances: 1, 2 and 4 vnapi instances at the same total load: vnapi CPU, Redis bytes and commands
+  per request (each vnapi reads the lifecycle events of its home shard only, so they should stay flat).
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ import asyncio
 import hashlib
 import logging
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ from vnapi.ingestqueue import mark_queued, wait_until_queued
 from vncommon import console_records, keys, trace, tracing
 from vncommon.errors import IdempotencyKeyReused, Unavailable
 from vncommon.rediscluster import spans_slots
+from vncommon.requestid import new_request_id
 from vncommon.slotpipe import after_part, shared_part, step_pipeline
 from vncommon.state import REQUEST_HASH, Priority, Status
 from vncommon.streams import text, to_fields
@@ -41,10 +41,6 @@ return 0
 def body_sha256(xml: bytes) -> str:
     """The hex SHA-256 of a body (hashlib releases the GIL while it hashes a large one)."""
     return hashlib.sha256(xml).hexdigest()
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +77,17 @@ class Accepted:
 class Intake:
     """Writes new requests to Redis; the only writer of a request's initial state."""
 
-    def __init__(self, client: redis.Redis, request_ttl_seconds: int, stream_shards: int = 1) -> None:
+    def __init__(self, client: redis.Redis, request_ttl_seconds: int, stream_shards: int = 1,
+                 new_request_id: Callable[[], str] = new_request_id) -> None:
         self._client = client
         self._ttl = request_ttl_seconds
         self._shards = stream_shards
+        self.new_request_id = new_request_id
         self._index_trim = console_records.Trimming()
 
     async def submit(self, submission: Submission, request_id: str | None = None) -> Accepted:
         """Store the submission under `request_id` (or a new id), or return the earlier one with its key."""
-        request_id = request_id or new_request_id()
+        request_id = request_id or self.new_request_id()
         # Resolved (and checked) by the servicer from the field or a kept X-Trace-Id header.
         trace_id = submission.trace_id or trace.fresh_trace_id()
         if submission.idempotency_key:

@@ -11,11 +11,11 @@ from vn.v1 import console_pb2, console_pb2_grpc, orchestrator_pb2_grpc, valuatio
 from vnapi import stream_gauges
 from vnapi.console_servicer import ConsoleService
 from vnapi.ingest import IngestConsumer
+from vnapi.lifecycle_home import LifecycleHome
 from vnapi.lifecycle_hub import LifecycleHub
 from vnapi.servicer import ValuationService
 from vnapi.settings import VnapiSettings
 from vnapi.submitwire import add_valuation_service
-from vncommon import keys
 from vncommon.grpcutil import ServiceServer, create_channel
 from vncommon.logs import setup_logging
 from vncommon.looplag import LoopLagMonitor, export_lag
@@ -40,8 +40,9 @@ class VnapiService(GrpcService):
         self.client = create_redis(common.redis_url, settings.redis_max_connections, mode=common.redis_mode)
         # The hub blocks in XREAD most of the time: it gets its own connection.
         self.hub_client = create_redis(common.redis_url, 1, mode=common.redis_mode)
-        self.hub = LifecycleHub(self.hub_client, common.lifecycle_block_ms,
-                                streams=keys.lifecycle_streams(common.stream_layouts))
+        self.home = LifecycleHome(common.stream_shards)  # claimed at start, before any call is served
+        self.hub = LifecycleHub(self.hub_client, common.lifecycle_block_ms, layouts=common.stream_layouts,
+                                home=self.home)
         self.channel = create_channel(settings.vnvs_address, common.grpc_max_message_bytes, common.tls,
                                       common.grpc_client_token)
         # The generated gRPC modules carry no annotations.
@@ -51,7 +52,7 @@ class VnapiService(GrpcService):
         self.lag = LoopLagMonitor(LOOP_STALL_S)
         server = ServiceServer(common.grpc_max_message_bytes, [SERVICE_NAME, CONSOLE_SERVICE_NAME],
                                common.grpc_api_tokens, max_send_bytes=common.grpc_max_response_message_bytes)
-        self.servicer = ValuationService(self.client, settings, self.hub)
+        self.servicer = ValuationService(self.client, settings, self.hub, self.home)
         add_valuation_service(self.servicer, server.server)
         console_pb2_grpc.add_ConsoleServiceServicer_to_server(  # type: ignore[no-untyped-call]
             ConsoleService(self.client, common.default_block_ms, common.stream_layouts), server.server)
@@ -64,6 +65,7 @@ class VnapiService(GrpcService):
     async def start(self) -> None:
         export_lag("vnapi", self.lag)
         serve_metrics(self.settings.common.metrics_port, self.settings.grpc_host)
+        await self.home.claim(self.client)
         await super().start()
 
     def loops(self) -> dict[str, Loop]:

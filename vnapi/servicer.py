@@ -13,7 +13,8 @@ import redis.asyncio as redis
 
 from vn.v1 import streams_pb2, valuation_pb2, valuation_pb2_grpc
 from vnapi.controls import check_deadline_ms, check_priority
-from vnapi.intake import Accepted, Intake, Submission, body_sha256, new_request_id
+from vnapi.intake import Accepted, Intake, Submission, body_sha256
+from vnapi.lifecycle_home import LifecycleHome
 from vnapi.lifecycle_hub import RESYNC, LifecycleHub, Subscription
 from vnapi.metrics import SUBMISSIONS, SYNC_LATENCY
 from vnapi.queries import Queries, check_request_id
@@ -43,11 +44,14 @@ Event = streams_pb2.LifecycleEvent
 class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
     """vn.v1.ValuationService; errors are raised as VnError and translated by the decorators."""
 
-    def __init__(self, client: redis.Redis, settings: VnapiSettings, hub: LifecycleHub) -> None:
+    def __init__(self, client: redis.Redis, settings: VnapiSettings, hub: LifecycleHub, home: LifecycleHome
+                 ) -> None:
         self._client = client
         self._settings = settings
         self._hub = hub
-        self._intake = Intake(client, settings.common.request_ttl_seconds, settings.common.stream_shards)
+        # Every id made here is on the home lifecycle shard, which the hub always reads.
+        self._intake = Intake(client, settings.common.request_ttl_seconds, settings.common.stream_shards,
+                              home.new_request_id)
         self._queries = Queries(client)
         # Checking and hashing large bodies: off the event loop, at most this many at once (libxml2 parses
         # and hashlib hashes without the GIL, so threads run them in parallel); the others queue holding
@@ -89,7 +93,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
             accepted = await self._intake.submit(submission)
             return await self._async_answer(accepted)
         deadline = asyncio.get_running_loop().time() + self._wait_budget(context)
-        request_id = new_request_id()
+        request_id = self._intake.new_request_id()
         # Subscribe before storing: the request may finish before the store call even returns.
         with self._hub.subscribe(request_id) as own:
             accepted = await self._intake.submit(submission, request_id)

@@ -9,23 +9,36 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def until_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> tuple[bool, T | None]:
-    """Await `awaitable` unless `stop` is set first: (True, result) or (False, None) after cancelling it.
+async def until_stopped(awaitable: Awaitable[T], stop: asyncio.Event, *also: asyncio.Event
+                        ) -> tuple[bool, T | None]:
+    """Await `awaitable` unless `stop` (or one of `also`) is set first: (True, result) or (False, None)
+    after cancelling it.
 
     Used for blocking Redis reads, so a stop request does not wait for BLOCK to run out.
     """
     work = asyncio.ensure_future(awaitable)
-    stopping = asyncio.ensure_future(stop.wait())
+    signals = [asyncio.ensure_future(event.wait()) for event in (stop, *also)]
     try:
-        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({work, *signals}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stopping.cancel()
+        for signal in signals:
+            signal.cancel()
         if not work.done():
             work.cancel()
             await asyncio.wait({work})
     if work.cancelled():
         return False, None
     return True, work.result()
+
+
+async def wait_any(*events: asyncio.Event) -> None:
+    """Return as soon as one of `events` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:

@@ -6,6 +6,7 @@ Every key of one request carries the id in braces so a Redis Cluster keeps the r
 from __future__ import annotations
 
 import functools
+import hashlib
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 
@@ -117,6 +118,10 @@ RECENT_REQUESTS = "console:requests:recent"
 RECENT_REQUESTS_MAX = 10_000
 """The index keeps at most this many ids (trimmed on every write)."""
 
+LIFECYCLE_HOMES = "lifecycle:homes"
+"""Counter each vnapi instance increments at start; the value modulo STREAM_SHARDS is its home lifecycle
+shard (vnapi.lifecycle_home)."""
+
 
 def task_attempts_key(request_id: str, group_index: int) -> str:
     """Hash taskId -> the latest attempt of each task of a group (status, attempt, ms, worker), for the console."""
@@ -125,8 +130,9 @@ def task_attempts_key(request_id: str, group_index: int) -> str:
 # -- sharded global streams (STREAM_SHARDS) --------------------------------------------------------
 # With STREAM_SHARDS=1 each global stream keeps its name above. With N > 1 it is split into N streams,
 # each with its own hash tag (`stream:task:dispatch:{s3}`), so a Redis Cluster spreads them over its
-# masters; a request's entries all go to the shard of its id. A dispatch shard's dead letters go to the
-# dead-letter stream of the same shard.
+# masters. A request's ingest and dispatch entries go to the shard of its id (`shard_of`), its lifecycle
+# events to its lifecycle shard (`lifecycle_shard_of`, another hash, so that vnapi can route them). A
+# dispatch shard's dead letters go to the dead-letter stream of the same shard.
 
 
 def shard_of(request_id: str, shards: int) -> int:
@@ -178,8 +184,32 @@ def dispatch_stream(request_id: str, shards: int, priority: Priority = Priority.
     return _tier_stream(priority, shard_of(request_id, shards), shards)
 
 
+def lifecycle_shard_of(request_id: str, shards: int) -> int:
+    """The lifecycle shard of a request: a hash of its own (the first 4 bytes of BLAKE2b of the id),
+    independent of `shard_of`. vnapi draws the ids it makes so that their lifecycle shard is its home
+    shard (vncommon.requestid); their ingest and dispatch shards stay spread evenly because the two hashes
+    are unrelated. (Not CRC-32 of a derivation: CRC is affine over GF(2), so CRC-32 of a prefixed id is
+    CRC-32 of the id XOR a constant, and at 4 or 8 shards every id of a lifecycle shard would share one
+    dispatch shard.)"""
+    if shards <= 1:
+        return 0
+    return int.from_bytes(hashlib.blake2b(request_id.encode(), digest_size=4).digest(), "big") % shards
+
+
+def lifecycle_shard_stream(shard: int, shards: int) -> str:
+    """The lifecycle stream of one shard."""
+    return _sharded(LIFECYCLE_STREAM, shard, shards)
+
+
 def lifecycle_stream(request_id: str, shards: int) -> str:
-    return _sharded(LIFECYCLE_STREAM, shard_of(request_id, shards), shards)
+    """Where a request's lifecycle events are published: every publisher names the stream through this."""
+    return lifecycle_shard_stream(lifecycle_shard_of(request_id, shards), shards)
+
+
+def request_lifecycle_streams(request_id: str, layouts: Sequence[int]) -> list[str]:
+    """The lifecycle streams a request's events may be on: its stream under STREAM_SHARDS, then under each
+    layout still draining (publishers not yet rolled to the new count), without repeats."""
+    return list(dict.fromkeys(lifecycle_stream(request_id, shards) for shards in layouts))
 
 
 def deadletter_stream(dispatch: str) -> str:
@@ -218,6 +248,3 @@ def all_dispatch_streams(layouts: Sequence[int]) -> list[str]:
     """Every dispatch stream of every priority: what is trimmed, gauged and shown."""
     return [stream for tier in dispatch_tiers(layouts) for stream in tier]
 
-
-def lifecycle_streams(layouts: Sequence[int]) -> list[str]:
-    return _all(functools.partial(_sharded, LIFECYCLE_STREAM), layouts)

@@ -7,14 +7,14 @@ where every shard read is a command of its own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 
 import redis.asyncio as redis
 from redis.crc import key_slot
 
 from tests.cluster.stream_support import fill_stream
-from vn.v1 import streams_pb2
-from vnapi.lifecycle_hub import LifecycleHub
+from vnapi.lifecycle_hub import RESYNC, LifecycleHub
 from vncommon import keys, lifecycle
 from vncommon.shardedgroup import ShardedGroup
 
@@ -126,22 +126,26 @@ async def test_a_consumer_reading_new_and_old_layouts_drains_the_old_streams(
     assert Counter(read) == {keys.DISPATCH_STREAM: 3, keys.dispatch_stream("new", 6): 2}
 
 
-async def test_the_lifecycle_hub_hears_every_shard(redis_client: redis.Redis) -> None:
-    hub = LifecycleHub(redis_client, block_ms=100, streams=keys.lifecycle_streams([6]))
+async def test_the_lifecycle_hub_hears_every_shard_its_subscribers_need(redis_client: redis.Redis) -> None:
+    hub = LifecycleHub(redis_client, block_ms=100, layouts=[6])
     stop = asyncio.Event()
     reader = asyncio.create_task(hub.run(stop))
     ids = [f"request-{number}" for number in range(12)]
-    assert len({keys.lifecycle_stream(request_id, 6) for request_id in ids}) > 3
+    streams = {keys.lifecycle_stream(request_id, 6) for request_id in ids}
+    assert len(streams) > 3
     try:
         await asyncio.wait_for(hub.ready.wait(), 10)
-        heard: list[streams_pb2.LifecycleEvent | None] = []
-        with_subscriptions = [hub.subscribe(request_id) for request_id in ids]
-        subscriptions = [context.__enter__() for context in with_subscriptions]
-        for request_id in ids:
-            await lifecycle.publish(redis_client, lifecycle.new_event(request_id, "started"), shards=6)
-        for subscription in subscriptions:
-            heard.append(await subscription.get(within=10))
-        assert [event.request_id for event in heard if event is not None] == ids
+        assert hub.reading == {keys.lifecycle_shard_stream(0, 6)}  # the home shard only, until asked
+        with contextlib.ExitStack() as stack:
+            subscriptions = [stack.enter_context(hub.subscribe(request_id)) for request_id in ids]
+            for subscription in subscriptions:  # each shard's reading starts and says so
+                if subscription.streams[0] != keys.lifecycle_shard_stream(0, 6):
+                    assert await subscription.get(within=10) is RESYNC
+            assert hub.reading == streams | {keys.lifecycle_shard_stream(0, 6)}
+            for request_id in ids:
+                await lifecycle.publish(redis_client, lifecycle.new_event(request_id, "started"), shards=6)
+            heard = [await subscription.get(within=10) for subscription in subscriptions]
+            assert [event.request_id for event in heard if event is not None] == ids
     finally:
         stop.set()
         await asyncio.wait_for(reader, 10)

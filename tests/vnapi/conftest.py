@@ -96,5 +96,5 @@ async def vnapi(
 
 
 @pytest.fixture
-def vnvs(redis_client: redis.Redis) -> VnvsStandIn:
-    return VnvsStandIn(redis_client)
+def vnvs(redis_client: redis.Redis, redis_server: RedisServer) -> VnvsStandIn:
+    return VnvsStandIn(redis_client, redis_server.stream_shards)

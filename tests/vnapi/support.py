@@ -70,13 +70,15 @@ class VnvsStandIn:
     for exactly what a running vnvs writes.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, stream_shards: int = 1) -> None:
         self.client = client
+        self._shards = stream_shards
         self._ledgers: dict[str, RunLedger] = {}
         self._task_counts: dict[str, list[int]] = {}
 
     async def start(self, request_id: str) -> None:
-        self._ledgers[request_id] = RunLedger(self.client, request_id, CommonSettings().request_ttl_seconds)
+        self._ledgers[request_id] = RunLedger(self.client, request_id, CommonSettings().request_ttl_seconds,
+                                              self._shards)
         self._task_counts[request_id] = []
         await self._ledgers[request_id].begin()
 

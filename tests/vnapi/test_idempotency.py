@@ -61,7 +61,7 @@ async def test_submissions_without_a_key_are_never_deduplicated(vnapi: RunningVn
 
 
 async def test_concurrent_sync_duplicates_all_wait_for_the_one_execution(
-    vnapi: RunningVnapi, fake_vnvs: tuple[FakeOrchestrator, str], redis_client: redis.Redis
+    vnapi: RunningVnapi, fake_vnvs: tuple[FakeOrchestrator, str], vnvs: VnvsStandIn
 ) -> None:
     request = submit_request(idempotency_key="sync-burst", sync=True)
     calls = [asyncio.ensure_future(vnapi.stub.Submit(request, timeout=10)) for _ in range(5)]
@@ -70,7 +70,7 @@ async def test_concurrent_sync_duplicates_all_wait_for_the_one_execution(
         return bool(fake_vnvs[0].calls)
 
     await wait_until(handed_over)
-    await VnvsStandIn(redis_client).succeed(fake_vnvs[0].calls[0])
+    await vnvs.succeed(fake_vnvs[0].calls[0])
     answers = await asyncio.gather(*calls)
     assert {answer.request_id for answer in answers} == {fake_vnvs[0].calls[0]}
     assert all(answer.response_xml == RESPONSE_XML for answer in answers)

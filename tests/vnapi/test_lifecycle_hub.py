@@ -73,6 +73,8 @@ async def test_the_hub_starts_at_the_end_of_the_stream(redis_client: redis.Redis
     with hub.subscribe("old") as subscription:
         task = asyncio.create_task(hub.run(stop))
         await hub.ready.wait()
+        # Subscribed before the reading started: told to look again at what came before, not sent it.
+        assert await subscription.get(5) is RESYNC
         await lifecycle.publish(redis_client, lifecycle.new_event("old", "failed"))
         event = await subscription.get(5)
         assert event is not None and event.status == "failed"
