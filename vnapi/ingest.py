@@ -29,6 +29,7 @@ from vncommon.errors import OrchestratorBusy
 from vncommon.grpcutil import decode_error
 from vncommon.logs import log_context
 from vncommon.phase import Phase
+from vncommon.rediscluster import spans_slots
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.shardedgroup import ShardedGroup
 from vncommon.state import REQUEST_HASH, Status
@@ -49,12 +50,19 @@ TAKEN = frozenset({
     orchestrator_pb2.ORCHESTRATE_OUTCOME_ALREADY_FINISHED,
 })
 
-# -1: the request is gone; 0: not due (already published, or the request moved on); 1: publish now.
-_RECEIVED_GUARD = f"""
+# Publishes `received` at most once, in one call: -1: the request is gone; 0: not due (already published,
+# or the request moved on); else the event's sequence (it went into the event list, and onto the lifecycle
+# stream when that is KEYS[3]: on a cluster, another slot, the caller appends it).
+# KEYS: state hash, event list[, lifecycle stream]. ARGV: the event's JSON, the stream's MAXLEN, then the
+# stream entry's field/value pairs (its sequence is added here).
+_PUBLISH_RECEIVED = f"""
 local status = redis.call('HGET', KEYS[1], '{REQUEST_HASH.status}')
 if not status then return -1 end
 if status ~= '{Status.RECEIVED}' then return 0 end
-return redis.call('HSETNX', KEYS[1], '{REQUEST_HASH.received_published}', '1')
+if redis.call('HSETNX', KEYS[1], '{REQUEST_HASH.received_published}', '1') == 0 then return 0 end
+local sequence = redis.call('RPUSH', KEYS[2], ARGV[1])
+{lifecycle.lua_announce(2)}
+return sequence
 """
 
 
@@ -135,13 +143,21 @@ class IngestConsumer(StreamConsumer[StreamEntry]):
 
     async def _publish_received(self, request_id: str) -> bool:
         """Publish `received` at most once; False when the request no longer exists."""
-        due = await self._client.eval(_RECEIVED_GUARD, 1, keys.request_state_key(request_id))
-        if int(due) < 0:
+        shards = self._settings.common.stream_shards
+        event = lifecycle.new_event(request_id, Status.RECEIVED)
+        script_keys = [keys.request_state_key(request_id), keys.request_events_key(request_id)]
+        if spans_slots(self._client):
+            script_keys.append(keys.lifecycle_stream(request_id, shards))
+        sequence = int(await self._client.eval(_PUBLISH_RECEIVED, len(script_keys), *script_keys,
+                                               lifecycle.event_to_json(event), keys.LIFECYCLE_MAXLEN,
+                                               *lifecycle.entry_pairs(event)))
+        if sequence < 0:
             log.warning("ingest entry for a request that no longer exists acknowledged")
             return False
-        if int(due) == 1:
-            await lifecycle.publish(self._client, lifecycle.new_event(request_id, Status.RECEIVED),
-                                    self._settings.common.stream_shards)
+        if sequence > 0:
+            if len(script_keys) == 2:  # a cluster: the stream append follows the event list
+                event.sequence = sequence
+                await lifecycle.announce(self._client, event, shards)
             log.info("request status received published")
         return True
 

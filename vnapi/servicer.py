@@ -98,7 +98,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         with self._hub.subscribe(request_id) as own:
             accepted = await self._intake.submit(submission, request_id)
             if not accepted.deduplicated:
-                return await self._await_outcome(accepted, own, deadline)
+                return await self._await_outcome(accepted, own, deadline, fresh=True)
         with self._hub.subscribe(accepted.request_id) as earlier:
             return await self._await_outcome(accepted, earlier, deadline)
 
@@ -199,17 +199,25 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         )
 
     async def _await_outcome(
-        self, accepted: Accepted, subscription: Subscription, deadline: float
+        self, accepted: Accepted, subscription: Subscription, deadline: float, fresh: bool = False
     ) -> valuation_pb2.SubmitResponse:
-        """Wait for the terminal event; the state is read again after each wake-up, so nothing is missed."""
+        """Wait for the terminal event. The state is read first (unless the request is `fresh`: stored by
+        this call after it subscribed, so no event can have been missed) and again after each wake-up that
+        is not a terminal event, so nothing is missed; a terminal event is final and answers by itself."""
         loop = asyncio.get_running_loop()
         with log_context(requestId=accepted.request_id, traceId=accepted.trace_id):
+            check = not fresh
             while True:
-                state = await self._queries.state(accepted.request_id)
                 remaining = deadline - loop.time()
-                if is_terminal(state.get(REQUEST_HASH.status)) or remaining <= 0:
-                    return await self._sync_answer(accepted, state)
-                await _next_signal(subscription, remaining)
+                if check:
+                    state = await self._queries.state(accepted.request_id)
+                    remaining = deadline - loop.time()
+                    if is_terminal(state.get(REQUEST_HASH.status)) or remaining <= 0:
+                        return await self._sync_answer(accepted, state)
+                ended = await _next_signal(subscription, remaining)
+                if ended is not None:  # the terminal status, which nothing changes any more
+                    return await self._sync_answer(accepted, {REQUEST_HASH.status: ended.status})
+                check = True
 
     async def _sync_answer(self, accepted: Accepted, state: dict[str, str]) -> valuation_pb2.SubmitResponse:
         name = state.get(REQUEST_HASH.status, "")
@@ -255,14 +263,18 @@ def _check_and_hash(xml: bytes, content_type: str, idempotency_key: str, max_byt
     return check_submission(xml, content_type, idempotency_key, max_bytes), body_sha256(xml)
 
 
-async def _next_signal(subscription: Subscription, within: float) -> None:
-    """Return at the first terminal event, resync marker or timeout; other events only keep waiting."""
+async def _next_signal(subscription: Subscription, within: float) -> Event | None:
+    """Return at the first terminal event (returned), resync marker or timeout (None); other events only
+    keep waiting."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while (remaining := deadline - loop.time()) > 0:
         try:
             item = await subscription.get(remaining)
         except TimeoutError:
-            return
-        if item is RESYNC or is_terminal(item.status):
-            return
+            return None
+        if item is RESYNC:
+            return None
+        if is_terminal(item.status):
+            return item
+    return None

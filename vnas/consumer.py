@@ -13,6 +13,7 @@ whatever this worker still holds is handed back as idle for another worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -56,10 +57,11 @@ class TaskConsumer(StreamConsumer[Entry]):
         self._settings = settings
         self._executor = executor
         self._retry = RedisRetry(self.phase, (*REDIS_ERRORS, RedisSettleError), self.on_redis_error)
-        self._settler = Settler(self._stream, settings.common.request_ttl_seconds, self._retry)
+        self._prefetch = PrefetchGauge(settings.concurrency, settings.prefetch)
+        self._settler = Settler(self._stream, settings.common.request_ttl_seconds, self._retry,
+                                running=lambda: self.running, task_seconds=lambda: self._prefetch.average_s)
         self._cancels = CancelWatch(self._stream, settings.cancel_check_ms / 1000)
         self._keep_fresh: asyncio.Task[None] | None = None
-        self._prefetch = PrefetchGauge(settings.concurrency, settings.prefetch)
 
     @property
     def consumer_name(self) -> str:
@@ -127,36 +129,45 @@ class TaskConsumer(StreamConsumer[Entry]):
             log.warning("could not prefetch task documents", extra={"fields": {"error": str(exc)}})
             return [Entry(entry.entry_id, entry.fields, entry.deliveries) for entry in entries]
 
-    async def handle(self, entry: Entry) -> None:
+    async def handle(self, entry: Entry) -> Loop | None:
         try:
             dispatch = parse_dispatch(entry)
         except ValueError as exc:
             await self._reject(entry, f"malformed dispatch entry: {exc}")
-            return
+            return None
         if not dispatch.request_id or not (dispatch.payload_key or dispatch.payload):
             await self._reject(entry, "dispatch entry lacks requestId, or both payloadKey and payload")
-            return
+            return None
         ctx = task_context(dispatch)
-        with log_context(requestId=ctx.request_id, groupIndex=ctx.group_index, taskId=ctx.task_id,
-                         traceId=ctx.trace_id or None), tracing.task_attempt_span(dispatch, self.consumer_name) as span:
+        with contextlib.ExitStack() as scope:
+            scope.enter_context(log_context(requestId=ctx.request_id, groupIndex=ctx.group_index,
+                                            taskId=ctx.task_id, traceId=ctx.trace_id or None))
+            span = scope.enter_context(tracing.task_attempt_span(dispatch, self.consumer_name))
             if entry.cancelled:
                 span.outcome("skipped", "its request was cancelled")
                 await self._skip(entry, metrics.SKIPPED_QUEUED)
-                return
+                return None
             if is_poison(entry, dispatch):
                 span.outcome("dead_lettered", "delivered more often than its budget allows")
                 if await self._settler.dead_letter(entry, dispatch):
                     self.outcomes["dead_lettered"] += 1
-                return
+                return None
             try:
                 outcome = await self._execute_safely(ctx, dispatch, entry)
             except TaskCancelled:
                 span.outcome("skipped", "its request was cancelled while it ran")
                 await self._skip(entry, metrics.SKIPPED_RUNNING)
-                return
+                return None
             if outcome is None:
-                return  # stopping, and the task XML could not be read: left pending
+                return None  # stopping, and the task XML could not be read: left pending
             span.outcome(task_status(outcome.completed), outcome.error)
+            # The settle runs once the slot is free (the log context and the span stay open until it ends),
+            # so tasks that finish while a settle is in flight join the next batch.
+            return self._settle(scope.pop_all(), ctx, entry, dispatch, outcome)
+
+    async def _settle(self, scope: contextlib.ExitStack, ctx: TaskContext, entry: Entry,
+                      dispatch: streams_pb2.TaskDispatch, outcome: TaskOutcome) -> None:
+        with scope:
             stored = await self.shielded(self._settler.settle(entry, dispatch, outcome))
             if stored is not None:
                 self._record(ctx, entry.entry_id, outcome, stored)

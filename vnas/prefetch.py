@@ -29,6 +29,11 @@ class PrefetchGauge:
         previous = self._average_s
         self._average_s = seconds if previous is None else previous + SMOOTHING * (seconds - previous)
 
+    @property
+    def average_s(self) -> float | None:
+        """The running average task duration; None until the first task ran."""
+        return self._average_s
+
     def extra(self) -> int:
         """Entries beyond the free slots that would start within the horizon; at most the limit."""
         if self._average_s is None or self._limit == 0:

@@ -1,8 +1,10 @@
 """Every way a dispatch entry is settled: a task's outcome, a poison entry, an entry that cannot run.
 
 Outcomes settle in batches (group commit): results, updates and acks of every task that finished while
-the previous batch was in flight go to Redis together. No task waits for a timer: the first settle
-starts a flush at once, and whatever finishes during that round trip rides the next one. A batch is
+the previous batch was in flight go to Redis together. A batch waits for the tasks running beside it
+only when they are expected to finish within GATHER_S (by the running average of task durations, so
+short in-process tasks of a fetched batch settle together and a worker of long scripts waits for
+nothing), and never longer than that; whatever finishes during a flush's round trip rides the next. A batch is
 one script call per request (keys of that request, plus the dispatch stream for the ack), all in one
 pipelined round trip. Per task the order is unchanged: SET NX the result and XADD the update first,
 XACK only once both were written; the script is atomic, and a refused write aborts it before the ack,
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,9 @@ from vncommon.streams import to_fields
 from vncommon.timeutil import utc_now_iso
 
 log = logging.getLogger(__name__)
+
+# The longest a settle waits for the tasks running beside it (see the module's docstring).
+GATHER_S = 0.002
 
 # One request's share of a batch. KEYS: its updates stream, its dispatch stream shard, its tombstone, then the
 # result key of every completed task in order. ARGV: TTL, consumer group ("" when the dispatch shard is in
@@ -109,11 +115,19 @@ class _Pending:
 
 
 class Settler:
-    def __init__(self, stream: DispatchStream, result_ttl_s: int, retry: RedisRetry) -> None:
+    """`running` says how many tasks run now, `task_seconds` how long one takes on average (None:
+    unknown); a batch waits for those expected to finish within GATHER_S."""
+
+    def __init__(self, stream: DispatchStream, result_ttl_s: int, retry: RedisRetry,
+                 running: Callable[[], int] = lambda: 0,
+                 task_seconds: Callable[[], float | None] = lambda: None) -> None:
         self._stream = stream
         self._ttl = result_ttl_s
         self._retry = retry
+        self._running = running
+        self._task_seconds = task_seconds
         self._queue: list[_Pending] = []
+        self._arrived = asyncio.Event()
         self._attempts_ttl = console_records.TtlMemo(result_ttl_s)
         self._flusher: asyncio.Task[None] | None = None
 
@@ -181,11 +195,28 @@ class Settler:
                        deliveries: int) -> bool:
         pending = _Pending(entry_id, dispatch, outcome, deliveries)
         self._queue.append(pending)
+        self._arrived.set()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="vnas-settle")
         return await pending.done
 
+    async def _gather(self) -> None:
+        """Wait while tasks run that should finish within GATHER_S, and at most that long."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + GATHER_S
+        while self._running() and (seconds := self._task_seconds()) is not None and seconds < GATHER_S:
+            left = until - loop.time()
+            if left <= 0:
+                return
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(left):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return
+
     async def _flush_all(self) -> None:
+        await self._gather()
         while self._queue:
             batch, self._queue = self._queue, []
             try:

@@ -76,8 +76,10 @@ class StreamConsumer(ABC, Generic[E]):
         """The fetched entries, ready to handle: one for each, in order. Must not raise for Redis."""
 
     @abstractmethod
-    async def handle(self, entry: E) -> None:
-        """Run one entry to its settle; an entry not settled stays pending for a reclaim."""
+    async def handle(self, entry: E) -> Loop | None:
+        """Run one entry; an entry not settled stays pending for a reclaim. What it returns (its settle)
+        runs once its slot is free for the next entry: settles of entries that finished meanwhile then
+        go to Redis together."""
 
     def fetch_extra(self) -> int:
         """How many entries beyond the free slots are worth holding now (they start soon); 0: none."""
@@ -100,6 +102,11 @@ class StreamConsumer(ABC, Generic[E]):
         """Count entries starting (+1) and ending (-1) (metrics)."""
 
     # -- the runner's phases -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> int:
+        """Entries inside a slot now (running handle())."""
+        return self._slots.busy
 
     @property
     def in_flight(self) -> int:
@@ -256,10 +263,14 @@ class StreamConsumer(ABC, Generic[E]):
         task.add_done_callback(functools.partial(self._reap, entry.entry_id))
 
     async def _run(self, entry: E) -> None:
-        """Wait in the local queue for a slot; an entry whose turn comes after stopping stays pending."""
+        """Wait in the local queue for a slot; an entry whose turn comes after stopping stays pending.
+        The entry stays held (in flight) until its settle, which runs after the slot is free."""
+        settle: Loop | None = None
         async with self._slots.hold(self.rank(entry)):
             if not self.phase.reached(Phase.STOPPING):
-                await self.handle(entry)
+                settle = await self.handle(entry)
+        if settle is not None:
+            await settle
 
     def _reap(self, entry_id: str, task: asyncio.Task[None]) -> None:
         """A held entry ended: make room for the next fetch and make sure an unexpected error is seen."""

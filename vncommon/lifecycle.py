@@ -13,7 +13,7 @@ import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
 from vncommon import keys
-from vncommon.slotpipe import SlotPipeline, StepPipeline, shared_part
+from vncommon.slotpipe import SlotPipeline, StepPipeline, is_script, shared_part
 from vncommon.state import REQUEST_HASH, TERMINAL, lua_is_terminal
 from vncommon.streams import to_fields
 from vncommon.timeutil import utc_now_iso
@@ -37,6 +37,27 @@ local sequence = redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
 return sequence
 """
+
+
+def lua_announce(maxlen_arg: int) -> str:
+    """Lua for a script that has just pushed an event onto the request's list (its position in the local
+    `sequence`): append it to the lifecycle stream KEYS[3] when the script was given that key (one Redis;
+    on a cluster it is in another slot and the caller announces the event after the script). ARGV[maxlen_arg]
+    is the stream's MAXLEN, the arguments after it the entry's pairs (`entry_pairs`)."""
+    return f"""
+if KEYS[3] then
+  local entry = {{KEYS[3], 'MAXLEN', '~', ARGV[{maxlen_arg}], '*'}}
+  for i = {maxlen_arg + 1}, #ARGV do entry[#entry + 1] = ARGV[i] end
+  entry[#entry + 1] = 'sequence'
+  entry[#entry + 1] = sequence
+  redis.call('XADD', unpack(entry))
+end
+"""
+
+
+def entry_pairs(event: streams_pb2.LifecycleEvent) -> list[str]:
+    """The event's stream entry as field/value arguments, without the sequence a script adds."""
+    return [str(item) for name, value in to_fields(event).items() if name != "sequence" for item in (name, value)]
 
 
 def new_event(request_id: str, status: str, group_index: int = -1, detail: str = "") -> streams_pb2.LifecycleEvent:
@@ -82,9 +103,10 @@ def queue_publish(pipe: StepPipeline, event: streams_pb2.LifecycleEvent, shards:
     sequence). On one Redis it is skipped (reply 0) if the request ended meanwhile with another status.
     On a cluster that script would span slots: the event list is the request's own key, the stream append
     goes to the step's shared part, and a run racing a cancel may add an event after the terminal one
-    (readers stop at the terminal event)."""
+    (readers stop at the terminal event). In a guarded step (`vncommon.slotpipe`) the step's own guard
+    is the check."""
     stream = keys.lifecycle_stream(event.request_id, shards)
-    if isinstance(pipe, SlotPipeline):
+    if isinstance(pipe, SlotPipeline) or is_script(pipe):
         queue_publish_won(pipe, event, shards)
         return
     pairs = [item for pair in to_fields(event).items() for item in pair]

@@ -22,11 +22,17 @@ class RankedSlots:
     else the waiter with the lowest rank (then the oldest) enters."""
 
     def __init__(self, slots: int, max_wait_s: float = MAX_WAIT_S) -> None:
+        self._slots = slots
         self._free = slots
         self._max_wait_s = max_wait_s
         self._by_rank: list[tuple[int, int, asyncio.Future[None]]] = []
         self._by_age: deque[tuple[float, asyncio.Future[None]]] = deque()
         self._arrivals = itertools.count()
+
+    @property
+    def busy(self) -> int:
+        """How many holders are inside now."""
+        return self._slots - self._free
 
     @asynccontextmanager
     async def hold(self, rank: int = 0) -> AsyncIterator[None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vncommon import keys
-from vncommon.slotpipe import StepPipeline
+from vncommon.slotpipe import StepPipeline, is_script, shared_part
 
 # The tombstone outlives the data so that results of a purged request answer 410, not 404.
 TOMBSTONE_EXTRA_SECONDS = 30 * 86_400
@@ -32,9 +32,14 @@ def request_data_keys(request_id: str, task_counts: Sequence[int]) -> list[str]:
 
 
 def queue_expiry(pipe: StepPipeline, request_id: str, task_counts: Sequence[int], ttl_seconds: int) -> None:
-    """Add the retention commands of an ended request to a pipeline."""
+    """Add the retention commands of an ended request to a pipeline (inside a step's script, one EXPIRE
+    per key: a script cannot call another)."""
     data_keys = request_data_keys(request_id, task_counts)
-    pipe.eval(_EXPIRE_ALL, len(data_keys), *data_keys, ttl_seconds)
+    if is_script(pipe):
+        for key in data_keys:
+            pipe.expire(key, ttl_seconds)
+    else:
+        pipe.eval(_EXPIRE_ALL, len(data_keys), *data_keys, ttl_seconds)
     pipe.delete(keys.updates_stream(request_id), keys.lease_key(request_id))  # one slot: one command
-    pipe.zrem(keys.ACTIVE_REQUESTS, request_id)
+    shared_part(pipe).zrem(keys.ACTIVE_REQUESTS, request_id)  # a global key: another slot on a cluster
     pipe.set(keys.tombstone_key(request_id), "1", ex=ttl_seconds + TOMBSTONE_EXTRA_SECONDS)

@@ -16,6 +16,11 @@ without their checkpoint, so a resuming run sends them once more: the task may r
 are stored SET NX (the first wins) and the tracker ignores a second completion, so the request still
 ends once with one result. A lifecycle append lost between parts 1 and 2 is in the request's own event
 list (part 1), which Watch replays and sync waiters re-check on RESYNC or by state.
+
+A guarded step (`guard=(state key, status field)`) runs only while the request is known and has not ended:
+on one Redis it is one script (`vncommon.atomicbatch`) holding every command, shared streams included;
+on a cluster the guard goes with part 1, and parts 2 and 3 run only if it passed. Its replies are one:
+`GUARD_PASSED`, or the status that refused the step.
 """
 
 from __future__ import annotations
@@ -24,39 +29,57 @@ from typing import Any, Union
 
 import redis.asyncio as redis
 
-from vncommon.atomicbatch import AtomicBatch
+from vncommon.atomicbatch import GUARD_PASSED, AtomicBatch
 from vncommon.rediscluster import spans_slots
+
+Guard = tuple[str, str]  # (a request's state hash, its status field)
 
 
 class SlotPipeline:
     """The three parts of a step on a cluster; unknown attributes queue on `own` (the request's keys)."""
 
-    def __init__(self, client: redis.Redis, atomic: bool) -> None:
+    def __init__(self, client: redis.Redis, atomic: bool, guard: Guard | None = None) -> None:
         # redis-py's cluster MULTI/EXEC is unusable (see vncommon.atomicbatch): an atomic part is a script.
-        self.own: Any = AtomicBatch(client) if atomic else client.pipeline(transaction=False)
+        self.own: Any = (AtomicBatch(client, guard) if atomic or guard
+                         else client.pipeline(transaction=False))
         self.shared: Any = client.pipeline(transaction=False)
         self.after: Any = client.pipeline(transaction=False)
+        self._guarded = guard is not None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.own, name)
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        """Run the parts in order; the replies of `own`, then `shared`, then `after`."""
+        """Run the parts in order; the replies of `own`, then `shared`, then `after` (guarded: the
+        guard's reply only, and nothing after a refusal)."""
         replies: list[Any] = []
         for part in (self.own, self.shared, self.after):
             if len(part):
                 replies.extend(await part.execute(raise_on_error=raise_on_error))
-        return replies
+            if self._guarded and part is self.own and replies != [GUARD_PASSED]:
+                return replies
+        return replies[:1] if self._guarded else replies
 
 
-StepPipeline = Union["redis.client.Pipeline", SlotPipeline]
+StepPipeline = Union["redis.client.Pipeline", SlotPipeline, AtomicBatch]
 
 
-def step_pipeline(client: redis.Redis, atomic: bool = False) -> StepPipeline:
-    """redis-py's pipeline on one Redis (one MULTI/EXEC when atomic); a SlotPipeline on a cluster."""
+def step_pipeline(client: redis.Redis, atomic: bool = False, guard: Guard | None = None) -> StepPipeline:
+    """redis-py's pipeline on one Redis (one MULTI/EXEC when atomic), or one script when guarded; a
+    SlotPipeline on a cluster."""
     if spans_slots(client):
-        return client.pipeline(transaction=atomic)
-    return SlotPipeline(client, atomic)
+        return AtomicBatch(client, guard) if guard else client.pipeline(transaction=atomic)
+    return SlotPipeline(client, atomic, guard)
+
+
+def is_script(pipe: Any) -> bool:
+    """Whether what is queued on `pipe` runs inside one script, where no EVAL may be queued."""
+    return isinstance(pipe, AtomicBatch) or (isinstance(pipe, SlotPipeline) and isinstance(pipe.own, AtomicBatch))
+
+
+def guard_passed(replies: list[Any]) -> bool:
+    """Whether a guarded step ran (its replies are the guard's)."""
+    return replies[:1] == [GUARD_PASSED]
 
 
 def shared_part(pipe: Any) -> Any:

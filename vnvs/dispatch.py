@@ -19,6 +19,8 @@ from vncommon.slotpipe import StepPipeline, after_part, shared_part
 from vncommon.state import Priority
 from vncommon.streams import to_fields
 
+CHECKPOINT_CHUNK = 2000  # tasks per HSET of the dispatch checkpoint (two arguments each)
+
 
 @dataclass(frozen=True, slots=True)
 class TaskRef:
@@ -81,8 +83,11 @@ class Dispatcher:
         ref0 = refs[0][0]
         stream = keys.dispatch_stream(ref0.request_id, self._shards, self._priority)
         shared = shared_part(pipe)
-        # On a cluster the checkpoint lands after the entries it records (see vncommon.slotpipe).
-        after_part(pipe).hset(keys.group_tasks_key(ref0.request_id, ref0.group_index),
-                  mapping={ref.task_id: attempt for ref, attempt, _ in refs})
+        # On a cluster the checkpoint lands after the entries it records (see vncommon.slotpipe); in parts
+        # a step's script can run (a command's arguments are unpacked onto Lua's C stack).
+        checkpoint = keys.group_tasks_key(ref0.request_id, ref0.group_index)
+        for start in range(0, len(refs), CHECKPOINT_CHUNK):
+            after_part(pipe).hset(checkpoint, mapping={ref.task_id: attempt
+                                                       for ref, attempt, _ in refs[start:start + CHECKPOINT_CHUNK]})
         for ref, attempt, budget in refs:
             shared.xadd(stream, to_fields(ref.entry(attempt, budget)))

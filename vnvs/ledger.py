@@ -13,8 +13,9 @@ from typing import Any
 import redis.asyncio as redis
 
 from vncommon import keys, lifecycle
+from vncommon.rediscluster import spans_slots
 from vncommon.retention import queue_expiry
-from vncommon.slotpipe import StepPipeline, step_pipeline
+from vncommon.slotpipe import StepPipeline, guard_passed, step_pipeline
 from vncommon.state import (
     GROUP_HASH,
     REQUEST_HASH,
@@ -30,23 +31,37 @@ from vncommon.timeutil import utc_now_iso
 
 # Moves a request to `started` unless it already ended (1 when the run may go on, 0 when it must not: a
 # run that took the lease just after another one finished and freed it must not bring the request back),
-# keeps the first start time, counts the run, and answers what the run needs of the hash, in one call:
-# {may go on, started published?, runs since the last finished group, deadline, priority}.
+# keeps the first start time, counts the run, publishes `started` the first time (into the event list,
+# and onto the lifecycle stream when that is KEYS[3]: on a cluster, another slot, the caller appends it),
+# and answers what the run needs, in one call: {may go on, published `started` now?, runs since the
+# last finished group, deadline, priority, events so far}.
+# KEYS: state hash, event list[, lifecycle stream]. ARGV: now, the event's JSON, the stream's MAXLEN,
+# then the stream entry's field/value pairs (its sequence is added here).
 _BEGIN_SCRIPT = f"""
 local f = redis.call('HMGET', KEYS[1], '{REQUEST_HASH.status}', '{REQUEST_HASH.started_at}',
   '{REQUEST_HASH.started_published}', '{REQUEST_HASH.deadline_at_ms}', '{REQUEST_HASH.priority}')
 local current = f[1]
 local starts = redis.call('HINCRBY', KEYS[1], '{REQUEST_HASH.run_starts}', 1)
-local go = 1
 if {lua_is_terminal("current")} then
-  go = 0
   if not f[2] then redis.call('HSET', KEYS[1], '{REQUEST_HASH.started_at}', ARGV[1]) end
-elseif f[2] then
-  redis.call('HSET', KEYS[1], '{REQUEST_HASH.status}', '{Status.STARTED}')
-else
-  redis.call('HSET', KEYS[1], '{REQUEST_HASH.status}', '{Status.STARTED}', '{REQUEST_HASH.started_at}', ARGV[1])
+  return {{0, 0, starts, f[4], f[5], 0}}
 end
-return {{go, f[3], starts, f[4], f[5]}}
+local fields = {{'{REQUEST_HASH.status}', '{Status.STARTED}'}}
+if not f[2] then
+  fields[#fields + 1] = '{REQUEST_HASH.started_at}'
+  fields[#fields + 1] = ARGV[1]
+end
+if f[3] then
+  redis.call('HSET', KEYS[1], unpack(fields))
+  return {{1, 0, starts, f[4], f[5], redis.call('LLEN', KEYS[2])}}
+end
+-- The mark goes with its event: a run that dies before this call leaves both to the next.
+fields[#fields + 1] = '{REQUEST_HASH.started_published}'
+fields[#fields + 1] = '1'
+redis.call('HSET', KEYS[1], unpack(fields))
+local sequence = redis.call('RPUSH', KEYS[2], ARGV[2])
+{lifecycle.lua_announce(3)}
+return {{1, 1, starts, f[4], f[5], sequence}}
 """
 
 
@@ -67,13 +82,26 @@ class RunLedger:
         self._sequence = 0
         self.deadline_at_ms = 0  # epoch ms, read by begin(); 0: none
         self.priority = Priority.NORMAL  # read by begin()
+        self.fresh = False  # set by begin(): this run published `started`, so no run got further before
         self._shards = stream_shards
 
-    def pipeline(self, atomic: bool = False) -> StepPipeline:
+    def pipeline(self, atomic: bool = False, guarded: bool = False) -> StepPipeline:
         """A pipeline for one step; `atomic` wraps it in MULTI/EXEC, so blocked readers (workers waiting
         on the dispatch stream) wake once to a whole batch instead of once per entry. On a cluster the
-        MULTI covers the request's own keys only (see `vncommon.slotpipe` for the order and its safety)."""
+        MULTI covers the request's own keys only (see `vncommon.slotpipe` for the order and its safety).
+        `guarded`: atomic too, and run only while the request has not ended (see `run_guarded`)."""
+        if guarded:
+            return step_pipeline(self._client, guard=(self._state_key, REQUEST_HASH.status))
         return step_pipeline(self._client, atomic)
+
+    async def run_guarded(self, pipe: StepPipeline) -> None:
+        """Run a guarded step; RunCancelled or RequestEnded (nothing written) if the request ended."""
+        replies = await pipe.execute()
+        if guard_passed(replies):
+            return
+        if word(replies[0] if replies else "") == Status.CANCELLED:
+            raise RunCancelled(f"request {self.request_id} was cancelled")
+        raise RequestEnded(f"request {self.request_id} ended while this run drove it")
 
     def queue_event(self, pipe: StepPipeline, status: str, group_index: int = -1, detail: str = "",
                     unless_ended: bool = True) -> None:
@@ -86,48 +114,55 @@ class RunLedger:
             lifecycle.queue_publish_won(pipe, event, self._shards)
 
     async def begin(self) -> tuple[bytes | None, int]:
-        """Read the request and mark it started; publishes `started` only the first time.
+        """Read the request and mark it started; publishes `started` only the first time, in the same
+        call. A run that published it is `fresh`: no run before it got further, so it has nothing of
+        its groups to read back.
 
         Returns the request and how many runs started since the last finished group (this one included):
         the count is recorded before any work, so a run that kills its process still counts. Raises
         RequestEnded if the request already succeeded or failed.
         """
+        event = lifecycle.new_event(self.request_id, Status.STARTED)
+        script_keys = [self._state_key, keys.request_events_key(self.request_id)]
+        if spans_slots(self._client):
+            script_keys.append(keys.lifecycle_stream(self.request_id, self._shards))
         pipe = self.pipeline()
         pipe.get(keys.request_xml_key(self.request_id))
-        pipe.eval(_BEGIN_SCRIPT, 1, self._state_key, utc_now_iso())
-        pipe.llen(keys.request_events_key(self.request_id))
-        xml, (started, published, starts, deadline, priority), events = await pipe.execute()
+        pipe.eval(_BEGIN_SCRIPT, len(script_keys), *script_keys, utc_now_iso(), lifecycle.event_to_json(event),
+                  keys.LIFECYCLE_MAXLEN, *lifecycle.entry_pairs(event))
+        xml, (started, published, starts, deadline, priority, events) = await pipe.execute()
         if not started:
             raise RequestEnded(f"request {self.request_id} already ended")
         self._sequence = int(events)
         self.deadline_at_ms = int(deadline or 0)
         self.priority = parse_priority_or_normal(priority)
-        if published is None:
-            # The mark goes after its event, in one step: a run that dies before it leaves both to the next.
-            pipe = self.pipeline()
-            self.queue_event(pipe, Status.STARTED)
-            pipe.hset(self._state_key, REQUEST_HASH.started_published, "1")
-            await pipe.execute()
+        self.fresh = bool(published)
+        if published and len(script_keys) == 2:  # a cluster: the stream append follows the event list
+            event.sequence = self._sequence
+            await lifecycle.announce(self._client, event, self._shards)
         return (xml if isinstance(xml, bytes) else None), int(starts)
 
     async def group_progress(self, group_index: int) -> tuple[bool, int, bool]:
-        """(completed?, expected task count, `group_started` published?) of a group, as recorded."""
+        """(completed?, expected task count, `group_started` published?) of a group, as recorded; a
+        fresh run knows without reading: nothing is recorded of any group."""
+        if self.fresh:
+            return False, 0, False
         status, expected, published = await self._client.hmget(
             keys.group_state_key(self.request_id, group_index),
             [GROUP_HASH.status, GROUP_HASH.expected, GROUP_HASH.started_published])
         return word(status) == GroupStatus.COMPLETED, int(expected or 0), published is not None
 
     async def open_group(self, group_index: int, fresh: bool = False) -> tuple[set[str], dict[str, int]]:
-        """Make the group current. Returns (tasks with stored results, dispatched attempts). A `fresh` group
-        (`group_started` never published) has dispatched nothing: its checkpoint is written in the step that
-        publishes the mark (on a cluster just after it), so there is none to read."""
+        """Read what is recorded of a group before it runs. Returns (tasks with stored results, dispatched
+        attempts). A `fresh` group (`group_started` never published) has dispatched nothing: its checkpoint
+        is written in the step that publishes the mark (on a cluster just after it), so there is none to
+        read; the guarded step that dispatches it makes it current and checks that the request goes on."""
+        if fresh:
+            return set(), {}
         pipe = self.pipeline()
-        pipe.hset(self._state_key, REQUEST_HASH.current_group, group_index)
-        if not fresh:
-            pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
+        pipe.hgetall(keys.group_tasks_key(self.request_id, group_index))
         pipe.hget(self._state_key, REQUEST_HASH.status)
-        replies = await pipe.execute()
-        attempts, status = (replies[1], replies[2]) if not fresh else ({}, replies[1])
+        attempts, status = await pipe.execute()
         if word(status) == Status.CANCELLED:
             raise RunCancelled(f"request {self.request_id} was cancelled")
         in_flight = {text(task_id): int(attempt) for task_id, attempt in attempts.items()}
@@ -137,8 +172,9 @@ class RunLedger:
 
     def queue_group_running(self, pipe: StepPipeline, group_index: int, expected: int, completed: int,
                             first: bool) -> None:
-        """The group's state, running; the first time also `group_started`, then (in the same HSET as the
-        state) the mark that it was published."""
+        """The group's state, running, and the request's current group; the first time also
+        `group_started`, then (in the same HSET as the state) the mark that it was published."""
+        pipe.hset(self._state_key, REQUEST_HASH.current_group, group_index)
         fields: dict[str, str | int] = {GROUP_HASH.expected: expected, GROUP_HASH.completed: completed,
                                         GROUP_HASH.failed: 0, GROUP_HASH.status: GroupStatus.RUNNING}
         if first:
@@ -192,18 +228,25 @@ class RunLedger:
         queue_expiry(pipe, self.request_id, counts, self._ttl)
         await pipe.execute()
 
-    async def finish(self, status: str, payload: bytes, detail: str, task_counts: Sequence[int]) -> bool:
-        """Store the response (or failure), take the terminal state, publish it once, start retention."""
+    async def finish(self, status: str, payload: bytes, detail: str, task_counts: Sequence[int],
+                     failed_group: tuple[int, int] | None = None) -> bool:
+        """Store the response (or failure), take the terminal state, publish it once, start retention: one
+        guarded step, so only the run that takes the terminal state writes any of it (and the group that
+        failed, `failed_group` (its index and failed task count), with it). A request that ended otherwise
+        meanwhile only gets retention."""
+        pipe = self.pipeline(guarded=True)
+        if failed_group is not None:
+            group_index, failed = failed_group
+            self.queue_group_state(pipe, group_index, {GROUP_HASH.status: GroupStatus.FAILED,
+                                                       GROUP_HASH.failed: failed})
+        key = keys.request_response_key if status == Status.SUCCEEDED else keys.request_failure_key
+        pipe.set(key(self.request_id), payload, ex=self._ttl)
+        pipe.hset(self._state_key, mapping={REQUEST_HASH.status: status, REQUEST_HASH.completed_at: utc_now_iso()})
+        self.queue_event(pipe, status, detail=detail, unless_ended=False)
+        queue_expiry(pipe, self.request_id, task_counts, self._ttl)
+        if guard_passed(await pipe.execute()):
+            return True
         pipe = self.pipeline()
-        if status == Status.SUCCEEDED:
-            pipe.set(keys.request_response_key(self.request_id), payload, ex=self._ttl)
-        else:
-            pipe.set(keys.request_failure_key(self.request_id), payload, ex=self._ttl)
-        lifecycle.queue_finish(pipe, self.request_id, status, utc_now_iso())
-        _, won = await pipe.execute()
-        pipe = self.pipeline()
-        if won:  # this run set the terminal status, which nothing changes: no check before publishing it
-            self.queue_event(pipe, status, detail=detail, unless_ended=False)
         queue_expiry(pipe, self.request_id, task_counts, self._ttl)
         await pipe.execute()
-        return bool(won)
+        return False

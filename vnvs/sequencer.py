@@ -20,7 +20,7 @@ from vncommon import errortext, keys, tracing
 from vncommon.errors import RunAttemptsExhausted, TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
-from vncommon.state import GROUP_HASH, REQUEST_HASH, GroupStatus, Status
+from vncommon.state import REQUEST_HASH, Status
 from vncommon.streams import from_fields, text
 from vnvs import metrics
 from vnvs.assembly import Fold, folded_response
@@ -158,10 +158,11 @@ class RequestRun:
         to_send, held = unsent[:room], deque(unsent[room:])
         del unsent
         tracker.hold([ref.task_id for ref, _ in held])
-        pipe = self._ledger.pipeline(atomic=True)  # all-or-nothing, and workers see the whole batch at once
+        # All-or-nothing, workers see the whole batch at once, and only while the request goes on.
+        pipe = self._ledger.pipeline(guarded=True)
         self._ledger.queue_group_running(pipe, group_index, len(ids), len(done), first)
         self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
-        await pipe.execute()
+        await self._ledger.run_guarded(pipe)
         sent = len(to_send)
         del to_send
         log.info("group dispatched", extra={"fields": {
@@ -281,13 +282,9 @@ class RequestRun:
     async def _fail(self, exc: VnError) -> None:
         detail = json.dumps({"reason": exc.reason, "message": exc.message, "groupIndex": self._current_group,
                              **exc.metadata})
-        if self._current_group >= 0:
-            pipe = self._ledger.pipeline()
-            self._ledger.queue_group_state(pipe, self._current_group, {
-                GROUP_HASH.status: GroupStatus.FAILED,
-                GROUP_HASH.failed: int(isinstance(exc, TaskRetriesExhausted))})
-            await pipe.execute()
-        if await self._ledger.finish(Status.FAILED, detail.encode(), detail, self._task_counts):
+        failed_group = ((self._current_group, int(isinstance(exc, TaskRetriesExhausted)))
+                        if self._current_group >= 0 else None)
+        if await self._ledger.finish(Status.FAILED, detail.encode(), detail, self._task_counts, failed_group):
             metrics.REQUESTS_FINISHED.labels(Status.FAILED).inc()
             log.warning("request failed", extra={"fields": {"reason": exc.reason,
                                                             "error": errortext.summary(exc.message)}})

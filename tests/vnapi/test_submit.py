@@ -115,6 +115,21 @@ async def test_sync_submit_returns_response_bytes_identical_to_get_results(
     assert results.response_xml == answer.response_xml
 
 
+async def test_sync_submit_answers_from_the_terminal_event_without_reading_the_state_hash(
+    vnapi: RunningVnapi, fake_vnvs: tuple[FakeOrchestrator, str], vnvs: VnvsStandIn, redis_client: redis.Redis
+) -> None:
+    orchestrator, _ = fake_vnvs
+    await redis_client.config_resetstat()
+    call = asyncio.ensure_future(vnapi.stub.Submit(submit_request(sync=True), timeout=10))
+    await _wait_for_any_call(orchestrator)
+    await vnvs.succeed(orchestrator.calls[0])
+    answer = await call
+    assert answer.status == valuation_pb2.REQUEST_STATUS_SUCCEEDED and answer.response_xml == RESPONSE_XML
+    # Stored after subscribing, the request cannot have ended unseen; its terminal event is final.
+    stats = await redis_client.info("commandstats")
+    assert "cmdstat_hgetall" not in stats, stats.get("cmdstat_hgetall")
+
+
 async def test_sync_submit_of_a_failed_request_answers_failed_with_the_detail(
     vnapi: RunningVnapi, fake_vnvs: tuple[FakeOrchestrator, str], vnvs: VnvsStandIn
 ) -> None:

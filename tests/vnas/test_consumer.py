@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis.asyncio as redis
 
 from tests.conftest import wait_until
 from tests.vnas.conftest import (
+    TASK_XML,
+    Worker,
     WorkerFactory,
     dispatch,
     pending_count,
@@ -18,8 +22,11 @@ from tests.vnas.conftest import (
     read_updates,
     write_script,
 )
+from vn.v1 import streams_pb2
+from vnas import settler
 from vnas.executors import PythonExecutor
 from vncommon import keys
+from vncommon.streams import to_fields
 
 RESULT_KEY = keys.task_result_key("req-1", 0, "1")
 
@@ -428,3 +435,46 @@ async def test_a_deleted_dispatch_stream_is_recreated_and_the_worker_keeps_worki
     await wait_until(second_done)
     assert worker.task is not None and not worker.task.done()
     assert worker.consumer.outcomes["completed"] == 2
+
+
+async def _settle_calls(client: redis.Redis) -> int:
+    """Acknowledgements Redis ran so far: one per settle script call (nothing else acknowledges here)."""
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_xack", {}).get("calls", 0))
+
+
+async def test_short_tasks_fetched_together_settle_together_in_one_script_call(
+    redis_client: redis.Redis, make_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A generous gather window, so a loaded test machine cannot make the pricer look slower than it.
+    monkeypatch.setattr(settler, "GATHER_S", 0.5)
+    worker = make_worker(executor=PythonExecutor("tests.vnas.pricers:bare_valuation", 5), concurrency=4)
+    worker.start()
+    await dispatch(redis_client, task_id="0", inline=True)  # the worker learns how long a task takes
+    await wait_until(lambda: _completed(worker, 1))
+    # Its next read, issued once that task is done, asks for a whole batch (a read already blocked
+    # when the first task was still unmeasured asks for the free slots only); reads block 100 ms.
+    await asyncio.sleep(0.3)
+    before = await _settle_calls(redis_client)
+    async with redis_client.pipeline(transaction=True) as pipe:  # ten entries the worker fetches at once
+        for task_id in range(1, 11):
+            entry = _inline_entry(str(task_id))
+            pipe.xadd(keys.DISPATCH_STREAM, entry)
+        await pipe.execute()
+    await wait_until(lambda: _completed(worker, 11))
+    # More tasks than slots, yet one settle: each slot was free again while the batch waited.
+    assert await _settle_calls(redis_client) - before == 1
+    assert sorted(int(u.task_id) for u in await read_updates(redis_client)) == list(range(11))
+    assert await pending_count(redis_client) == 0
+
+
+async def _completed(worker: Worker, count: int) -> bool:
+    return worker.consumer.outcomes["completed"] >= count
+
+
+def _inline_entry(task_id: str) -> dict[Any, Any]:
+    entry = streams_pb2.TaskDispatch(
+        request_id="req-1", group_index=0, group_name="price", task_id=task_id, valuation_name="bond",
+        result_key=keys.task_result_key("req-1", 0, task_id), attempt=1,
+        updates_stream=keys.updates_stream("req-1"), payload=TASK_XML.decode())
+    return to_fields(entry)

@@ -17,6 +17,7 @@ from tests.conftest import RedisServer
 from tests.vnvs.fake_worker import TaskFailed, valuation
 from vn.v1 import streams_pb2
 from vncommon import keys, lifecycle
+from vncommon.atomicbatch import GUARD_PASSED
 from vncommon.config import CommonSettings
 from vncommon.streams import from_fields, text
 from vncommon.xmlsafe import parse_xml
@@ -248,7 +249,11 @@ def record(monkeypatch: pytest.MonkeyPatch, method: str) -> list[tuple[tuple[Any
 
 def crash_before_event(monkeypatch: pytest.MonkeyPatch, status_word: str, group_index: int = -1) -> None:
     """The first run dies just as it is about to publish this event: the step that carries it is never
-    written."""
+    written. (`started` is published by the script that begins the run: dying before it is dying before
+    RunLedger.begin.)"""
+    if (status_word, group_index) == ("started", -1):
+        crash_once(monkeypatch, "begin")
+        return
     original = lifecycle.queue_publish
     fired = False
 
@@ -269,19 +274,19 @@ def lose_one_cancellation(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     original = RunLedger.pipeline
     lost: list[int] = []
 
-    def pipeline(self: RunLedger, atomic: bool = False) -> Any:
-        pipe = original(self, atomic)
+    def pipeline(self: RunLedger, atomic: bool = False, guarded: bool = False) -> Any:
+        pipe = original(self, atomic, guarded)
         execute = pipe.execute
 
         async def execute_losing_a_cancel(raise_on_error: bool = True) -> list[Any]:
-            size = len(pipe.command_stack)
+            size = len(pipe)
             try:
                 return await execute(raise_on_error)
             except asyncio.CancelledError:
                 if lost:
                     raise
                 lost.append(1)
-                return [None] * size
+                return [GUARD_PASSED] if guarded else [None] * size
 
         pipe.execute = execute_losing_a_cancel  # type: ignore[method-assign]
         return pipe
