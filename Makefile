@@ -44,7 +44,7 @@ lint: $(STAMP) node_modules/.bin/buf check-proto
 # The console's browser tests run in a process of their own: Playwright's sync API leaves its event loop
 # marked running on the main thread, which the asyncio tests cannot share.
 test: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider -m "not browser"
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15 -m "not browser"
 	$(BIN)/pytest -q -p no:cacheprovider -m browser tests/browser
 
 ## Validate deploy/ (Dockerfile, compose.yaml, kustomize base and overlays) and the CI workflow, offline.

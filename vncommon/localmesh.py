@@ -87,11 +87,28 @@ def start_redis(workdir: str | Path, port: int, appendonly: bool = False, embedd
 class LocalMesh:
     env: Mapping[str, str]
     log_dir: Path | None = None
-    vnapi_port: int = field(default_factory=free_port)
-    vnvs_port: int = field(default_factory=free_port)
-    http_port: int = field(default_factory=free_port)
+    vnapi_port: int = 0  # 0: a free port, distinct from the mesh's others (chosen together)
+    vnvs_port: int = 0
+    http_port: int = 0
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
+    _ports: set[int] = field(default_factory=set)  # every port a service of this mesh was started on
+
+    def __post_init__(self) -> None:
+        # One call for all three: ports chosen one at a time may repeat, and a service that cannot bind
+        # its port leaves another one answering on it.
+        chosen = iter(self.fresh_ports(3))
+        self.vnapi_port = self.vnapi_port or next(chosen)
+        self.vnvs_port = self.vnvs_port or next(chosen)
+        self.http_port = self.http_port or next(chosen)
+
+    def fresh_ports(self, count: int) -> list[int]:
+        """`count` free ports, none of them one this mesh already uses."""
+        taken = {self.vnapi_port, self.vnvs_port, self.http_port, *self._ports}
+        while True:
+            ports = free_ports(count)
+            if taken.isdisjoint(ports):
+                return ports
 
     @property
     def vnapi_address(self) -> str:
@@ -108,6 +125,7 @@ class LocalMesh:
     def start(self, name: str, kind: str, port: int, wait: bool = True, **extra: str) -> subprocess.Popen[bytes]:
         """Start one service process (`kind` is vnapi, vnvs, vnas or gateway) listening on `port`."""
         env = self.service_env(**extra)
+        self._ports.add(port)
         env["HTTP_PORT" if kind == "gateway" else "GRPC_PORT"] = str(port)
         output: IO[bytes] | None = None
         if self.log_dir is not None:
@@ -121,7 +139,7 @@ class LocalMesh:
         return process
 
     def start_all(self, workers: int = 2, gateway: bool = True, vnas_ports: list[int] | None = None) -> None:
-        ports = vnas_ports or [free_port() for _ in range(workers)]
+        ports = vnas_ports or self.fresh_ports(workers)
         self.start("vnvs", "vnvs", self.vnvs_port)
         for index, port in enumerate(ports):
             self.start(f"vnas{index}", "vnas", port)

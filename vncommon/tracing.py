@@ -16,31 +16,21 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import time
 from collections.abc import Mapping
 from contextvars import ContextVar
-from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from vncommon import errortext
+from vncommon.spans import NO_SPAN, Attached, LiveSpan, NoSpan, RecordedSpan, SpanRecorder
 
 TRACEPARENT = "traceparent"  # the W3C header name: gRPC metadata key and stream field alike
 _PROPAGATOR = TraceContextTextMapPropagator()
 _W3C_TRACE_ID_CHARS = 32
-
-class SpanRecorder(Protocol):
-    """Hands a finished span to the span processors without the SDK's live span (`tracing_setup`)."""
-
-    def record(self, name: str, trace_id: str, parent: otel_context.Context | None, kind: SpanKind,
-               attributes: dict[str, str | int | bool], start_ns: int, error: str,
-               exception: BaseException | None) -> None: ...
-
 
 # The one switch the hooks test; set by `tracing_setup.install` (and back by `uninstall`).
 _active = False
@@ -76,110 +66,17 @@ def otel_trace_id(trace_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(trace_id.encode(), digest_size=16).digest(), "big")
 
 
-class _NoSpan:
-    """What every hook returns while tracing is off."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> _NoSpan:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        return None
-
-    def set(self, key: str, value: str | int | bool) -> None:
-        return None
-
-    def outcome(self, status: str, error: str = "") -> None:
-        return None
-
-
-NO_SPAN = _NoSpan()
-
-
-class _LiveSpan(_NoSpan):
-    """A started span that is the current one between enter and exit, ended on exit."""
-
-    __slots__ = ("_span", "_token")
-
-    def __init__(self, span: trace.Span) -> None:
-        self._span = span
-        self._token: object = None
-
-    def __enter__(self) -> _LiveSpan:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if isinstance(exc, Exception):  # a cancellation is not the span's failure
-            self._span.record_exception(exc)
-            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200]))
-        otel_context.detach(self._token)  # type: ignore[arg-type]
-        self._span.end()
-
-    def set(self, key: str, value: str | int | bool) -> None:
-        self._span.set_attribute(key, value)
-
-    def outcome(self, status: str, error: str = "") -> None:
-        self._span.set_attribute("vn.outcome", status)
-        if error:  # its first line only, as in the logs: what follows may quote a script's output
-            self._span.set_status(Status(StatusCode.ERROR, errortext.summary(error)))
-
-
-class _RecordedSpan(_NoSpan):
-    """A span kept as plain values while it runs and handed over whole when it ends: for the span every
-    task attempt makes on a worker, where the SDK's live span (attribute checks on every set, a context
-    attached and detached, a copy made at its end) cost more than the rest of the hooks together. It is
-    never the current span: nothing runs under a task attempt."""
-
-    __slots__ = ("_attributes", "_error", "_kind", "_name", "_parent", "_start", "_trace_id")
-
-    def __init__(self, name: str, trace_id: str, parent: otel_context.Context | None, kind: SpanKind,
-                 attributes: dict[str, str | int | bool]) -> None:
-        self._name = name
-        self._trace_id = trace_id
-        self._parent = parent
-        self._kind = kind
-        self._attributes = attributes
-        self._start = 0
-        self._error = ""
-
-    def __enter__(self) -> _RecordedSpan:
-        self._start = time.time_ns()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        recorder = _recorder
-        if recorder is None:  # switched off while it ran
-            return
-        failure = exc if isinstance(exc, Exception) else None  # a cancellation is not the span's failure
-        error = f"{type(failure).__name__}: {failure}"[:200] if failure is not None else self._error
-        recorder.record(self._name, self._trace_id, self._parent, self._kind, self._attributes, self._start,
-                        error, failure)
-
-    def set(self, key: str, value: str | int | bool) -> None:
-        self._attributes[key] = value
-
-    def outcome(self, status: str, error: str = "") -> None:
-        self._attributes["vn.outcome"] = status
-        if error:  # its first line only, as in the logs: what follows may quote a script's output
-            self._error = errortext.summary(error)
-
-
 def _start(name: str, trace_id: str, parent: otel_context.Context | None, kind: SpanKind,
-           attributes: Mapping[str, str | int | bool]) -> _LiveSpan:
+           attributes: Mapping[str, str | int | bool]) -> LiveSpan:
     """A span under `parent` (a remote context), else under the current span, else a root whose
     trace id is derived from the request's `trace_id`."""
     if parent is not None and trace.get_current_span(parent).get_span_context().is_valid:
-        return _LiveSpan(_tracer.start_span(name, parent, kind, attributes))
+        return LiveSpan(_tracer.start_span(name, parent, kind, attributes))
     if trace.get_current_span().get_span_context().is_valid:
-        return _LiveSpan(_tracer.start_span(name, None, kind, attributes))
+        return LiveSpan(_tracer.start_span(name, None, kind, attributes))
     token = root_trace_id.set(otel_trace_id(trace_id))
     try:
-        return _LiveSpan(_tracer.start_span(name, otel_context.Context(), kind, attributes))
+        return LiveSpan(_tracer.start_span(name, otel_context.Context(), kind, attributes))
     finally:
         root_trace_id.reset(token)
 
@@ -219,7 +116,7 @@ def w3c_trace_id(traceparent: str) -> str:
     return f"{span_context.trace_id:032x}" if span_context.is_valid else ""
 
 
-def gateway_span(trace_id: str, sync: bool, traceparent: str = "") -> _NoSpan:
+def gateway_span(trace_id: str, sync: bool, traceparent: str = "") -> NoSpan:
     """The root span of a REST submission; a child of the caller's span when it sent a `traceparent`."""
     if not _active:
         return NO_SPAN
@@ -227,14 +124,14 @@ def gateway_span(trace_id: str, sync: bool, traceparent: str = "") -> _NoSpan:
                   {"vn.sync": sync})
 
 
-def submit_span(context: grpc.aio.ServicerContext, trace_id: str, sync: bool) -> _NoSpan:
+def submit_span(context: grpc.aio.ServicerContext, trace_id: str, sync: bool) -> NoSpan:
     """vnapi's Submit: under the caller's span when its metadata carries one, else the request's root."""
     if not _active:
         return NO_SPAN
     return _start("vnapi.Submit", trace_id, _from_metadata(context), SpanKind.SERVER, {"vn.sync": sync})
 
 
-def ingest_span(traceparent: str, trace_id: str, request_id: str) -> _NoSpan:
+def ingest_span(traceparent: str, trace_id: str, request_id: str) -> NoSpan:
     """vnapi's ingest consumer handing the request to vnvs (under Submit, by the ingest entry)."""
     if not _active:
         return NO_SPAN
@@ -242,58 +139,42 @@ def ingest_span(traceparent: str, trace_id: str, request_id: str) -> _NoSpan:
                   {"vn.request_id": request_id})
 
 
-def orchestrate_parent(context: grpc.aio.ServicerContext) -> _NoSpan:
+def orchestrate_parent(context: grpc.aio.ServicerContext) -> NoSpan:
     """Makes the caller's span (from Orchestrate's metadata) current, so the run started inside,
     which copies the context, gets it as its parent. No span of its own."""
     if not _active:
         return NO_SPAN
     parent = _from_metadata(context)
-    return _Attached(parent) if parent is not None else NO_SPAN
+    return Attached(parent) if parent is not None else NO_SPAN
 
 
-class _Attached(_NoSpan):
-    __slots__ = ("_context", "_token")
-
-    def __init__(self, context: otel_context.Context) -> None:
-        self._context = context
-        self._token: object = None
-
-    def __enter__(self) -> _Attached:
-        self._token = otel_context.attach(self._context)
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        otel_context.detach(self._token)  # type: ignore[arg-type]
-
-
-def run_span(request_id: str, trace_id: str) -> _NoSpan:
+def run_span(request_id: str, trace_id: str) -> NoSpan:
     """vnvs driving one request (under Orchestrate's caller; a root of the same trace when adopted)."""
     if not _active:
         return NO_SPAN
     return _start("vnvs.request", trace_id, None, SpanKind.INTERNAL, {"vn.request_id": request_id})
 
 
-def group_span(group_index: int, trace_id: str) -> _NoSpan:
+def group_span(group_index: int, trace_id: str) -> NoSpan:
     if not _active:
         return NO_SPAN
     return _start("vnvs.group", trace_id, None, SpanKind.PRODUCER, {"vn.group_index": group_index})
 
 
-def hydration_span(group_index: int, trace_id: str) -> _NoSpan:
+def hydration_span(group_index: int, trace_id: str) -> NoSpan:
     """A hydration call into the sandbox; group index -1 is the whole-document pass before the groups."""
     if not _active:
         return NO_SPAN
     return _start("vnvs.hydration", trace_id, None, SpanKind.INTERNAL, {"vn.group_index": group_index})
 
 
-def assembly_span(trace_id: str) -> _NoSpan:
+def assembly_span(trace_id: str) -> NoSpan:
     if not _active:
         return NO_SPAN
     return _start("vnvs.assembly", trace_id, None, SpanKind.INTERNAL, {})
 
 
-def task_attempt_span(dispatch: Any, consumer: str) -> _NoSpan:
+def task_attempt_span(dispatch: Any, consumer: str) -> NoSpan:
     """One attempt of one task on a vnas worker, under its group's span (the dispatch entry's
     `traceparent`); `dispatch` is a vn.v1.TaskDispatch."""
     if not _active:
@@ -304,7 +185,7 @@ def task_attempt_span(dispatch: Any, consumer: str) -> _NoSpan:
         "vn.valuation": dispatch.valuation_name, "vn.consumer": consumer}
     parent = _from_traceparent(dispatch.traceparent)
     if _recorder is not None:
-        return _RecordedSpan("vnas.task", dispatch.trace_id, parent, SpanKind.CONSUMER, attributes)
+        return RecordedSpan(_recorder, "vnas.task", dispatch.trace_id, parent, SpanKind.CONSUMER, attributes)
     return _start("vnas.task", dispatch.trace_id, parent, SpanKind.CONSUMER, attributes)
 
 

@@ -92,7 +92,7 @@ def install(exporters: list[Any], service_name: str, batch: bool = True) -> None
 
 
 class SpanRecorder:
-    """Turns a span recorded as plain values (`tracing._RecordedSpan`) into the SDK's finished span and
+    """Turns a span recorded as plain values (`spans.RecordedSpan`) into the SDK's finished span and
     hands it to the span processors: sampled by the provider's sampler, ids from its id generator, its
     resource and the hooks' instrumentation scope, as a span of the tracer would be."""
 

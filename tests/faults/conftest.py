@@ -39,7 +39,7 @@ def fault_mesh(redis_server: RedisServer, redis_client: redis.Redis, tmp_path: P
         try:
             mesh.start("vnvs", "vnvs", mesh.vnvs_port)
             for index in range(workers):
-                mesh.start(f"vnas{index}", "vnas", free_port())
+                mesh.start(f"vnas{index}", "vnas", mesh.fresh_ports(1)[0])
             mesh.start("vnapi", "vnapi", mesh.vnapi_port, VNAPI_CONSUMER_NAME="vnapi")
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\n{mesh.log_tail()}") from None

@@ -20,7 +20,7 @@ from tests.e2e.conftest import EXAMPLES
 from tests.e2e.helpers import OPTIONS, Status, write_script
 from vn.v1 import valuation_pb2, valuation_pb2_grpc
 from vncommon import keys
-from vncommon.localmesh import LocalMesh, free_port
+from vncommon.localmesh import LocalMesh
 
 TERMINAL_STATUSES = {"succeeded", "failed", "cancelled"}
 TERMINAL = (Status.REQUEST_STATUS_SUCCEEDED, Status.REQUEST_STATUS_FAILED, Status.REQUEST_STATUS_CANCELLED)
@@ -152,7 +152,7 @@ class Chaos:
         self.names.remove(name)
         self._serial += 1
         fresh = f"{name.split('~')[0]}~{self._serial}"
-        self.mesh.start(fresh, self.kind, free_port(), wait=False, **self.env)
+        self.mesh.start(fresh, self.kind, self.mesh.fresh_ports(1)[0], wait=False, **self.env)
         self.names.append(fresh)
 
     def _loop(self) -> None:

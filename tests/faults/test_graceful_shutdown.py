@@ -14,7 +14,7 @@ import redis.asyncio as redis
 
 from tests.conftest import wait_until
 from tests.e2e.helpers import Status, amounts, simple_request
-from tests.faults.conftest import FaultMeshFactory, free_port
+from tests.faults.conftest import FaultMeshFactory
 from tests.faults.support import (
     assert_one_terminal_event,
     channel_to,
@@ -68,7 +68,7 @@ async def test_a_worker_stopped_mid_task_exits_zero_and_another_worker_finishes_
         handed_back = await redis_client.xpending_range(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "-", "+", 10)
         assert len(handed_back) == 2 and all(row["time_since_delivered"] >= 1000 for row in handed_back), handed_back
 
-        mesh.start("vnas-replacement", "vnas", free_port())
+        mesh.start("vnas-replacement", "vnas", mesh.fresh_ports(1)[0])
         status = await wait_for_end(api, request_id, timeout=30)
         assert status.status == Status.REQUEST_STATUS_SUCCEEDED, status.failure_detail + mesh.log_tail()
         assert len(amounts(await results(api, request_id), 0)) == 2
@@ -109,7 +109,7 @@ async def test_an_orchestrator_stopped_mid_request_exits_zero_and_another_instan
     script = counting_script(tmp_path, log, sleep_s=0.8)
     mesh = fault_mesh(workers=2, VNAS_SCRIPT=str(script), VNVS_LEASE_MS="1000", VNVS_RECOVERY_INTERVAL_MS="200",
                       VNVS_SHUTDOWN_GRACE_MS="500")
-    mesh.start("vnvs2", "vnvs", free_port())
+    mesh.start("vnvs2", "vnvs", mesh.fresh_ports(1)[0])
     channel, api = channel_to(mesh.vnapi_address)
     async with channel:
         request_id = await submit(api, simple_request(groups=3, tasks=2))
@@ -148,7 +148,7 @@ async def test_a_vnapi_stopped_while_handing_a_request_over_exits_zero_and_anoth
         assert code == 0 and took < 5, (code, took)
     finally:
         vnvs.send_signal(signal.SIGCONT)
-    survivor_port = free_port()
+    survivor_port = mesh.fresh_ports(1)[0]
     mesh.start("vnapi2", "vnapi", survivor_port, VNAPI_CONSUMER_NAME="vnapi2", VNAPI_INGEST_CLAIM_IDLE_MS="500")
     channel, survivor = channel_to(f"127.0.0.1:{survivor_port}")
     async with channel:

@@ -10,7 +10,7 @@ import redis.asyncio as redis
 
 from tests.conftest import wait_until
 from tests.e2e.helpers import Status, simple_request
-from tests.faults.conftest import FaultMeshFactory, free_port
+from tests.faults.conftest import FaultMeshFactory
 from tests.faults.support import (
     assert_one_terminal_event,
     channel_to,
@@ -34,7 +34,7 @@ async def test_a_request_whose_orchestrator_dies_mid_group_is_finished_by_anothe
     log = tmp_path / "executions.log"
     script = counting_script(tmp_path, log, sleep_s=0.6)
     mesh = fault_mesh(workers=2, VNAS_SCRIPT=str(script), **FAST_TAKEOVER)
-    mesh.start("vnvs2", "vnvs", free_port())
+    mesh.start("vnvs2", "vnvs", mesh.fresh_ports(1)[0])
     body = simple_request(groups=3, tasks=3)
     channel, api = channel_to(mesh.vnapi_address)
     async with channel:

@@ -9,7 +9,7 @@ import redis.asyncio as redis
 
 from tests.conftest import wait_until
 from tests.e2e.helpers import Status, amounts, simple_request
-from tests.faults.conftest import FaultMeshFactory, free_port
+from tests.faults.conftest import FaultMeshFactory
 from tests.faults.support import assert_one_terminal_event, channel_to, event_statuses, results, submit, wait_for_end
 from vncommon import keys
 
@@ -39,7 +39,7 @@ async def test_a_request_whose_vnapi_dies_before_handing_it_over_is_handed_over_
             return [c for c, _ in await _pending_ingest(redis_client)] == ["vnapi"]
 
         await wait_until(held_by_first_vnapi, timeout=10)
-        survivor_port = free_port()
+        survivor_port = mesh.fresh_ports(1)[0]
         mesh.start("vnapi2", "vnapi", survivor_port, VNAPI_CONSUMER_NAME="vnapi2", **FAST_RECLAIM)
         mesh.kill("vnapi", signal.SIGKILL)
     finally:
@@ -62,7 +62,7 @@ async def test_a_request_whose_vnapi_dies_before_handing_it_over_is_handed_over_
 async def test_requests_submitted_to_a_vnapi_killed_right_after_submit_all_complete_via_the_other_vnapi(
         fault_mesh: FaultMeshFactory, redis_client: redis.Redis) -> None:
     mesh = fault_mesh(workers=2, **FAST_RECLAIM)
-    survivor_port = free_port()
+    survivor_port = mesh.fresh_ports(1)[0]
     mesh.start("vnapi2", "vnapi", survivor_port, VNAPI_CONSUMER_NAME="vnapi2", **FAST_RECLAIM)
     channel, api = channel_to(mesh.vnapi_address)
     async with channel:
