@@ -93,6 +93,7 @@ class LocalMesh:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
     _ports: set[int] = field(default_factory=set)  # every port a service of this mesh was started on
+    _kinds: dict[str, str] = field(default_factory=dict)  # service name -> kind
 
     def __post_init__(self) -> None:
         # One call for all three: ports chosen one at a time may repeat, and a service that cannot bind
@@ -126,6 +127,7 @@ class LocalMesh:
         """Start one service process (`kind` is vnapi, vnvs, vnas or gateway) listening on `port`."""
         env = self.service_env(**extra)
         self._ports.add(port)
+        self._kinds[name] = kind
         env["HTTP_PORT" if kind == "gateway" else "GRPC_PORT"] = str(port)
         output: IO[bytes] | None = None
         if self.log_dir is not None:
@@ -156,7 +158,11 @@ class LocalMesh:
         return {name: process.pid for name, process in self.processes.items()}
 
     def stop(self) -> None:
-        stop_processes(list(self.processes.values()))
+        """Stop every service: the workers last, so that what vnvs still runs when it is told to stop can
+        finish within its grace instead of waiting it out and being handed over."""
+        workers = [process for name, process in self.processes.items() if self._kinds.get(name) == "vnas"]
+        stop_processes([process for process in self.processes.values() if process not in workers])
+        stop_processes(workers)
         self.processes.clear()
         for log in self._logs:
             log.close()
