@@ -29,7 +29,6 @@ from vncommon.errors import OrchestratorBusy
 from vncommon.grpcutil import decode_error
 from vncommon.logs import log_context
 from vncommon.phase import Phase
-from vncommon.rediscluster import spans_slots
 from vncommon.redisconn import REDIS_ERRORS
 from vncommon.shardedgroup import ShardedGroup
 from vncommon.state import REQUEST_HASH, Status
@@ -145,9 +144,7 @@ class IngestConsumer(StreamConsumer[StreamEntry]):
         """Publish `received` at most once; False when the request no longer exists."""
         shards = self._settings.common.stream_shards
         event = lifecycle.new_event(request_id, Status.RECEIVED)
-        script_keys = [keys.request_state_key(request_id), keys.request_events_key(request_id)]
-        if spans_slots(self._client):
-            script_keys.append(keys.lifecycle_stream(request_id, shards))
+        script_keys = lifecycle.scripted_event_keys(self._client, request_id, shards)
         sequence = int(await self._client.eval(_PUBLISH_RECEIVED, len(script_keys), *script_keys,
                                                lifecycle.event_to_json(event), keys.LIFECYCLE_MAXLEN,
                                                *lifecycle.entry_pairs(event)))
@@ -155,9 +152,7 @@ class IngestConsumer(StreamConsumer[StreamEntry]):
             log.warning("ingest entry for a request that no longer exists acknowledged")
             return False
         if sequence > 0:
-            if len(script_keys) == 2:  # a cluster: the stream append follows the event list
-                event.sequence = sequence
-                await lifecycle.announce(self._client, event, shards)
+            await lifecycle.announce_scripted(self._client, event, sequence, shards)
             log.info("request status received published")
         return True
 

@@ -13,6 +13,7 @@ import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
 from vncommon import keys
+from vncommon.rediscluster import spans_slots
 from vncommon.slotpipe import SlotPipeline, StepPipeline, is_script, shared_part
 from vncommon.state import REQUEST_HASH, TERMINAL, lua_is_terminal
 from vncommon.streams import to_fields
@@ -53,6 +54,25 @@ if KEYS[3] then
   redis.call('XADD', unpack(entry))
 end
 """
+
+
+def scripted_event_keys(client: redis.Redis, request_id: str, shards: int) -> list[str]:
+    """The KEYS of a script that publishes an event with `lua_announce`: the request's state hash and
+    event list, then its lifecycle stream where the script may write it too (one Redis)."""
+    script_keys = [keys.request_state_key(request_id), keys.request_events_key(request_id)]
+    if spans_slots(client):
+        script_keys.append(keys.lifecycle_stream(request_id, shards))
+    return script_keys
+
+
+async def announce_scripted(client: redis.Redis, event: streams_pb2.LifecycleEvent, sequence: int,
+                            shards: int) -> None:
+    """After such a script published `event` as `sequence`: on a cluster, where the stream was not one of
+    its keys, append it to the stream now (the event list has it already)."""
+    if spans_slots(client):
+        return
+    event.sequence = sequence
+    await announce(client, event, shards)
 
 
 def entry_pairs(event: streams_pb2.LifecycleEvent) -> list[str]:

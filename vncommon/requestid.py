@@ -3,8 +3,8 @@ never reaches a key name (where braces would break the cluster slot tag)."""
 
 from __future__ import annotations
 
-import os
 import re
+import uuid
 
 from vncommon import keys
 
@@ -14,14 +14,6 @@ _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 def is_request_id(value: str) -> bool:
     return bool(_REQUEST_ID.match(value))
-
-
-def uuid4_hex() -> str:
-    """A random uuid4 as 32 hex digits, as `uuid.uuid4().hex` makes it (without building a UUID object)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
-    return raw.hex()
 
 
 def new_request_id(lifecycle_shard: int = 0, shards: int = 1) -> str:
@@ -34,6 +26,6 @@ def new_request_id(lifecycle_shard: int = 0, shards: int = 1) -> str:
     if not 0 <= lifecycle_shard < max(shards, 1):
         raise ValueError(f"lifecycle shard {lifecycle_shard} is not one of {shards} shards")
     while True:
-        candidate = uuid4_hex()
+        candidate = uuid.uuid4().hex
         if keys.lifecycle_shard_of(candidate, shards) == lifecycle_shard:
             return candidate

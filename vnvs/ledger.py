@@ -13,7 +13,6 @@ from typing import Any
 import redis.asyncio as redis
 
 from vncommon import keys, lifecycle
-from vncommon.rediscluster import spans_slots
 from vncommon.retention import queue_expiry
 from vncommon.slotpipe import StepPipeline, guard_passed, step_pipeline
 from vncommon.state import (
@@ -123,9 +122,7 @@ class RunLedger:
         RequestEnded if the request already succeeded or failed.
         """
         event = lifecycle.new_event(self.request_id, Status.STARTED)
-        script_keys = [self._state_key, keys.request_events_key(self.request_id)]
-        if spans_slots(self._client):
-            script_keys.append(keys.lifecycle_stream(self.request_id, self._shards))
+        script_keys = lifecycle.scripted_event_keys(self._client, self.request_id, self._shards)
         pipe = self.pipeline()
         pipe.get(keys.request_xml_key(self.request_id))
         pipe.eval(_BEGIN_SCRIPT, len(script_keys), *script_keys, utc_now_iso(), lifecycle.event_to_json(event),
@@ -137,9 +134,8 @@ class RunLedger:
         self.deadline_at_ms = int(deadline or 0)
         self.priority = parse_priority_or_normal(priority)
         self.fresh = bool(published)
-        if published and len(script_keys) == 2:  # a cluster: the stream append follows the event list
-            event.sequence = self._sequence
-            await lifecycle.announce(self._client, event, self._shards)
+        if published:
+            await lifecycle.announce_scripted(self._client, event, self._sequence, self._shards)
         return (xml if isinstance(xml, bytes) else None), int(starts)
 
     async def group_progress(self, group_index: int) -> tuple[bool, int, bool]:
