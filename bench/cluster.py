@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import sys
 import tempfile
@@ -24,13 +25,13 @@ from bench.mesh import bench_mesh
 from bench.report import report
 from bench.requests import chained_request
 from bench.scenarios import Context, channel, concurrent_2x10, fanout_1x5000, sync_submit
-from bench.stats import cpu_seconds
+from bench.stats import cpu_seconds, wakeups
 from vn.v1 import valuation_pb2_grpc
 from vncommon.localcluster import LocalCluster
-from vncommon.localmesh import free_port
 from vncommon.redisconn import create_redis
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+RATE = float(os.environ.get("BENCH_RATE", "40"))  # vnapi-instances: requests/s in all
 
 
 async def _masters(cluster: LocalCluster) -> dict[int, redis.Redis]:
@@ -87,13 +88,16 @@ async def shards_scenario(cluster: LocalCluster, run: Callable[[Context], Awaita
     return ctx.figures
 
 
-async def vnapi_instances(cluster: LocalCluster, instances: int, clients: int = 20) -> dict[str, float]:
-    """The same closed-loop load (`clients` sync 2x10 submitters) spread over `instances` vnapi."""
+async def vnapi_instances(cluster: LocalCluster, instances: int, rate: float = RATE, clients: int = 20
+                          ) -> dict[str, float]:
+    """The same total load, `rate` sync 2x10 requests/s from `clients` submitters, spread over `instances`
+    vnapi. An open loop, so every variant serves the same requests per second: in a closed loop the
+    slower variant also does less per second, and its fixed costs are shared by fewer requests."""
     masters = await _masters(cluster)
     client = create_redis(cluster.url, mode="cluster")
     await client.flushall()
     with bench_mesh(cluster.url, REDIS_MODE="cluster", STREAM_SHARDS="6") as mesh:
-        extra = [free_port() for _ in range(1, instances)]
+        extra = mesh.fresh_ports(instances - 1)
         for index, port in enumerate(extra, start=1):
             mesh.start(f"vnapi{index}", "vnapi", port)
         addresses = [mesh.vnapi_address] + [f"127.0.0.1:{port}" for port in extra]
@@ -103,25 +107,33 @@ async def vnapi_instances(cluster: LocalCluster, instances: int, clients: int = 
         await asyncio.gather(*(sync_submit(apis[i % instances], body) for i in range(clients)))
         vnapi_pids = {name: pid for name, pid in mesh.pids().items() if name.startswith("vnapi")}
         cpu_before = {name: cpu_seconds(pid) for name, pid in vnapi_pids.items()}
+        wakeups_before = {name: wakeups(pid) for name, pid in vnapi_pids.items()}
         await _reset(masters)
         done = 0
-        deadline = time.perf_counter() + SECONDS
+        slots = itertools.count()
+        started = time.perf_counter()
+        deadline = started + SECONDS
 
-        async def submitter(index: int) -> None:
+        async def submitter() -> None:
             nonlocal done
             while time.perf_counter() < deadline:
-                await sync_submit(apis[index % instances], body)
+                slot = next(slots)
+                await asyncio.sleep(max(0.0, started + slot / rate - time.perf_counter()))
+                await sync_submit(apis[slot % instances], body)
                 done += 1
 
-        started = time.perf_counter()
-        await asyncio.gather(*(submitter(i) for i in range(clients)))
+        await asyncio.gather(*(submitter() for _ in range(clients)))
         elapsed = time.perf_counter() - started
         served = await _per_master(masters)
         cpu = sum(cpu_seconds(pid) - cpu_before[name] for name, pid in vnapi_pids.items())
+        woken = sum(wakeups(pid) - wakeups_before[name] for name, pid in vnapi_pids.items())
         for grpc_channel in channels:
             await grpc_channel.close()
-    figures = {"instances": float(instances), "requests_per_s": done / elapsed,
+    figures = {"instances": float(instances), "requests_per_s_per_instance": done / elapsed / instances,
+               "requests_per_s": done / elapsed,
                "vnapi_cpu_ms_per_request": cpu * 1000 / max(done, 1),
+               "vnapi_wakeups_per_request": woken / max(done, 1),
+               "vnapi_cpu_us_per_wakeup": cpu * 1e6 / max(woken, 1),
                "redis_bytes_per_request": sum(moved for _, moved in served.values()) / max(done, 1),
                "redis_cmds_per_request": sum(calls for calls, _ in served.values()) / max(done, 1)}
     await client.aclose()
@@ -146,6 +158,8 @@ SCENARIOS: dict[str, Callable[[LocalCluster], Awaitable[dict[str, float]]]] = {
     "vnapi-instances-1": lambda c: vnapi_instances(c, 1),
     "vnapi-instances-2": lambda c: vnapi_instances(c, 2),
     "vnapi-instances-4": lambda c: vnapi_instances(c, 4),
+    # The control: one vnapi at the load each of the 4 above carries.
+    "vnapi-instances-1-quarter-load": lambda c: vnapi_instances(c, 1, RATE / 4),
 }
 
 

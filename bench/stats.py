@@ -45,6 +45,18 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def wakeups(pid: int) -> int:
+    """Context switches of every thread of a process: how often it was woken, or gave up a core."""
+    total = 0
+    try:
+        for thread in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{thread}/status") as status:
+                total += sum(int(line.split()[1]) for line in status if "ctxt_switches:" in line)
+    except OSError:
+        pass
+    return total
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU of a process and all its descendants (vnvs's hydration workers count as vnvs)."""
     children: dict[int, list[int]] = {}
