@@ -66,7 +66,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         self, request: valuation_pb2.SubmitRequest | SubmitCall, context: grpc.aio.ServicerContext
     ) -> valuation_pb2.SubmitResponse:
         # The server hands a SubmitCall (the body read once, vnapi.submitwire); a plain request also works.
-        call = request if isinstance(request, SubmitCall) else SubmitCall(request, bytes(request.xml))
+        call = request if isinstance(request, SubmitCall) else SubmitCall.of(request, bytes(request.xml))
         request = call.request
         mode = "sync" if request.sync else "async"
         started = time.perf_counter()
@@ -83,7 +83,7 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
 
     async def _submit(self, call: SubmitCall, context: grpc.aio.ServicerContext) -> valuation_pb2.SubmitResponse:
         request = call.request
-        submission = await self._check(request, call.xml)
+        submission = await self._check(request, call)
         with tracing.submit_span(context, submission.trace_id, request.sync):
             return await self._submit_checked(submission, request, context)
 
@@ -153,21 +153,22 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         return valuation_pb2.CancelResponse(request_id=request_id, previous_status=status_to_proto(outcome.previous),
                                             status=valuation_pb2.REQUEST_STATUS_CANCELLED)
 
-    async def _check(self, request: valuation_pb2.SubmitRequest, xml: bytes) -> Submission:
+    async def _check(self, request: valuation_pb2.SubmitRequest, call: SubmitCall) -> Submission:
         received_at = utc_now_iso()
         received_ms = utc_now_ms()
         priority = check_priority(request.priority)
         deadline_ms = check_deadline_ms(request.deadline_ms, self._settings.common.request_ttl_seconds)
         # The trace_id field first (the gateway always fills it), then a kept X-Trace-Id header.
         trace_id = trace.resolve_trace_id(request.trace_id, trace.from_metadata(request.metadata))
-        args = (xml, request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes)
-        # A large document is checked and hashed in the check pool, so the event loop keeps serving other
-        # calls (and the lifecycle reader) meanwhile; a small one is cheaper inline.
-        if len(xml) > INLINE_CHECK_BYTES:
+        rules = (request.content_type, request.idempotency_key, self._settings.common.payload_max_bytes)
+        # A large body is taken out of its message, checked and hashed in the check pool, so the event loop
+        # keeps serving other calls (and the lifecycle reader) meanwhile; a small one is cheaper inline.
+        if call.size > INLINE_CHECK_BYTES:
             loop = asyncio.get_running_loop()
-            group_count, sha256 = await loop.run_in_executor(self._checks, _check_and_hash, *args)
+            xml, group_count, sha256 = await loop.run_in_executor(self._checks, _take_check_and_hash, call, *rules)
         else:
-            group_count, sha256 = check_submission(*args), ""
+            xml = call.take_body()
+            group_count, sha256 = check_submission(xml, *rules), ""
         return Submission(
             xml=xml,
             group_count=group_count,
@@ -259,8 +260,10 @@ class ValuationService(valuation_pb2_grpc.ValuationServiceServicer):
         return [event_from_json(request_id, last + offset, item) for offset, item in enumerate(raw, start=1)]
 
 
-def _check_and_hash(xml: bytes, content_type: str, idempotency_key: str, max_bytes: int) -> tuple[int, str]:
-    return check_submission(xml, content_type, idempotency_key, max_bytes), body_sha256(xml)
+def _take_check_and_hash(call: SubmitCall, content_type: str, idempotency_key: str, max_bytes: int
+                         ) -> tuple[bytes, int, str]:
+    xml = call.take_body()
+    return xml, check_submission(xml, content_type, idempotency_key, max_bytes), body_sha256(xml)
 
 
 async def _next_signal(subscription: Subscription, within: float) -> Event | None:

@@ -1,16 +1,21 @@
-"""Receiving Submit without a second copy of its body.
+"""Receiving Submit without a second copy of its body on the event loop.
 
 The protobuf runtime copies a bytes field into the message's arena when it parses, and again into a new
 `bytes` each time the field is read; the message lives until the call ends. For a 10 MiB body that is
 twice the payload per Submit in flight. `read_submit` instead walks the top-level fields of the
 serialised request (the wire format: a varint key, then a varint, 4 or 8 bytes, or a length and that
-many bytes), takes the body (field 1, the last one wins as in protobuf) out as one `bytes`, and parses
-the small rest as an ordinary `SubmitRequest`. The serialised message is freed once it returns.
+many bytes), notes where the body (field 1, the last one wins as in protobuf) lies, and parses the small
+rest as an ordinary `SubmitRequest`.
+
+The body is copied out of the received message later, once, by `SubmitCall.take_body`, which lets the
+message go; vnapi does it on its check thread for a large body. The deserializer runs on the event loop,
+and bodies that arrive together make their calls ready in the same loop iteration, so a copy made there
+(10 MiB into freshly mapped pages, 20-40 ms on a busy machine) would be made for all of them back to
+back before any other call or timer ran (docs/performance.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -23,12 +28,35 @@ _LENGTH_DELIMITED = 2
 _FIXED = {1: 8, 5: 4}  # wire type -> bytes
 
 
-@dataclass(frozen=True, slots=True)
 class SubmitCall:
-    """A Submit as received: every field but the body in `request`, the body on its own."""
+    """A Submit as received: every field but the body in `request`; the body still inside the received
+    message until `take_body` copies it out."""
 
-    request: valuation_pb2.SubmitRequest
-    xml: bytes
+    __slots__ = ("_message", "_start", "_stop", "request")
+
+    def __init__(self, request: valuation_pb2.SubmitRequest, message: bytes, start: int, stop: int) -> None:
+        self.request = request
+        self._message: bytes | None = message
+        self._start, self._stop = start, stop
+
+    @classmethod
+    def of(cls, request: valuation_pb2.SubmitRequest, body: bytes) -> SubmitCall:
+        """A call whose body is already a `bytes` of its own."""
+        return cls(request, body, 0, len(body))
+
+    @property
+    def size(self) -> int:
+        """The body's length in bytes."""
+        return self._stop - self._start
+
+    def take_body(self) -> bytes:
+        """The body as a `bytes` of its own (a copy unless it is one already); the message is let go. Once."""
+        message, self._message = self._message, None
+        if message is None:
+            raise RuntimeError("the body of this Submit was taken already")
+        if self._start == 0 and self._stop == len(message):
+            return message
+        return message[self._start:self._stop]
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -45,9 +73,10 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def read_submit(data: bytes) -> SubmitCall:
-    """Split a serialised SubmitRequest into its body and the rest, parsed (DecodeError when malformed)."""
+    """Split a serialised SubmitRequest into where its body lies and the rest, parsed (DecodeError when
+    malformed)."""
     rest: list[bytes] = []
-    body = b""
+    body = (0, 0)
     pos = 0
     while pos < len(data):
         start = pos
@@ -60,7 +89,7 @@ def read_submit(data: bytes) -> SubmitCall:
         elif wire == _LENGTH_DELIMITED:
             length, pos = _varint(data, pos)
             if key >> 3 == XML_FIELD and pos + length <= len(data):
-                body = data[pos:pos + length]
+                body = (pos, pos + length)
                 pos += length
                 continue
             pos += length
@@ -69,7 +98,7 @@ def read_submit(data: bytes) -> SubmitCall:
         if pos > len(data):
             raise DecodeError("truncated SubmitRequest")
         rest.append(data[start:pos])
-    return SubmitCall(valuation_pb2.SubmitRequest.FromString(b"".join(rest)), body)
+    return SubmitCall(valuation_pb2.SubmitRequest.FromString(b"".join(rest)), data, *body)
 
 
 class _Handlers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,9 @@ from tests.vnapi.support import RESPONSE_XML, VALID_XML, FakeOrchestrator, VnvsS
 from vn.v1 import streams_pb2, valuation_pb2
 from vnapi import intake
 from vnapi.intake import Intake, Submission
+from vnapi.servicer import INLINE_CHECK_BYTES
 from vnapi.settings import VnapiSettings
+from vnapi.submitwire import SubmitCall
 from vncommon import keys
 from vncommon.streams import from_fields
 
@@ -70,6 +73,27 @@ async def test_async_submit_adds_one_ingest_entry_naming_the_request_and_its_tra
     assert entries[0][1] == {b"requestId": answer.request_id.encode(), b"traceId": b"t-2"}
     entry = from_fields(streams_pb2.IngestEntry, entries[0][1])
     assert (entry.request_id, entry.trace_id) == (answer.request_id, "t-2")
+
+
+async def test_a_large_body_is_taken_out_of_its_message_on_a_check_thread_not_the_event_loop(
+    vnapi: RunningVnapi, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    large = VALID_XML.replace(b"<vnml>", b"<vnml><!--" + b"x" * INLINE_CHECK_BYTES + b"-->", 1)
+    takers: list[str] = []
+    take_body = SubmitCall.take_body
+
+    def recorded(call: SubmitCall) -> bytes:
+        takers.append(threading.current_thread().name)
+        return take_body(call)
+
+    monkeypatch.setattr(SubmitCall, "take_body", recorded)
+    answer = await vnapi.stub.Submit(submit_request(large), timeout=10)
+    small = await vnapi.stub.Submit(submit_request(), timeout=10)
+    assert takers[0].startswith("vnapi-check") and takers[1] == threading.main_thread().name
+    assert await redis_client.get(keys.request_xml_key(answer.request_id)) == large
+    metadata = _text(await redis_client.hgetall(keys.request_metadata_key(answer.request_id)))
+    assert metadata["sha256"] == hashlib.sha256(large).hexdigest()
+    assert await redis_client.get(keys.request_xml_key(small.request_id)) == VALID_XML
 
 
 async def test_status_is_queryable_as_soon_as_async_submit_returns(vnapi: RunningVnapi) -> None:

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf.message import DecodeError
 
 from vn.v1 import valuation_pb2
-from vnapi.submitwire import read_submit
+from vnapi.submitwire import SubmitCall, read_submit
 
 Request = valuation_pb2.SubmitRequest
 CASES = [
@@ -23,14 +23,15 @@ def test_the_split_request_equals_what_protobuf_parses(message: valuation_pb2.Su
     data = message.SerializeToString()
     call = read_submit(data)
     parsed = Request.FromString(data)
-    assert call.xml == parsed.xml
+    assert call.size == len(parsed.xml)
+    assert call.take_body() == parsed.xml
     parsed.ClearField("xml")
     assert call.request == parsed and not call.request.xml
 
 
 def test_a_repeated_body_field_keeps_the_last_as_protobuf_does() -> None:
     data = Request(xml=b"first", sync=True).SerializeToString() + Request(xml=b"second").SerializeToString()
-    assert read_submit(data).xml == Request.FromString(data).xml == b"second"
+    assert read_submit(data).take_body() == Request.FromString(data).xml == b"second"
     assert read_submit(data).request.sync
 
 
@@ -38,3 +39,16 @@ def test_a_repeated_body_field_keeps_the_last_as_protobuf_does() -> None:
 def test_a_malformed_request_is_refused(data: bytes) -> None:
     with pytest.raises(DecodeError):
         read_submit(data)
+
+
+def test_the_body_is_taken_once_and_the_message_let_go() -> None:
+    data = Request(xml=b"<vnml/>", sync=True).SerializeToString()
+    call = read_submit(data)
+    assert call.take_body() == b"<vnml/>"
+    with pytest.raises(RuntimeError, match="taken already"):
+        call.take_body()
+
+
+def test_a_body_of_its_own_is_not_copied() -> None:
+    body = b"<vnml/>" * 100
+    assert SubmitCall.of(Request(), body).take_body() is body
