@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -192,8 +192,7 @@ class LifecycleHub:
     async def _run_together(self, stop: asyncio.Event) -> None:
         """One Redis: one XREAD over every stream read; a stream that joins interrupts a blocking read."""
         last_ids: dict[str, str] = {}
-        backoff = Backoff(BACKOFF_START_S, BACKOFF_CAP_S)
-        failed = False
+        outage = _Outage(self._resync, stop)
         while not stop.is_set():
             self._joined.clear()
             self._take_unread()
@@ -207,12 +206,9 @@ class LifecycleHub:
                     continue  # joined while the tails were read: take it before blocking
                 last_ids = await self._read_once(last_ids, stop, *self._joins)
             except REDIS_ERRORS as exc:
-                failed = True
-                await self._back_off(exc, backoff, stop)
+                await outage.wait_out(exc)
                 continue
-            if failed:
-                failed = False
-                self._recovered(backoff, last_ids)
+            outage.end(last_ids)
 
     async def _run_per_stream(self, stop: asyncio.Event) -> None:
         """A cluster: one read loop per stream, started when the stream is needed."""
@@ -225,8 +221,7 @@ class LifecycleHub:
 
     async def _read_alone(self, stream: str, stop: asyncio.Event) -> None:
         last_ids: dict[str, str] = {}
-        backoff = Backoff(BACKOFF_START_S, BACKOFF_CAP_S)
-        failed = False
+        outage = _Outage(self._resync, stop)
         while not stop.is_set() and not self._release_if_idle(stream):
             try:
                 if not last_ids:
@@ -234,23 +229,9 @@ class LifecycleHub:
                     self._started(stream)
                 last_ids = await self._read_once(last_ids, stop)
             except REDIS_ERRORS as exc:
-                failed = True
-                await self._back_off(exc, backoff, stop)
+                await outage.wait_out(exc)
                 continue
-            if failed:
-                failed = False
-                self._recovered(backoff, last_ids)
-
-    async def _back_off(self, exc: BaseException, backoff: Backoff, stop: asyncio.Event) -> None:
-        delay = backoff.next()
-        log.warning("lifecycle read failed, retrying", extra={"fields": {"error": str(exc), "delayS": delay}})
-        await sleep_or_stop(stop, delay)
-
-    def _recovered(self, backoff: Backoff, streams: Iterable[str]) -> None:
-        backoff.reset()
-        log.info("lifecycle reader recovered")
-        for stream in streams:
-            self._resync(stream)
+            outage.end(last_ids)
 
     async def _tail_id(self, stream: str) -> str:
         """The id of the newest entry: reading after it is "from $" without a gap between reads."""
@@ -283,3 +264,29 @@ class LifecycleHub:
             return
         if event.request_id:
             self.dispatch(event)
+
+
+class _Outage:
+    """A read loop's Redis outage: each failed read waits out its backoff; the first read that works again
+    ends the outage and tells the subscribers of the streams read to re-check (events may have been missed)."""
+
+    def __init__(self, resync: Callable[[str], None], stop: asyncio.Event) -> None:
+        self._resync = resync
+        self._stop = stop
+        self._backoff = Backoff(BACKOFF_START_S, BACKOFF_CAP_S)
+        self._failing = False
+
+    async def wait_out(self, exc: BaseException) -> None:
+        self._failing = True
+        delay = self._backoff.next()
+        log.warning("lifecycle read failed, retrying", extra={"fields": {"error": str(exc), "delayS": delay}})
+        await sleep_or_stop(self._stop, delay)
+
+    def end(self, streams: Iterable[str]) -> None:
+        if not self._failing:
+            return
+        self._failing = False
+        self._backoff.reset()
+        log.info("lifecycle reader recovered")
+        for stream in streams:
+            self._resync(stream)

@@ -61,7 +61,7 @@ class LiveSpan(NoSpan):
                  tb: TracebackType | None) -> None:
         if isinstance(exc, Exception):  # a cancellation is not the span's failure
             self._span.record_exception(exc)
-            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200]))
+            self._span.set_status(Status(StatusCode.ERROR, _failure_text(exc)))
         otel_context.detach(self._token)  # type: ignore[arg-type]
         self._span.end()
 
@@ -100,9 +100,9 @@ class RecordedSpan(NoSpan):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         failure = exc if isinstance(exc, Exception) else None  # a cancellation is not the span's failure
-        error = f"{type(failure).__name__}: {failure}"[:200] if failure is not None else self._error
+        error = _failure_text(failure) if failure is not None else self._error
         self._recorder.record(self._name, self._trace_id, self._parent, self._kind, self._attributes, self._start,
-                        error, failure)
+                              error, failure)
 
     def set(self, key: str, value: str | int | bool) -> None:
         self._attributes[key] = value
@@ -127,3 +127,8 @@ class Attached(NoSpan):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
+def _failure_text(exc: Exception) -> str:
+    """A failed span's status description: the exception's type and message, cut to 200 characters."""
+    return f"{type(exc).__name__}: {exc}"[:200]

@@ -97,8 +97,11 @@ class SpanRecorder:
     resource and the hooks' instrumentation scope, as a span of the tracer would be."""
 
     def __init__(self, provider: Any, processors: list[Any]) -> None:
+        # Imported here, once, not per span: the SDK is loaded only when tracing is on.
+        from opentelemetry import trace
         from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
         self._sampler = provider.sampler
         self._ids = provider.id_generator
@@ -107,13 +110,16 @@ class SpanRecorder:
         self._scope = InstrumentationScope(SCOPE, "")  # as `get_tracer(SCOPE)` names it
         self._readable_span = ReadableSpan
         self._event = Event
+        self._current_span = trace.get_current_span
+        self._span_context = SpanContext
+        self._sampled = TraceFlags(TraceFlags.SAMPLED)
+        self._status = Status
+        self._error = StatusCode.ERROR
+        self._unset = Status(StatusCode.UNSET)
 
     def record(self, name: str, trace_id: str, parent: Any, kind: Any, attributes: dict[str, str | int | bool],
                start_ns: int, error: str, exception: BaseException | None) -> None:
-        from opentelemetry import trace
-        from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
-
-        parent_span = trace.get_current_span(parent).get_span_context() if parent is not None else None
+        parent_span = self._current_span(parent).get_span_context() if parent is not None else None
         if parent_span is None or not parent_span.is_valid:
             parent, parent_span = None, None
         otel_trace = parent_span.trace_id if parent_span is not None else tracing.otel_trace_id(trace_id)
@@ -122,13 +128,13 @@ class SpanRecorder:
             return
         if sampling.attributes:
             attributes.update(sampling.attributes)
-        context = SpanContext(otel_trace, self._ids.generate_span_id(), is_remote=False,
-                              trace_flags=TraceFlags(TraceFlags.SAMPLED), trace_state=sampling.trace_state)
+        context = self._span_context(otel_trace, self._ids.generate_span_id(), is_remote=False,
+                                     trace_flags=self._sampled, trace_state=sampling.trace_state)
         end_ns = time.time_ns()
         events = (self._exception_event(exception, end_ns),) if exception is not None else ()
         span = self._readable_span(
             name, context, parent_span, self._resource, attributes, events, (), kind,
-            status=Status(StatusCode.ERROR, error) if error else Status(StatusCode.UNSET),
+            status=self._status(self._error, error) if error else self._unset,
             start_time=start_ns, end_time=end_ns, instrumentation_scope=self._scope)
         for processor in self._processors:
             processor.on_end(span)
