@@ -35,7 +35,9 @@ from vnvs.tracker import Decision, GroupTracker, backoff_seconds
 
 log = logging.getLogger(__name__)
 # A response from a working document and results up to this size is assembled on the event loop: a
-# process hop costs more than the work. Hydration itself always runs in the sandbox's processes.
+# process hop costs more than the work. Hydration itself always runs in the sandbox's processes; a
+# request up to this size has its group 0 hydrated in the job of the whole-document pass (one hop
+# fewer), a larger one in a job of its own, so that its request bytes are let go before that.
 INLINE_XML_BYTES = 256 * 1024
 # The group's progress counter (GetStatus) is written at most this often, and when the group closes:
 # a short group costs no progress writes at all, a long one a few a second.
@@ -103,8 +105,14 @@ class RequestRun:
         budget = CpuBudget(self._settings.hydration.max_seconds)
         # The working document stays bytes here: its tree (many times the text) lives only in a hydration
         # process, one job at a time, so what a run holds is a few times its payload (docs/performance.md).
-        with tracing.hydration_span(-1, self.trace_id):
-            document, group_count = await self._sandbox.prepare_counted(self.request_id, xml, budget)
+        first: list[TaskDocument] | VnError | None = None
+        with tracing.hydration_span(-1, self.trace_id) as span:
+            if self._ledger.fresh and len(xml) <= INLINE_XML_BYTES:  # nothing of group 0 is recorded yet
+                document, group_count, first = await self._sandbox.prepare_with_first_group(
+                    self.request_id, xml, budget)
+                span.set("vn.first_group_hydrated", first is not None)
+            else:
+                document, group_count = await self._sandbox.prepare_counted(self.request_id, xml, budget)
         del xml
         self._task_counts = [0] * group_count
         folds: list[Fold] = []  # results not yet folded into `document`; the next job folds them in
@@ -117,9 +125,14 @@ class RequestRun:
                     results = await self._read_results(group_index, [str(i) for i in range(1, expected + 1)])
                     self._task_counts[group_index] = expected
                 else:
-                    with tracing.hydration_span(group_index, self.trace_id):
-                        tasks, document = await self._sandbox.fold_and_hydrate(
-                            self.request_id, document, group_index, budget, folds)
+                    if group_index == 0 and first is not None:
+                        if isinstance(first, VnError):
+                            raise first
+                        tasks, first = first, None
+                    else:
+                        with tracing.hydration_span(group_index, self.trace_id):
+                            tasks, document = await self._sandbox.fold_and_hydrate(
+                                self.request_id, document, group_index, budget, folds)
                     folds = []
                     results = await self._run_group(tasks, group_index, not started_published)
                     await self._ledger.close_group(group_index, len(results))

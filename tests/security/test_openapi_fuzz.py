@@ -39,7 +39,9 @@ pytestmark = pytest.mark.timeout(360)
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = 25  # per operation and phase: the run stays well under a minute on two cores
 OPERATIONS = 13
-FUZZ_BOUND_S = 12.0 * OPERATIONS  # the same budget per operation as when the API had five
+# A hang guard, not a speed check (each response's own bound is --max-response-time): the run takes
+# about a minute on a quiet two-core machine and three on one that runs four times slower.
+FUZZ_BOUND_S = 24.0 * OPERATIONS
 SEED = "20261"  # fixed, so that a failure in CI reproduces with the same command
 
 
@@ -57,7 +59,7 @@ def _schemathesis(mesh: RunningMesh, workdir: Path) -> subprocess.CompletedProce
                "--seed", SEED, "--workers", "1", "--header", f"Authorization: Bearer {REST_TOKEN}",
                "--request-timeout", "15", "--max-response-time", "10"]
     # cwd: schemathesis and hypothesis keep their caches in the working directory.
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=FUZZ_BOUND_S * 2,
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=FUZZ_BOUND_S,
                           check=False)
 
 
@@ -73,7 +75,7 @@ def test_schemathesis_with_all_checks_finds_no_server_error_or_schema_violation(
     generated = re.search(r"(\d+) generated", report)
     assert generated is not None and int(generated.group(1)) >= 100, report[-2000:]  # it did probe
     assert f"{OPERATIONS} selected / {OPERATIONS} total" in report  # every operation, none filtered away
-    assert elapsed < FUZZ_BOUND_S, elapsed
+    print(f"measured: schemathesis run {elapsed:.0f} s")
     request = urllib.request.Request(f"{mesh.local.http}/valuation?sync=Y", data=simple_request(), method="POST",
                                      headers={"Content-Type": "application/xml",
                                               "Authorization": f"Bearer {REST_TOKEN}"})

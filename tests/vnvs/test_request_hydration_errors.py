@@ -42,6 +42,23 @@ async def test_an_expression_that_finds_nothing_fails_the_request_at_its_group(
     assert group[b"status"] == b"failed"
 
 
+async def test_a_first_group_hydrated_with_the_whole_document_pass_fails_as_group_0(
+    redis_client: redis.Redis, redis_server: RedisServer
+) -> None:
+    # A fresh run hydrates group 0 in the job of the whole-document pass; its failure is still group 0's.
+    xml = book().replace(b'<instrument select="."/>', b'<instrument select="./missing"/>', 1)
+    rid = await store_request(redis_client, xml)
+    async with FakeWorker(redis_client, price_book).running() as worker:
+        await run(redis_client, make_settings(redis_server), rid)
+    detail = await failure(redis_client, rid)
+    assert (detail["reason"], detail["expression"], detail["groupName"]) == ("HYDRATION_FAILED", "./missing", "price")
+    assert detail["groupIndex"] == "0" and "group 'price' (index 0)" in detail["message"]
+    assert not worker.executions and await redis_client.xlen(keys.DISPATCH_STREAM) == 0
+    assert await events(redis_client, rid) == [("received", -1), ("started", -1), ("failed", -1)]
+    group = await redis_client.hgetall(keys.group_state_key(rid, 0))
+    assert group[b"status"] == b"failed"
+
+
 async def test_a_refused_href_scheme_fails_the_request_before_any_group_runs(
     redis_client: redis.Redis, redis_server: RedisServer
 ) -> None:

@@ -113,6 +113,20 @@ def handle(header: Header, blobs: Sequence[bytes], max_memory_bytes: int) -> tup
     return {"ok": True, "cpuUsed": used, "recycle": leave, **reply}, out, leave
 
 
+def follow_up(header: Header, reply: Header, out: Sequence[bytes]) -> tuple[Header, list[bytes]] | None:
+    """The group-0 job a `prepare` with `firstGroup` asks for, once it went well: the same job vnvs would
+    send next (the prepared document, parsed again), answered as a reply of its own, so that a failure
+    there is group 0's and the CPU budget is what the prepare left. The prepare's reply says whether
+    one follows (`followUp`); none does once the budget is spent (vnvs then fails group 0 on it)."""
+    if header["op"] != "prepare" or not header.get("firstGroup") or not reply["ok"]:
+        return None
+    cpu_left = float(header["cpuSeconds"]) - float(reply["cpuUsed"])
+    if cpu_left <= 0:
+        return None
+    return ({"op": "group", "requestId": header["requestId"], "groupIndex": 0, "folds": [],
+             "cpuSeconds": cpu_left, "settings": header["settings"]}, [out[0]])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vnvs-hydration-worker")
     parser.add_argument("--max-memory-bytes", type=int, required=True)
@@ -129,10 +143,17 @@ def main(argv: list[str] | None = None) -> int:
         frame = read_sync(jobs)
         if frame is None:
             return EXIT_OK  # vnvs closed our stdin, or died
-        reply, out, leave = handle(frame[0], frame[1], args.max_memory_bytes)
-        write_sync(replies, reply, out)
-        if leave:
-            return EXIT_RECYCLE
+        job: tuple[Header, Sequence[bytes]] | None = frame
+        del frame
+        while job is not None:
+            header, blobs = job
+            reply, out, leave = handle(header, blobs, args.max_memory_bytes)
+            del job, blobs  # a follow-up must not keep this part's input alive
+            follow = None if leave else follow_up(header, reply, out)
+            write_sync(replies, {**reply, "followUp": True} if follow else reply, out)
+            if leave:
+                return EXIT_RECYCLE
+            job = follow
 
 
 if __name__ == "__main__":
