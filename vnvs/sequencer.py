@@ -105,14 +105,10 @@ class RequestRun:
         budget = CpuBudget(self._settings.hydration.max_seconds)
         # The working document stays bytes here: its tree (many times the text) lives only in a hydration
         # process, one job at a time, so what a run holds is a few times its payload (docs/performance.md).
-        first: list[TaskDocument] | VnError | None = None
-        with tracing.hydration_span(-1, self.trace_id) as span:
-            if self._ledger.fresh and len(xml) <= INLINE_XML_BYTES:  # nothing of group 0 is recorded yet
-                document, group_count, first = await self._sandbox.prepare_with_first_group(
-                    self.request_id, xml, budget)
-                span.set("vn.first_group_hydrated", first is not None)
-            else:
-                document, group_count = await self._sandbox.prepare_counted(self.request_id, xml, budget)
+        with tracing.hydration_span(-1, self.trace_id) as span:  # and group 0, if fresh (none of it recorded)
+            document, group_count, first = await self._sandbox.prepare_with_first_group(
+                self.request_id, xml, budget, self._ledger.fresh and len(xml) <= INLINE_XML_BYTES)
+            span.set("vn.first_group_hydrated", first is not None)
         del xml
         self._task_counts = [0] * group_count
         folds: list[Fold] = []  # results not yet folded into `document`; the next job folds them in

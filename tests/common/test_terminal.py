@@ -88,7 +88,10 @@ def test_make_run_prints_readable_lines_on_a_terminal_and_vn_exits_quietly(tmp_p
         # Ctrl-C during a sync wait: exit 130, no traceback.
         submit = subprocess.Popen([str(BIN / "vn"), "submit", "--sync", str(request)], env=vn_env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(2)
+        # Once the mesh logged the hand-over, the client is in its sync wait (not still starting up).
+        handed = _read_until(primary, b"request handed to orchestrator", 60)
+        assert b"request handed to orchestrator" in handed, handed[-2000:]
+        time.sleep(0.5)
         submit.send_signal(signal.SIGINT)
         out, err = submit.communicate(timeout=20)
         assert submit.returncode == 130, (out, err)

@@ -66,28 +66,29 @@ async def test_the_sandbox_gives_exactly_the_tasks_the_engine_gives(sandbox: Hyd
 
 async def test_preparing_with_the_first_group_gives_what_the_two_jobs_give(sandbox: HydrationSandbox) -> None:
     for xml in (TWO_GROUPS, chained_request(1, 3)):
-        document, groups, first = await sandbox.prepare_with_first_group("r", xml, CpuBudget(20))
+        document, groups, first = await sandbox.prepare_with_first_group("r", xml, CpuBudget(20), True)
         expected_document, expected_groups = await sandbox.prepare_counted("r", xml, CpuBudget(20))
         assert (document, groups) == (expected_document, expected_groups)
         assert first == await sandbox.hydrate_group("r", expected_document, 0, CpuBudget(20))
+        assert (await sandbox.prepare_with_first_group("r", xml, CpuBudget(20), False))[2] is None  # not asked
 
 
 async def test_a_first_group_that_fails_is_returned_as_its_error_and_the_prepare_stands(
         sandbox: HydrationSandbox) -> None:
     broken = TWO_GROUPS.replace(b'<instrument select="."/>', b'<instrument select="./missing"/>')
-    document, groups, first = await sandbox.prepare_with_first_group("r", broken, CpuBudget(20))
+    document, groups, first = await sandbox.prepare_with_first_group("r", broken, CpuBudget(20), True)
     assert isinstance(first, VnError) and first.metadata["groupIndex"] == "0" and "./missing" in first.message
     assert (document, groups) == await sandbox.prepare_counted("r", broken, CpuBudget(20))
     # A failing whole-document pass still raises: no group was reached.
     with pytest.raises(VnError, match="scheme 'http' is not allowed"):
         await sandbox.prepare_with_first_group(
             "r", TWO_GROUPS.replace(b"<portfolio>", b'<market href="http://example.com/m.xml"/><portfolio>'),
-            CpuBudget(20))
+            CpuBudget(20), True)
 
 
 async def test_a_runaway_first_group_is_stopped_and_returned_as_its_limit(sandbox: HydrationSandbox) -> None:
     before = set(sandbox.pids())
-    document, groups, first = await sandbox.prepare_with_first_group("r", RUNAWAY, CpuBudget(1))
+    document, groups, first = await sandbox.prepare_with_first_group("r", RUNAWAY, CpuBudget(1), True)
     assert groups == 1 and b"count(//*" in document
     assert isinstance(first, HydrationLimit) and "1 s of CPU time" in first.message
     await wait_until(lambda: _true(len(sandbox.pids()) == 2 and set(sandbox.pids()) != before), timeout=10)

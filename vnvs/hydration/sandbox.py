@@ -112,14 +112,15 @@ class HydrationSandbox:
         header, blobs = await self._job({"op": "prepare", "requestId": request_id}, [xml], budget)
         return blobs[0], int(header["groups"])
 
-    async def prepare_with_first_group(self, request_id: str, xml: bytes, budget: CpuBudget
+    async def prepare_with_first_group(self, request_id: str, xml: bytes, budget: CpuBudget, hydrate_first: bool
                                        ) -> tuple[bytes, int, list[TaskDocument] | VnError | None]:
-        """`prepare_counted`, and in the same job the tasks of group 0, hydrated from the prepared document
-        as `hydrate_group` would: one process hop fewer per request. The third item is those tasks, or the
-        error of that part (group 0's, for the caller to raise there), or None when it did not run (the
-        worker was recycled, or the budget was spent): then `hydrate_group` it as usual."""
-        (header, blobs), follow = await self._exchange(
-            {"op": "prepare", "requestId": request_id, "firstGroup": True}, [xml], budget, follow_up=True)
+        """`prepare_counted`, and with `hydrate_first` in the same job the tasks of group 0, hydrated from the
+        prepared document as `hydrate_group` would: one process hop fewer per request. The third item is
+        those tasks, or the error of that part (group 0's, for the caller to raise there), or None when it
+        did not run (not asked, the worker was recycled, or the budget was spent): then `hydrate_group`
+        it as usual."""
+        job: Header = {"op": "prepare", "requestId": request_id, "firstGroup": hydrate_first}
+        (header, blobs), follow = await self._exchange(job, [xml], budget, follow_up=hydrate_first)
         first = follow if follow is None or isinstance(follow, VnError) else _tasks(*follow)
         return blobs[0], int(header["groups"]), first
 
