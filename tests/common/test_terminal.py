@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,17 @@ def _read_until(fd: int, needle: bytes, timeout_s: float) -> bytes:
     return seen
 
 
-def test_make_run_prints_readable_lines_on_a_terminal_and_vn_exits_quietly(tmp_path: Path) -> None:
+@pytest.fixture
+def default_ctrl_c() -> Iterator[None]:
+    """Children start with the terminal's Ctrl-C: a test run started in the background has SIGINT ignored
+    (as a shell does for `cmd &`), and processes inherit an ignored signal, not a handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_make_run_prints_readable_lines_on_a_terminal_and_vn_exits_quietly(tmp_path: Path, default_ctrl_c: None
+                                                                            ) -> None:
     slow = write_script(tmp_path, "slow.sh", "sleep 8\n")
     request = tmp_path / "request.xml"
     request.write_bytes(simple_request())
