@@ -109,8 +109,8 @@ class HydrationSandbox:
 
     async def prepare_counted(self, request_id: str, xml: bytes, budget: CpuBudget) -> tuple[bytes, int]:
         """`prepare`, with the number of groups of the prepared document (InvalidVnml if it has none)."""
-        header, blobs = await self._job({"op": "prepare", "requestId": request_id}, [xml], budget)
-        return blobs[0], int(header["groups"])
+        document, groups, _ = await self.prepare_with_first_group(request_id, xml, budget, hydrate_first=False)
+        return document, groups
 
     async def prepare_with_first_group(self, request_id: str, xml: bytes, budget: CpuBudget, hydrate_first: bool
                                        ) -> tuple[bytes, int, list[TaskDocument] | VnError | None]:

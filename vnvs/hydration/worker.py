@@ -140,11 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs = sys.stdin.buffer
     write_sync(replies, {"ready": True})  # imports done: vnvs hands out this worker only now
     while True:
-        frame = read_sync(jobs)
-        if frame is None:
+        job = read_sync(jobs)
+        if job is None:
             return EXIT_OK  # vnvs closed our stdin, or died
-        job: tuple[Header, Sequence[bytes]] | None = frame
-        del frame
         while job is not None:
             header, blobs = job
             reply, out, leave = handle(header, blobs, args.max_memory_bytes)
