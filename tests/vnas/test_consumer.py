@@ -180,12 +180,14 @@ async def test_an_entry_left_idle_by_a_dead_consumer_is_reclaimed_and_run(
     await redis_client.xgroup_create(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, id="0", mkstream=True)
     taken = await redis_client.xreadgroup(keys.DISPATCH_GROUP, "dead-worker", {keys.DISPATCH_STREAM: ">"}, count=1)
     assert taken and len(taken[0][1]) == 1
-    worker = make_worker(claim_idle_ms=200)
+    # Wide enough that a loaded machine does not let the first drain come after the window.
+    claim_idle_ms = 600
+    worker = make_worker(claim_idle_ms=claim_idle_ms)
     # Not idle long enough yet: a drain must leave it alone.
     await worker.consumer.run(drain=True)
     assert await redis_client.exists(RESULT_KEY) == 0
-    await wait_until(lambda: _idle_at_least(redis_client, 200))
-    worker = make_worker(claim_idle_ms=200)
+    await wait_until(lambda: _idle_at_least(redis_client, claim_idle_ms))
+    worker = make_worker(claim_idle_ms=claim_idle_ms)
     await worker.consumer.run(drain=True)
     assert price_of(await redis_client.get(RESULT_KEY)) == "101.25"
     assert await pending_count(redis_client) == 0
@@ -194,17 +196,20 @@ async def test_an_entry_left_idle_by_a_dead_consumer_is_reclaimed_and_run(
 async def test_a_long_task_is_kept_fresh_and_not_reclaimed_while_its_worker_lives(
     redis_client: redis.Redis, make_worker: WorkerFactory, tmp_path: Path
 ) -> None:
+    # The task outlasts 2.6 claim windows, so a worker that failed to renew would lose it to the second
+    # one; the window is wide enough that a loop held up for 500 ms by a loaded machine still renews in time.
+    claim_idle_ms = 750
     runs = tmp_path / "runs"
-    script = write_script(tmp_path, f"echo run >> '{runs}'; sleep 1.5; echo 55")
+    script = write_script(tmp_path, f"echo run >> '{runs}'; sleep 2; echo 55")
     await dispatch(redis_client)
-    first = make_worker(script=script, claim_idle_ms=300)
+    first = make_worker(script=script, claim_idle_ms=claim_idle_ms)
     first.start()
 
     async def started() -> bool:
         return runs.exists()
 
     await wait_until(started)
-    second = make_worker(script=script, claim_idle_ms=300)
+    second = make_worker(script=script, claim_idle_ms=claim_idle_ms)
     second.start()
     max_idle = 0
     while not await redis_client.exists(RESULT_KEY):
@@ -213,7 +218,7 @@ async def test_a_long_task_is_kept_fresh_and_not_reclaimed_while_its_worker_live
             assert item["consumer"] == first.consumer.consumer_name.encode()
             max_idle = max(max_idle, item["time_since_delivered"])
         await asyncio.sleep(0.05)
-    assert max_idle < 300
+    assert max_idle < claim_idle_ms
     assert runs.read_text().count("run") == 1
     assert second.consumer.outcomes["completed"] == 0
 
