@@ -106,8 +106,12 @@ async def test_payload_limit_is_exact_at_the_gateway(start_mesh: MeshFactory) ->
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{mesh.http}/valuation", data=io.BytesIO(exactly), headers=XML) as response:
             assert response.status == 202, await response.text()
+            accepted = await response.json()
         async with http.post(f"{mesh.http}/valuation", data=io.BytesIO(exactly + b" "), headers=XML) as response:
             assert response.status == 413
+        # A request at the limit runs to the end too (and the mesh stops idle, not mid-request).
+        status = await poll_status(http, mesh, accepted["requestId"], {"succeeded", "failed"})
+        assert status["status"] == "succeeded", mesh.log_tail()
 
 
 async def test_failed_request_answers_500_when_sync_and_422_on_results(start_mesh: MeshFactory, tmp_path: Path) -> None:
