@@ -65,6 +65,12 @@ async def _tasks_done_meanwhile(api: Api, client: redis.Redis, big: str, groups:
     return meanwhile
 
 
+async def _cancel(api: Api, *request_ids: str) -> None:
+    """Cancel what a test leaves running, so that the mesh stops at once instead of waiting out its grace."""
+    for request_id in request_ids:
+        await api.Cancel(valuation_pb2.CancelRequest(request_id=request_id), timeout=10)
+
+
 def _api(mesh: LocalMesh) -> tuple[grpc.aio.Channel, Api]:
     return channel_to(mesh.vnapi_address)
 
@@ -93,6 +99,7 @@ async def test_high_overtakes_normal(fault_mesh: FaultMeshFactory, redis_client:
         meanwhile = await _tasks_done_meanwhile(api, redis_client, normal, 1, 10, HIGH)
         # Without priorities: behind the normal request's window (over 500); with them about 100.
         assert meanwhile < 300, meanwhile
+        await _cancel(api, normal)
 
 
 async def test_within_one_priority_a_small_request_waits_for_at_most_the_big_ones_window(
@@ -135,3 +142,4 @@ async def test_batch_progresses_under_constant_high_load(
         assert status.status == SUCCEEDED, status
         # The batch request finished while high work was still waiting for the worker.
         assert await _waiting_entries(redis_client, high_stream) > 200
+        await _cancel(api, *highs)
