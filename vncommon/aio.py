@@ -1,12 +1,16 @@
-"""Stop-aware asyncio helpers for long-lived loops: waiting that gives way to a stop signal."""
+"""asyncio helpers: waiting that gives way to a stop signal, and long steps that give the loop turns."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# Items of a long step between turns of the event loop: about a millisecond of work each on a fast core
+# (recording or encoding one dispatch entry), so a large step never holds timers and I/O for long.
+TURN_ITEMS = 128
 
 
 async def until_stopped(awaitable: Awaitable[T], stop: asyncio.Event, *also: asyncio.Event
@@ -49,3 +53,11 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return stop.is_set()
     return True
+
+
+async def in_turns(items: Iterable[T], every: int = TURN_ITEMS) -> AsyncIterator[T]:
+    """The items, giving the event loop a turn after every `every` of them (none for a short run)."""
+    for index, item in enumerate(items):
+        if index and index % every == 0:
+            await asyncio.sleep(0)
+        yield item

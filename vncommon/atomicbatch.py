@@ -21,6 +21,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
+from vncommon.aio import in_turns
 from vncommon.state import lua_is_terminal
 
 # ARGV: the guard's status field ("" for none), the command count, then per command its argument count
@@ -84,7 +85,8 @@ class AtomicBatch:
         if not stack:
             return []
         argv: list[bytes] = [self._guard_field.encode(), _encode(len(stack))]
-        for args, _options in stack:
+        # A group's dispatch is hundreds of commands of a few KiB each: encoded in turns of the loop.
+        async for args, _options in in_turns(stack):
             if len(args) > MAX_COMMAND_ARGS:
                 raise ValueError(f"a command of {len(args)} arguments cannot run in a script; split it")
             argv.append(_encode(len(args)))

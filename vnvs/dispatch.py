@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from vn.v1 import streams_pb2
 from vncommon import keys
+from vncommon.aio import in_turns
 from vncommon.slotpipe import StepPipeline, after_part, shared_part
 from vncommon.state import Priority
 from vncommon.streams import to_fields
@@ -66,8 +67,8 @@ class Dispatcher:
         self._shards = stream_shards
         self._priority = priority
 
-    def queue_tasks(self, pipe: StepPipeline, tasks: Sequence[tuple[TaskRef, bytes]],
-                    max_deliveries: int) -> None:
+    async def queue_tasks(self, pipe: StepPipeline, tasks: Sequence[tuple[TaskRef, bytes]],
+                          max_deliveries: int) -> None:
         """Every task document, then its first dispatch entry: the whole group in one round trip."""
         if not tasks:
             return
@@ -75,11 +76,12 @@ class Dispatcher:
             if ref.payload:
                 continue
             pipe.set(keys.task_xml_key(ref.request_id, ref.group_index, ref.task_id), xml, ex=self._ttl)
-        self.queue_entries(pipe, [(ref, 1, max_deliveries) for ref, _ in tasks])
+        await self.queue_entries(pipe, [(ref, 1, max_deliveries) for ref, _ in tasks])
 
-    def queue_entries(self, pipe: StepPipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
+    async def queue_entries(self, pipe: StepPipeline, refs: Sequence[tuple[TaskRef, int, int]]) -> None:
         """Entries for tasks whose documents are stored: (task, attempt, delivery budget) each, on the
-        dispatch stream of their request's priority and shard."""
+        dispatch stream of their request's priority and shard. A window of hundreds of entries is
+        recorded in turns, so the loop serves its timers and I/O in between."""
         ref0 = refs[0][0]
         stream = keys.dispatch_stream(ref0.request_id, self._shards, self._priority)
         shared = shared_part(pipe)
@@ -89,5 +91,5 @@ class Dispatcher:
         for start in range(0, len(refs), CHECKPOINT_CHUNK):
             after_part(pipe).hset(checkpoint, mapping={ref.task_id: attempt
                                                        for ref, attempt, _ in refs[start:start + CHECKPOINT_CHUNK]})
-        for ref, attempt, budget in refs:
+        async for ref, attempt, budget in in_turns(refs):
             shared.xadd(stream, to_fields(ref.entry(attempt, budget)))

@@ -170,7 +170,7 @@ class RequestRun:
         # All-or-nothing, workers see the whole batch at once, and only while the request goes on.
         pipe = self._ledger.pipeline(guarded=True)
         self._ledger.queue_group_running(pipe, group_index, len(ids), len(done), first)
-        self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
+        await self._dispatcher.queue_tasks(pipe, to_send, self._settings.common.max_task_retries)
         await self._ledger.run_guarded(pipe)
         sent = len(to_send)
         del to_send
@@ -189,7 +189,7 @@ class RequestRun:
         batch = [held.popleft() for _ in range(min(room, len(held)))]
         tracker.release([ref.task_id for ref, _ in batch], asyncio.get_running_loop().time())
         pipe = self._ledger.pipeline(atomic=True)
-        self._dispatcher.queue_tasks(pipe, batch, self._settings.common.max_task_retries)
+        await self._dispatcher.queue_tasks(pipe, batch, self._settings.common.max_task_retries)
         await pipe.execute()
 
     def _ref(self, group_index: int, task: TaskDocument, traceparent: str) -> TaskRef:
@@ -254,7 +254,7 @@ class RequestRun:
         pipe = self._ledger.pipeline(atomic=True)
         pipe.hincrby(keys.request_state_key(self.request_id), REQUEST_HASH.retry_count, len(entries))
         metrics.TASK_RETRIES.inc(len(entries))
-        self._dispatcher.queue_entries(pipe, entries)
+        await self._dispatcher.queue_entries(pipe, entries)
         await pipe.execute()
 
     async def _read_updates(self, tracker: GroupTracker, group_index: int, completed: int
