@@ -11,7 +11,7 @@ the stream is trimmed by `vncommon.streamtrim` (only below what the group still 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vn.v1 import streams_pb2
 from vncommon import keys
@@ -23,9 +23,9 @@ from vncommon.streams import to_fields
 CHECKPOINT_CHUNK = 2000  # tasks per HSET of the dispatch checkpoint (two arguments each)
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRef:
-    """What a dispatch entry needs to name one task of a running request."""
+class TaskRef(NamedTuple):
+    """What a dispatch entry needs to name one task of a running request. Immutable, and a tuple because
+    a group makes one per task: 100,000 of them cost a quarter of what frozen dataclasses do."""
 
     request_id: str
     group_index: int

@@ -17,6 +17,7 @@ import redis.asyncio as redis
 
 from vn.v1 import streams_pb2
 from vncommon import errortext, keys, tracing
+from vncommon.aio import in_turns
 from vncommon.errors import RunAttemptsExhausted, TaskRetriesExhausted, VnError
 from vncommon.logs import log_context
 from vncommon.redisconn import REDIS_ERRORS as _REDIS_DOWN
@@ -158,7 +159,7 @@ class RequestRun:
                                self._settings.task_wait_timeout_ms / 1000)
         pending = set(tracker.start(asyncio.get_running_loop().time(), done, in_flight))
         traceparent = tracing.current_traceparent()
-        refs = {t.task_id: self._ref(group_index, t, traceparent) for t in tasks}
+        refs = {t.task_id: self._ref(group_index, t, traceparent) async for t in in_turns(tasks)}
         # A resumed run leaves tasks already dispatched to their entries; it only sends what never went out.
         unsent = [(refs[t.task_id], t.xml) for t in tasks if t.task_id in pending and t.task_id not in in_flight]
         del tasks  # from here the documents live in `unsent` until sent, then in Redis

@@ -51,9 +51,9 @@ class GroupTracker:
 
     def start(self, now: float, done: set[str], attempts: dict[str, int] | None = None) -> list[str]:
         """Mark resumed tasks done; return the ids still to dispatch, each with a fresh deadline."""
-        pending = []
+        pending, attempts = [], attempts or {}
         for task_id in self.task_ids:
-            state = TaskState(attempt=(attempts or {}).get(task_id, 1))
+            state = TaskState(attempts.get(task_id, 1))
             state.done = task_id in done
             self.tasks[task_id] = state
             if state.done:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 from lxml import etree
 
@@ -18,9 +18,9 @@ MARKER_TAG = "vndb"
 DEPTH_LIMIT = "XML_DEPTH"
 
 
-@dataclass(frozen=True, slots=True)
-class TaskDocument:
-    """One task: its id ("1", "2", … in document order), names, and its serialised XML."""
+class TaskDocument(NamedTuple):
+    """One task: its id ("1", "2", … in document order), names, and its serialised XML. A tuple: a group
+    of 100,000 tasks makes 100,000 of them on vnvs's event loop, at a quarter of a frozen dataclass's cost."""
 
     task_id: str
     valuation_name: str
