@@ -242,14 +242,14 @@ class TaskConsumer(StreamConsumer[Entry]):
         while not await self.phase.sleep(interval, until=Phase.STOPPED):
             running = self.in_flight_ids()
             try:
-                owned = await self._stream.keep_fresh(running)
+                taken = await self._stream.keep_fresh(running)
             except (*REDIS_ERRORS, ResponseError) as exc:
                 self.on_redis_error("keep fresh")
                 log.warning("could not keep running entries fresh", extra={"fields": {"error": str(exc)}})
                 continue
             still_running = set(self.in_flight_ids())
-            for entry_id in running:
-                if entry_id not in owned and entry_id in still_running and entry_id not in warned:
+            for entry_id in taken:
+                if entry_id in still_running and entry_id not in warned:
                     warned.add(entry_id)
                     log.warning("another worker reclaimed an entry this worker still runs",
                                 extra={"fields": {"entryId": entry_id}})

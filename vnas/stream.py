@@ -23,16 +23,21 @@ from vncommon.tieredgroup import TieredGroup
 
 # Renews (idle time back to 0) only the entries this consumer still owns: a plain XCLAIM would also
 # steal back an entry another worker legitimately reclaimed while this one was unreachable.
+# Renews what this consumer owns; returns the entries another consumer holds now. One no longer pending
+# at all was acknowledged (its settle is landing): not taken.
 _KEEP_FRESH_SCRIPT = """
-local owned = {}
+local taken = {}
 for i = 3, #ARGV do
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if pending[1] and pending[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-    owned[#owned + 1] = ARGV[i]
+  if pending[1] then
+    if pending[1][2] == ARGV[2] then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    else
+      taken[#taken + 1] = ARGV[i]
+    end
   end
 end
-return owned
+return taken
 """
 
 
@@ -131,11 +136,12 @@ class DispatchStream(TieredGroup):
         return _cancelled(request_ids, statuses)
 
     async def keep_fresh(self, entry_ids: list[str]) -> set[str]:
-        """Reset the idle time of entries this consumer still owns; returns those it still owns."""
+        """Reset the idle time of entries this consumer still owns; returns those another consumer
+        reclaimed (an entry acknowledged meanwhile is neither)."""
         if not entry_ids:
             return set()
-        owned: set[str] = set()
+        taken: set[str] = set()
         for index, raw_ids in self.split(entry_ids).items():  # the script touches one stream (one slot)
-            kept = await self._keep_fresh(keys=[self.streams[index]], args=[self.group, self.consumer, *raw_ids])
-            owned.update(self.qualify_ids(index, [text(item) for item in kept]))
-        return owned
+            lost = await self._keep_fresh(keys=[self.streams[index]], args=[self.group, self.consumer, *raw_ids])
+            taken.update(self.qualify_ids(index, [text(item) for item in lost]))
+        return taken

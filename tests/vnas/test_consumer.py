@@ -25,8 +25,9 @@ from tests.vnas.conftest import (
 from vn.v1 import streams_pb2
 from vnas import settler
 from vnas.executors import PythonExecutor
+from vnas.stream import DispatchStream
 from vncommon import keys
-from vncommon.streams import to_fields
+from vncommon.streams import text, to_fields
 
 RESULT_KEY = keys.task_result_key("req-1", 0, "1")
 
@@ -483,3 +484,23 @@ def _inline_entry(task_id: str) -> dict[Any, Any]:
         result_key=keys.task_result_key("req-1", 0, task_id), attempt=1,
         updates_stream=keys.updates_stream("req-1"), payload=TASK_XML.decode())
     return to_fields(entry)
+
+
+async def test_keep_fresh_renews_its_own_entries_and_names_only_those_another_worker_holds(
+    redis_client: redis.Redis,
+) -> None:
+    for task_id in ("1", "2", "3"):
+        await redis_client.xadd(keys.DISPATCH_STREAM, {"requestId": "req-1", "taskId": task_id})
+    await redis_client.xgroup_create(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, id="0")
+    read = await redis_client.xreadgroup(keys.DISPATCH_GROUP, "me", {keys.DISPATCH_STREAM: ">"}, count=3)
+    settled, reclaimed, mine = [text(entry_id) for entry_id, _ in read[0][1]]
+    await redis_client.xack(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, settled)  # its settle is landing
+    await redis_client.xclaim(keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "other", 0, [reclaimed])
+    await asyncio.sleep(0.2)
+    stream = DispatchStream(redis_client, "me")
+    assert await stream.keep_fresh([settled, reclaimed, mine]) == {reclaimed}
+    pending = {text(item["message_id"]): item for item in await redis_client.xpending_range(
+        keys.DISPATCH_STREAM, keys.DISPATCH_GROUP, "-", "+", 10)}
+    assert set(pending) == {reclaimed, mine}
+    assert pending[mine]["consumer"] == b"me" and pending[mine]["time_since_delivered"] < 200
+    assert pending[reclaimed]["consumer"] == b"other"
