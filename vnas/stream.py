@@ -22,9 +22,9 @@ from vncommon.streams import from_fields, text
 from vncommon.tieredgroup import TieredGroup
 
 # Renews (idle time back to 0) only the entries this consumer still owns: a plain XCLAIM would also
-# steal back an entry another worker legitimately reclaimed while this one was unreachable.
-# Renews what this consumer owns; returns the entries another consumer holds now. One no longer pending
-# at all was acknowledged (its settle is landing): not taken.
+# steal back an entry another worker legitimately reclaimed while this one was unreachable. Returns the
+# entries another consumer holds now; one no longer pending at all was acknowledged (its settle is
+# landing), so it is not among them.
 _KEEP_FRESH_SCRIPT = """
 local taken = {}
 for i = 3, #ARGV do
